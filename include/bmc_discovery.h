@@ -1,0 +1,111 @@
+/*
+ * bmc_discovery.h: the only contract between the C++ shim (src/shim/) and
+ * the Rust library (src/). Rust bindings are generated from this file by
+ * bindgen in build.rs, so the two sides cannot drift apart.
+ *
+ * Direction of calls:
+ *   Kea -> Rust   version/load/unload/multi_threading_compatible (src/ffi.rs)
+ *   Rust -> C++   shim_* (parameters, callout/command registration, logging)
+ *   C++ -> Rust   bmc_*  (one lease event, the configured subnets, a command)
+ * Every bmc_* function catches panics; every shim_* function catches C++
+ * exceptions. Nothing unwinds across this boundary.
+ */
+#ifndef BMC_DISCOVERY_H
+#define BMC_DISCOVERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Sizes of the inline buffers of one event. The event is copied by value into
+ * a preallocated channel slot, so it holds no pointers and needs no heap. */
+#define BMC_HWADDR_MAX 20
+#define BMC_HOSTNAME_MAX 255
+#define BMC_CLIENT_ID_MAX 64
+#define BMC_VENDOR_CLASS_MAX 128
+
+/* Which callout saw the lease. */
+#define BMC_LEASE_SELECT 1 /* lease4_select, real allocation (DHCPREQUEST) */
+#define BMC_LEASE_RENEW 2  /* lease4_renew: the client already held it */
+
+/* Bits of bmc_lease_event.truncated: the field did not fit its buffer. */
+#define BMC_TRUNC_HOSTNAME 1
+#define BMC_TRUNC_CLIENT_ID 2
+#define BMC_TRUNC_VENDOR_CLASS 4
+
+/* Log severities understood by shim_log / shim_log_enabled. */
+#define BMC_LOG_ERROR 1
+#define BMC_LOG_WARN 2
+#define BMC_LOG_INFO 3
+#define BMC_LOG_DEBUG 4
+#define BMC_LOG_TRACE 5
+
+/* One lease as the shim copied it out of Kea's objects on a packet thread. */
+typedef struct bmc_lease_event {
+    uint64_t start_ns;       /* CLOCK_MONOTONIC at callout entry (cost histogram) */
+    uint32_t ipv4;           /* leased address, host byte order */
+    uint32_t subnet_id;
+    uint32_t valid_lifetime; /* seconds */
+    uint16_t htype;          /* hardware type (1 = Ethernet) */
+    uint8_t kind;            /* BMC_LEASE_SELECT or BMC_LEASE_RENEW */
+    uint8_t truncated;       /* BMC_TRUNC_* bits */
+    uint8_t hwaddr_len;
+    uint8_t client_id_len;
+    uint8_t vendor_class_len;
+    uint8_t hostname_len;
+    uint8_t hwaddr[BMC_HWADDR_MAX];
+    uint8_t client_id[BMC_CLIENT_ID_MAX];
+    uint8_t vendor_class[BMC_VENDOR_CLASS_MAX]; /* option 60, raw bytes */
+    uint8_t hostname[BMC_HOSTNAME_MAX];         /* lease, else option 12, else 81 */
+} bmc_lease_event;
+
+/* Receives bytes the other side owns; valid only during the call. */
+typedef void (*bmc_sink)(void *ctx, const char *data, size_t len);
+
+/* ---- C++ side (src/shim/), called from Rust ------------------------------ */
+
+/* KEA_HOOKS_VERSION of the headers the shim was compiled against. */
+int shim_hooks_version(void);
+
+/* The hook's "parameters" map as JSON, passed to sink ("{}" when absent).
+ * Returns 0, or 1 on error (then sink received the error text). */
+int shim_library_parameters(void *library_handle, bmc_sink sink, void *ctx);
+
+/* The hooks-libraries of the configuration Kea is parsing (the staging
+ * configuration), as a JSON list of {"library", "parameters"}. Kea validates
+ * libraries -- for `kea-dhcp4 -t`, `config-test` and before every load --
+ * by calling version() only, with the parameters already parsed; this is how
+ * the hook sees its parameters then. Returns 0, or 1 (error text to sink). */
+int shim_staged_hooks_libraries(bmc_sink sink, void *ctx);
+
+/* Registers the lease callouts, dhcp4_srv_configured and the named control
+ * commands on the library handle. Returns 0, or 1 on error (text to sink). */
+int shim_register(void *library_handle, const char *const *commands, size_t n_commands,
+                  bmc_sink sink, void *ctx);
+
+/* Kea logger "bmc-discovery" (kea-dhcp4.bmc-discovery). */
+int shim_log_enabled(int severity);
+void shim_log(int severity, const char *message, size_t len);
+
+/* ---- Rust side (src/ffi.rs), called from the shim ------------------------ */
+
+/* One real lease from a packet thread: filter + try_send, never blocks. */
+void bmc_on_lease(const bmc_lease_event *event);
+
+/* The server's subnets after each (re)configuration, as the JSON map
+ * {"subnet4": [...], "shared-networks": [...]} of the live configuration
+ * (Kea's own toElement(), so every subnet has its id). Kea's main thread. */
+void bmc_on_configured(const char *json, size_t len);
+
+/* A control command: the request as JSON in, Kea's answer shape
+ * {"result", "text", "arguments"} as JSON to sink. Kea's main thread. */
+void bmc_command(const char *json, size_t len, bmc_sink sink, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BMC_DISCOVERY_H */

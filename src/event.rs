@@ -1,0 +1,167 @@
+//! One lease as copied out of Kea, with accessors that respect the lengths.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use crate::bindings::{bmc_lease_event, BMC_LEASE_RENEW, BMC_LEASE_SELECT};
+
+/// A lease event by value: plain bytes, no pointers, no heap. It moves into a
+/// preallocated channel slot with one copy.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct LeaseEvent(pub bmc_lease_event);
+
+/// Which Kea callout saw the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseKind {
+    /// A new allocation (DHCPREQUEST after DHCPDISCOVER).
+    Select,
+    /// A client that already held the lease asked for it again.
+    Renew,
+    /// A value the shim should never send; kept rather than trusted.
+    Unknown(u8),
+}
+
+fn bounded<const N: usize>(buf: &[u8; N], len: u8) -> &[u8] {
+    &buf[..(len as usize).min(N)]
+}
+
+impl LeaseEvent {
+    /// An event with every field empty (tests and tools build on it).
+    pub fn empty() -> LeaseEvent {
+        // SAFETY: bmc_lease_event is plain integers and byte arrays; all-zero is valid.
+        LeaseEvent(unsafe { std::mem::zeroed() })
+    }
+
+    /// The hardware address bytes (6 for Ethernet).
+    pub fn hwaddr(&self) -> &[u8] {
+        bounded(&self.0.hwaddr, self.0.hwaddr_len)
+    }
+
+    /// Hostname bytes from the lease, option 12 or option 81 (may be empty).
+    pub fn hostname(&self) -> &[u8] {
+        bounded(&self.0.hostname, self.0.hostname_len)
+    }
+
+    /// Option 60 bytes (may be empty).
+    pub fn vendor_class(&self) -> &[u8] {
+        bounded(&self.0.vendor_class, self.0.vendor_class_len)
+    }
+
+    /// Client identifier bytes (may be empty).
+    pub fn client_id(&self) -> &[u8] {
+        bounded(&self.0.client_id, self.0.client_id_len)
+    }
+
+    /// The leased address.
+    pub fn ipv4(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.0.ipv4)
+    }
+
+    /// Kea's subnet id of the lease.
+    pub fn subnet_id(&self) -> u32 {
+        self.0.subnet_id
+    }
+
+    /// Which callout produced the event.
+    pub fn kind(&self) -> LeaseKind {
+        match u32::from(self.0.kind) {
+            BMC_LEASE_SELECT => LeaseKind::Select,
+            BMC_LEASE_RENEW => LeaseKind::Renew,
+            _ => LeaseKind::Unknown(self.0.kind),
+        }
+    }
+
+    /// The MAC as `aa:bb:cc:dd:ee:ff` (allocates: workers only).
+    pub fn mac_string(&self) -> String {
+        let hex: Vec<String> = self.hwaddr().iter().map(|b| format!("{b:02x}")).collect();
+        hex.join(":")
+    }
+
+    /// A non-zero key identifying the hardware address, for de-duplication.
+    /// Exact for Ethernet; a hash for other lengths. 0 means "no address".
+    pub fn hwaddr_key(&self) -> u64 {
+        let hw = self.hwaddr();
+        if hw.is_empty() {
+            return 0;
+        }
+        if hw.len() <= 6 {
+            let mut key = 0u64;
+            for b in hw {
+                key = (key << 8) | u64::from(*b);
+            }
+            // The length and a top bit keep 00:00:00:00:00:00 non-zero and
+            // short addresses distinct from long ones.
+            return key | ((hw.len() as u64) << 48) | (1u64 << 63);
+        }
+        // FNV-1a: small, allocation-free, good enough to spread keys.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in hw {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h | 1
+    }
+}
+
+impl fmt::Debug for LeaseEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaseEvent")
+            .field("kind", &self.kind())
+            .field("mac", &self.mac_string())
+            .field("ipv4", &self.ipv4())
+            .field("subnet_id", &self.subnet_id())
+            .field("hostname", &String::from_utf8_lossy(self.hostname()))
+            .field("vendor_class", &String::from_utf8_lossy(self.vendor_class()))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Builds an event the way the shim would.
+    pub fn event(mac: &[u8], subnet_id: u32, hostname: &str, vendor: &str) -> LeaseEvent {
+        let mut ev = LeaseEvent::empty();
+        ev.0.kind = BMC_LEASE_SELECT as u8;
+        ev.0.subnet_id = subnet_id;
+        ev.0.ipv4 = u32::from(Ipv4Addr::new(127, 1, 0, 10));
+        ev.0.hwaddr[..mac.len()].copy_from_slice(mac);
+        ev.0.hwaddr_len = mac.len() as u8;
+        ev.0.hostname[..hostname.len()].copy_from_slice(hostname.as_bytes());
+        ev.0.hostname_len = hostname.len() as u8;
+        ev.0.vendor_class[..vendor.len()].copy_from_slice(vendor.as_bytes());
+        ev.0.vendor_class_len = vendor.len() as u8;
+        ev
+    }
+
+    #[test]
+    fn accessors_respect_lengths() {
+        let ev = event(&[0x14, 0x18, 0x77, 1, 2, 3], 7, "us3-cab10-ru17-idrac", "iDRAC");
+        assert_eq!(ev.mac_string(), "14:18:77:01:02:03");
+        assert_eq!(ev.hostname(), b"us3-cab10-ru17-idrac");
+        assert_eq!(ev.vendor_class(), b"iDRAC");
+        assert_eq!(ev.subnet_id(), 7);
+        assert_eq!(ev.kind(), LeaseKind::Select);
+        assert_eq!(ev.ipv4(), Ipv4Addr::new(127, 1, 0, 10));
+    }
+
+    #[test]
+    fn lengths_beyond_the_buffer_are_clamped() {
+        let mut ev = LeaseEvent::empty();
+        ev.0.hwaddr_len = 200;
+        assert_eq!(ev.hwaddr().len(), 20);
+    }
+
+    #[test]
+    fn hwaddr_keys_are_distinct_and_non_zero() {
+        let a = event(&[0, 0, 0, 0, 0, 0], 1, "", "").hwaddr_key();
+        let b = event(&[0, 0, 0, 0, 0, 1], 1, "", "").hwaddr_key();
+        let c = event(&[0, 0, 0, 0, 0], 1, "", "").hwaddr_key();
+        let long = event(&[9; 20], 1, "", "").hwaddr_key();
+        assert!(a != 0 && b != 0 && c != 0 && long != 0);
+        assert!(a != b && a != c && b != c);
+        assert_eq!(LeaseEvent::empty().hwaddr_key(), 0);
+    }
+}

@@ -1,0 +1,285 @@
+//! Every function Kea or the C++ shim calls into Rust. Each body runs inside
+//! `ffi_boundary!`, so a panic is logged and counted and turned into an error
+//! return; it never unwinds into Kea.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use crate::bindings::{
+    bmc_lease_event, bmc_sink, shim_hooks_version, shim_library_parameters, shim_register,
+    shim_staged_hooks_libraries,
+};
+use crate::config::Config;
+use crate::event::LeaseEvent;
+use crate::filter::Filter;
+use crate::runtime::{self, Runtime};
+use crate::stats::Counter;
+use crate::subnets::SubnetTable;
+use crate::worker::LogPipeline;
+use crate::{commands, logging, HOOK_NAME};
+
+/// Runs `$body`; on panic, logs it, counts it and evaluates to `$on_panic`.
+macro_rules! ffi_boundary {
+    ($on_panic:expr, $body:block) => {
+        match catch_unwind(AssertUnwindSafe(|| $body)) {
+            Ok(value) => value,
+            Err(payload) => {
+                note_panic(&*payload);
+                $on_panic
+            }
+        }
+    };
+}
+
+fn note_panic(payload: &(dyn std::any::Any + Send)) {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    runtime::with_current(|rt| rt.stats().bump(Counter::Panics));
+    log::error!("internal error caught at the Kea boundary: {what}");
+}
+
+/// Collects what the shim passes to a `bmc_sink`.
+unsafe extern "C" fn collect(ctx: *mut c_void, data: *const c_char, len: usize) {
+    // SAFETY: ctx is the &mut Vec<u8> passed alongside this sink; data/len
+    // describe bytes the shim owns for the duration of the call.
+    let out = unsafe { &mut *(ctx as *mut Vec<u8>) };
+    if !data.is_null() {
+        out.extend_from_slice(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) });
+    }
+}
+
+/// Kea: the hooks API version this library was built for.
+///
+/// Kea validates hook libraries by calling only this function (for
+/// `kea-dhcp4 -t`, `config-test` and before every load), with the new
+/// configuration's parameters already parsed. So this is where bad
+/// parameters are refused: a version Kea does not expect makes it reject the
+/// configuration, right after the hook's line naming the parameter.
+#[no_mangle]
+pub extern "C" fn version() -> c_int {
+    ffi_boundary!(0, {
+        logging::install();
+        match check_staged_parameters() {
+            Ok(()) => {
+                // SAFETY: returns a compile-time constant.
+                unsafe { shim_hooks_version() }
+            }
+            Err(message) => {
+                log::error!("{HOOK_NAME}: {message}; refusing the configuration");
+                0
+            }
+        }
+    })
+}
+
+/// Parses and compiles the hook parameters; the one path both version() and
+/// load() take, so they cannot disagree.
+fn parse_parameters(json: &str) -> Result<(Config, Filter), String> {
+    let config = Config::from_json(json).map_err(|e| e.to_string())?;
+    let filter = Filter::new(&config).map_err(|e| e.to_string())?;
+    Ok((config, filter))
+}
+
+/// Validates the parameters of every entry in the staged configuration that
+/// names this library file.
+fn check_staged_parameters() -> Result<(), String> {
+    let mut out = Vec::new();
+    // SAFETY: collect/out are a matching sink pair.
+    let rc = unsafe { shim_staged_hooks_libraries(Some(collect), (&mut out as *mut Vec<u8>).cast()) };
+    if rc != 0 {
+        // Not fatal here: load() validates the parameters again.
+        log::debug!("staged configuration unavailable: {}", String::from_utf8_lossy(&out));
+        return Ok(());
+    }
+    let libraries: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap_or_default();
+    let me = own_library_path();
+    for lib in libraries {
+        let path = lib.get("library").and_then(|p| p.as_str()).unwrap_or("");
+        if is_this_library(path, me.as_deref()) {
+            let params = lib.get("parameters").map_or_else(|| "null".to_string(), |p| p.to_string());
+            parse_parameters(&params)?;
+        }
+    }
+    Ok(())
+}
+
+/// The file this code was loaded from, as the dynamic loader knows it.
+fn own_library_path() -> Option<std::path::PathBuf> {
+    // SAFETY: dladdr only reads loader tables; `info` is plain output data.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let found = unsafe { libc::dladdr(version as *const c_void, &mut info) };
+    if found == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname is a NUL-terminated string owned by the loader.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    Some(std::path::PathBuf::from(name.to_string_lossy().into_owned()))
+}
+
+fn is_this_library(path: &str, me: Option<&std::path::Path>) -> bool {
+    let Some(me) = me else {
+        // Unknown own path: judge by Kea's naming of this library.
+        return path.ends_with("libdhcp_bmc_discovery.so");
+    };
+    match (std::fs::canonicalize(path), std::fs::canonicalize(me)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => std::path::Path::new(path) == me,
+    }
+}
+
+/// Kea: callouts may run on several packet threads at once.
+#[no_mangle]
+pub extern "C" fn multi_threading_compatible() -> c_int {
+    1
+}
+
+/// Kea: validate parameters, start the workers, register callouts/commands.
+/// Non-zero makes Kea refuse the configuration.
+#[no_mangle]
+pub extern "C" fn load(handle: *mut c_void) -> c_int {
+    ffi_boundary!(1, {
+        logging::install();
+        match start(handle) {
+            Ok(()) => 0,
+            Err(message) => {
+                log::error!("{HOOK_NAME}: {message}");
+                1
+            }
+        }
+    })
+}
+
+fn start(handle: *mut c_void) -> Result<(), String> {
+    let mut params = Vec::new();
+    // SAFETY: handle is Kea's LibraryHandle for this load(); collect/params match.
+    let rc = unsafe { shim_library_parameters(handle, Some(collect), (&mut params as *mut Vec<u8>).cast()) };
+    let params = String::from_utf8_lossy(&params).into_owned();
+    if rc != 0 {
+        return Err(format!("cannot read the hook parameters: {params}"));
+    }
+    let (config, filter) = parse_parameters(&params)?;
+    let workers = config.workers;
+    let capacity = config.queue_capacity;
+    let runtime = Runtime::start(config, filter, Arc::new(LogPipeline))?;
+
+    let names: Vec<std::ffi::CString> = commands::COMMANDS
+        .iter()
+        .map(|c| std::ffi::CString::new(*c).expect("command names have no NUL"))
+        .collect();
+    let ptrs: Vec<*const c_char> = names.iter().map(|c| c.as_ptr()).collect();
+    let mut error = Vec::new();
+    // SAFETY: handle as above; ptrs point into `names`, alive for the call.
+    let rc = unsafe {
+        shim_register(handle, ptrs.as_ptr(), ptrs.len(), Some(collect), (&mut error as *mut Vec<u8>).cast())
+    };
+    if rc != 0 {
+        runtime.shutdown();
+        return Err(format!(
+            "cannot register callouts and commands with Kea: {}",
+            String::from_utf8_lossy(&error)
+        ));
+    }
+    if let Some(stale) = runtime::install(runtime) {
+        log::warn!("an earlier instance was still installed at load(); stopping it");
+        stale.shutdown();
+    }
+    log::info!(
+        "{HOOK_NAME} {} loaded: {workers} workers, queue capacity {capacity}",
+        crate::VERSION
+    );
+    Ok(())
+}
+
+/// Kea: stop and join every thread before the library can be unmapped.
+#[no_mangle]
+pub extern "C" fn unload() -> c_int {
+    ffi_boundary!(1, {
+        if let Some(runtime) = runtime::uninstall() {
+            let counters = runtime.stats().counters();
+            runtime.shutdown();
+            log::info!(
+                "{HOOK_NAME} unloaded: {} leases seen, {} accepted, {} abandoned in the queue",
+                counters.seen,
+                counters.accepted,
+                counters.abandoned_at_unload
+            );
+        }
+        0
+    })
+}
+
+/// Shim, packet thread: one real lease.
+#[no_mangle]
+pub extern "C" fn bmc_on_lease(event: *const bmc_lease_event) {
+    ffi_boundary!((), {
+        // SAFETY: the shim passes a pointer to a fully initialised event on
+        // its stack, valid for this call; LeaseEvent is repr(transparent).
+        if let Some(event) = unsafe { event.cast::<LeaseEvent>().as_ref() } {
+            runtime::with_current(|rt| rt.on_lease(event));
+        }
+    })
+}
+
+/// Shim, main thread: Kea's subnets after a (re)configuration.
+#[no_mangle]
+pub extern "C" fn bmc_on_configured(json: *const c_char, len: usize) {
+    ffi_boundary!((), {
+        if json.is_null() {
+            return;
+        }
+        // SAFETY: json/len describe a buffer the shim owns during the call.
+        let bytes = unsafe { std::slice::from_raw_parts(json.cast::<u8>(), len) };
+        let text = String::from_utf8_lossy(bytes);
+        runtime::with_current(|rt| {
+            match SubnetTable::from_json(&text, &rt.config().subnet_ids) {
+                Ok((table, warnings)) => {
+                    for w in warnings {
+                        log::warn!("{w}");
+                    }
+                    let opted: Vec<u32> = table.all().iter().filter(|s| s.opted_in).map(|s| s.id).collect();
+                    log::info!("{} subnets configured, opted in: {opted:?}", table.all().len());
+                    rt.set_subnets(table);
+                }
+                Err(e) => log::error!("{e}; keeping the previous subnet table"),
+            }
+        });
+    })
+}
+
+/// Shim, main thread: a control command.
+#[no_mangle]
+pub extern "C" fn bmc_command(json: *const c_char, len: usize, sink: bmc_sink, ctx: *mut c_void) {
+    let answer = ffi_boundary!(
+        commands::answer(commands::result::ERROR, "internal error; see the Kea log", None),
+        {
+            let bytes: &[u8] = if json.is_null() {
+                b""
+            } else {
+                // SAFETY: json/len describe a buffer the shim owns during the call.
+                unsafe { std::slice::from_raw_parts(json.cast::<u8>(), len) }
+            };
+            runtime::with_current(|rt| commands::handle(bytes, Some(rt)))
+                .unwrap_or_else(|| commands::handle(bytes, None))
+        }
+    );
+    let text = answer.to_string();
+    if let Some(sink) = sink {
+        // SAFETY: sink/ctx come from the shim as a pair; text outlives the call.
+        unsafe { sink(ctx, text.as_ptr().cast(), text.len()) };
+    }
+}
+
+/// The definitions above must match the declarations bindgen generated from
+/// the header; this fails to compile if they drift apart.
+const _: () = {
+    let _: [unsafe extern "C" fn(*const bmc_lease_event); 2] =
+        [bmc_on_lease, crate::bindings::bmc_on_lease];
+    let _: [unsafe extern "C" fn(*const c_char, usize); 2] =
+        [bmc_on_configured, crate::bindings::bmc_on_configured];
+    let _: [unsafe extern "C" fn(*const c_char, usize, bmc_sink, *mut c_void); 2] =
+        [bmc_command, crate::bindings::bmc_command];
+};

@@ -1,0 +1,345 @@
+//! One loaded instance of the hook: configuration, filter, queue, workers and
+//! counters, created by `load()` and torn down completely by `unload()`.
+//!
+//! Kea reloads a hook library as unload + load, and the library may or may
+//! not be unmapped in between, so nothing here lives in a lazily initialised
+//! static: the only static is the pointer to the current instance.
+
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Sender, TrySendError};
+use serde_json::{json, Value};
+
+use crate::clock::monotonic_ns;
+use crate::config::Config;
+use crate::event::LeaseEvent;
+use crate::filter::{Filter, Verdict};
+use crate::inflight::{Claim, InFlight};
+use crate::stats::{Counter, Stats};
+use crate::subnets::SubnetTable;
+use crate::worker::{Job, Pipeline, WorkerPool};
+
+/// The running hook.
+pub struct Runtime {
+    config: Config,
+    filter: Filter,
+    /// Kea's live subnet table, swapped after each reconfiguration. Replaced
+    /// tables are kept in `retired` until the runtime is dropped, so a packet
+    /// thread holding a reference can never see it freed.
+    subnets: AtomicPtr<SubnetTable>,
+    retired: Mutex<Vec<Box<SubnetTable>>>,
+    sender: Option<Sender<Job>>,
+    workers: Option<WorkerPool>,
+    inflight: Arc<InFlight>,
+    stats: Arc<Stats>,
+    loaded_at: u64,
+}
+
+impl Runtime {
+    /// Starts the workers. `config` is validated, `filter` compiled from it.
+    pub fn start(
+        config: Config,
+        filter: Filter,
+        pipeline: Arc<dyn Pipeline>,
+    ) -> Result<Runtime, String> {
+        let (sender, receiver) = crossbeam_channel::bounded(config.queue_capacity);
+        let inflight = Arc::new(InFlight::new(config.queue_capacity + config.workers));
+        let stats = Arc::new(Stats::default());
+        let workers = WorkerPool::start(
+            config.workers,
+            receiver,
+            pipeline,
+            stats.clone(),
+            inflight.clone(),
+        )?;
+        Ok(Runtime {
+            config,
+            filter,
+            subnets: AtomicPtr::new(ptr::null_mut()),
+            retired: Mutex::new(Vec::new()),
+            sender: Some(sender),
+            workers: Some(workers),
+            inflight,
+            stats,
+            loaded_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        })
+    }
+
+    /// The validated parameters.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters and histograms.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Kea's subnets, once the server has reported them.
+    pub fn subnets(&self) -> Option<&SubnetTable> {
+        let p = self.subnets.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer came from Box::into_raw in set_subnets
+        // and is freed only in Drop, which needs `&mut self`.
+        unsafe { p.as_ref() }
+    }
+
+    /// Publishes a new subnet table (Kea's main thread, after reconfiguring).
+    pub fn set_subnets(&self, table: SubnetTable) {
+        let new = Box::into_raw(Box::new(table));
+        let old = self.subnets.swap(new, Ordering::AcqRel);
+        if !old.is_null() {
+            // SAFETY: `old` came from Box::into_raw and is no longer published.
+            let old = unsafe { Box::from_raw(old) };
+            self.retired
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(old);
+        }
+    }
+
+    /// The packet-thread path: filter, de-duplicate, `try_send`. Never
+    /// blocks, never allocates, never logs.
+    #[inline]
+    pub fn on_lease(&self, ev: &LeaseEvent) {
+        self.stats.bump(Counter::Seen);
+        match self.filter.check(self.subnets(), ev) {
+            Verdict::Accept => self.enqueue(ev),
+            Verdict::NotOptedIn => self.stats.bump(Counter::NotOptedIn),
+            Verdict::NoMatch => self.stats.bump(Counter::NoMatch),
+        }
+        if ev.0.start_ns != 0 {
+            self.stats
+                .record_cost(monotonic_ns().saturating_sub(ev.0.start_ns));
+        }
+    }
+
+    fn enqueue(&self, ev: &LeaseEvent) {
+        let key = ev.hwaddr_key();
+        let claimed = match key {
+            0 => false,
+            _ => match self.inflight.claim(key) {
+                Claim::Claimed => true,
+                Claim::Unclaimed => false,
+                Claim::AlreadyInFlight => {
+                    self.stats.bump(Counter::DuplicateInFlight);
+                    return;
+                }
+            },
+        };
+        let Some(sender) = &self.sender else { return };
+        match sender.try_send(Job {
+            event: *ev,
+            claimed,
+        }) {
+            Ok(()) => self.stats.bump(Counter::Accepted),
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.bump(Counter::DroppedQueueFull);
+                if claimed {
+                    self.inflight.release(key);
+                }
+            }
+        }
+    }
+
+    /// The `bmc-status` report.
+    pub fn status(&self) -> Value {
+        let depth = self.sender.as_ref().map_or(0, |s| s.len());
+        let subnets = self.subnets();
+        let opted_in: Vec<u32> = subnets.map_or_else(
+            || self.config.subnet_ids.clone(),
+            |t| t.all().iter().filter(|s| s.opted_in).map(|s| s.id).collect(),
+        );
+        json!({
+            "version": crate::VERSION,
+            "loaded-at": self.loaded_at,
+            "workers": self.workers.as_ref().map_or(0, |w| w.len()),
+            "queue": {
+                "depth": depth,
+                "capacity": self.config.queue_capacity,
+                "in-flight": self.inflight.len(),
+            },
+            "subnets": {
+                "configured": subnets.map_or(0, |t| t.all().len()),
+                "opted-in": opted_in,
+            },
+            "events": self.stats.counters(),
+            "callout-cost": self.stats.cost(),
+        })
+    }
+
+    /// Stops and joins every worker. Queued events are abandoned and counted;
+    /// reconciliation finds their leases again.
+    pub fn shutdown(mut self) {
+        if let Some(workers) = self.workers.take() {
+            workers.request_stop();
+            // Dropping the only sender wakes idle workers with "disconnected"
+            // once they have drained (and counted) what is queued.
+            self.sender = None;
+            workers.join();
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(workers) = self.workers.take() {
+            workers.request_stop();
+            self.sender = None;
+            workers.join();
+        }
+        let p = self.subnets.swap(ptr::null_mut(), Ordering::AcqRel);
+        if !p.is_null() {
+            // SAFETY: `p` came from Box::into_raw; `&mut self` means no reader.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+/// The instance Kea's callouts and commands reach.
+static CURRENT: AtomicPtr<Runtime> = AtomicPtr::new(ptr::null_mut());
+
+/// Makes `runtime` current. Returns any instance that was still installed
+/// (a load without unload), which the caller shuts down.
+pub fn install(runtime: Runtime) -> Option<Box<Runtime>> {
+    let old = CURRENT.swap(Box::into_raw(Box::new(runtime)), Ordering::AcqRel);
+    // SAFETY: non-null pointers in CURRENT come from Box::into_raw above.
+    (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
+}
+
+/// Takes the current instance away (unload).
+///
+/// Kea calls `unload()` only with packet processing stopped (reconfiguration
+/// and shutdown run in a multi-threading critical section), so no callout
+/// can still be using the instance when it is freed.
+pub fn uninstall() -> Option<Box<Runtime>> {
+    let old = CURRENT.swap(ptr::null_mut(), Ordering::AcqRel);
+    // SAFETY: as in install.
+    (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
+}
+
+/// Runs `f` on the current instance, if the hook is loaded.
+#[inline]
+pub fn with_current<R>(f: impl FnOnce(&Runtime) -> R) -> Option<R> {
+    let p = CURRENT.load(Ordering::Acquire);
+    // SAFETY: see uninstall: the instance outlives every callout and command.
+    unsafe { p.as_ref() }.map(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::event;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Condvar;
+
+    /// Blocks every worker until released, to make queue states exact.
+    #[derive(Default)]
+    struct Gate {
+        open: Mutex<bool>,
+        cv: Condvar,
+        processed: AtomicUsize,
+    }
+    impl Pipeline for Gate {
+        fn process(&self, _: &LeaseEvent) -> Result<(), String> {
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.cv.wait(open).unwrap();
+            }
+            self.processed.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+    impl Gate {
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.cv.notify_all();
+        }
+    }
+
+    fn runtime(json: &str, gate: Arc<Gate>) -> Runtime {
+        let config = Config::from_json(json).unwrap();
+        let filter = Filter::new(&config).unwrap();
+        Runtime::start(config, filter, gate).unwrap()
+    }
+
+    fn mac(i: u8) -> [u8; 6] {
+        [2, 0, 0, 0, 0, i]
+    }
+
+    #[test]
+    fn full_queue_drops_and_counts_duplicates_are_merged() {
+        let gate = Arc::new(Gate::default());
+        let rt = runtime(r#"{"workers": 1, "queue-capacity": 2, "subnet-ids": [1]}"#, gate.clone());
+        rt.on_lease(&event(&mac(1), 1, "", "")); // taken by the worker, which blocks
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        rt.on_lease(&event(&mac(1), 1, "", "")); // same MAC in flight
+        rt.on_lease(&event(&mac(2), 1, "", ""));
+        rt.on_lease(&event(&mac(3), 1, "", ""));
+        rt.on_lease(&event(&mac(4), 1, "", "")); // queue (2) full
+        rt.on_lease(&event(&mac(5), 9, "", "")); // not opted in
+        let c = rt.stats().counters();
+        assert_eq!(c.seen, 6);
+        assert_eq!(c.accepted, 3);
+        assert_eq!(c.duplicate_in_flight, 1);
+        assert_eq!(c.dropped_queue_full, 1);
+        assert_eq!(c.not_opted_in, 1);
+        gate.open();
+        for _ in 0..500 {
+            if rt.stats().counters().processed == 3 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let stats = rt.stats.clone();
+        let inflight = rt.inflight.clone();
+        rt.shutdown();
+        assert_eq!(gate.processed.load(Ordering::SeqCst), 3);
+        assert_eq!(stats.counters().processed, 3);
+        assert!(inflight.is_empty(), "every claim released");
+    }
+
+    #[test]
+    fn shutdown_abandons_the_backlog_and_joins() {
+        let gate = Arc::new(Gate::default());
+        let rt = runtime(r#"{"workers": 2, "queue-capacity": 64, "subnet-ids": [1]}"#, gate.clone());
+        for i in 0..20 {
+            rt.on_lease(&event(&mac(i), 1, "", ""));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let stats = rt.stats.clone();
+        let opener = {
+            let gate = gate.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                gate.open();
+            })
+        };
+        rt.shutdown();
+        opener.join().unwrap();
+        let c = stats.counters();
+        assert_eq!(c.processed, 2, "only the jobs already taken are finished");
+        assert_eq!(c.abandoned_at_unload, 18);
+    }
+
+    #[test]
+    fn subnet_table_replaces_the_parameter_list() {
+        let gate = Arc::new(Gate::default());
+        gate.open();
+        let rt = runtime(r#"{"workers": 1}"#, gate);
+        rt.on_lease(&event(&mac(1), 5, "", ""));
+        assert_eq!(rt.stats().counters().not_opted_in, 1);
+        let json = r#"{"subnet4": [{"id": 5, "user-context": {"bmc-discovery": true}}]}"#;
+        rt.set_subnets(SubnetTable::from_json(json, &[]).unwrap().0);
+        rt.set_subnets(SubnetTable::from_json(json, &[]).unwrap().0);
+        rt.on_lease(&event(&mac(1), 5, "", ""));
+        assert_eq!(rt.stats().counters().accepted, 1);
+        assert_eq!(rt.status()["subnets"]["opted-in"], json!([5]));
+        rt.shutdown();
+    }
+}

@@ -1,0 +1,260 @@
+// Kea-facing half of the hook: callouts, command handlers and registration.
+//
+// Kea finds version/load/unload/multi_threading_compatible by symbol name, and
+// a Rust cdylib hides C++ symbols, so those four live in src/ffi.rs. Everything
+// else is registered from load() through shim_register(), which keeps the
+// packet path one hop long: Kea -> C++ callout -> bmc_on_lease().
+//
+// This file owns no logic: it copies plain data out of Kea's objects and
+// forwards it. Every function catches every exception, because an exception
+// escaping into Rust (or a callout failing) would hurt Kea.
+
+#include <bmc_discovery.h>
+
+#include <cc/command_interpreter.h>
+#include <cc/data.h>
+#include <dhcp/dhcp4.h>
+#include <dhcp/option.h>
+#include <dhcp/option4_client_fqdn.h>
+#include <dhcp/pkt4.h>
+// srv_config.h and cfgmgr.h need dhcpsrv/cfg_globals.h, which Debian's
+// kea-dev 2.2 lacks; see include/kea-compat/ for what stands in and why the
+// shim must not call getters that read globals by index.
+#include <dhcpsrv/cfg_shared_networks.h>
+#include <dhcpsrv/cfg_subnets4.h>
+#include <dhcpsrv/cfgmgr.h>
+#include <dhcpsrv/lease.h>
+#include <dhcpsrv/srv_config.h>
+#include <hooks/hooks.h>
+
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+using isc::data::ConstElementPtr;
+using isc::data::Element;
+using isc::data::ElementPtr;
+using isc::hooks::CalloutHandle;
+using isc::hooks::LibraryHandle;
+
+namespace {
+
+uint64_t monotonic_ns() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Copies at most `cap` bytes; returns the length copied and sets `flag` in
+// `truncated` when the source was longer.
+template <typename It>
+uint8_t copy_bounded(It first, It last, uint8_t* dst, size_t cap, uint8_t flag,
+                     uint8_t& truncated) {
+    const size_t len = static_cast<size_t>(std::distance(first, last));
+    const size_t n = std::min(len, cap);
+    std::copy(first, first + n, dst);
+    if (len > cap) {
+        truncated |= flag;
+    }
+    return static_cast<uint8_t>(n);
+}
+
+void copy_hostname(const isc::dhcp::Lease4& lease, const isc::dhcp::Pkt4Ptr& query,
+                   bmc_lease_event& ev) {
+    if (!lease.hostname_.empty()) {
+        ev.hostname_len = copy_bounded(lease.hostname_.begin(), lease.hostname_.end(), ev.hostname,
+                                       BMC_HOSTNAME_MAX, BMC_TRUNC_HOSTNAME, ev.truncated);
+        return;
+    }
+    if (!query) {
+        return;
+    }
+    // getData() returns a reference: no copy, no allocation on this path.
+    if (auto opt12 = query->getOption(isc::dhcp::DHO_HOST_NAME)) {
+        const auto& data = opt12->getData();
+        ev.hostname_len = copy_bounded(data.begin(), data.end(), ev.hostname, BMC_HOSTNAME_MAX,
+                                       BMC_TRUNC_HOSTNAME, ev.truncated);
+        return;
+    }
+    // Option 81 is rare for BMCs; its domain name is only available as a string.
+    auto fqdn = boost::dynamic_pointer_cast<isc::dhcp::Option4ClientFqdn>(
+        query->getOption(isc::dhcp::DHO_FQDN));
+    if (fqdn) {
+        const std::string name = fqdn->getDomainName();
+        ev.hostname_len = copy_bounded(name.begin(), name.end(), ev.hostname, BMC_HOSTNAME_MAX,
+                                       BMC_TRUNC_HOSTNAME, ev.truncated);
+    }
+}
+
+int forward_lease(CalloutHandle& handle, uint8_t kind) {
+    try {
+        // An earlier callout decided to drop or skip: not a lease that happens.
+        const auto status = handle.getStatus();
+        if (status == CalloutHandle::NEXT_STEP_DROP || status == CalloutHandle::NEXT_STEP_SKIP) {
+            return 0;
+        }
+        bmc_lease_event ev = {};
+        ev.start_ns = monotonic_ns();
+        ev.kind = kind;
+        if (kind == BMC_LEASE_SELECT) {
+            // DHCPDISCOVER runs lease4_select with fake_allocation: no lease is
+            // handed out, so there is nothing to discover yet.
+            bool fake_allocation = false;
+            handle.getArgument("fake_allocation", fake_allocation);
+            if (fake_allocation) {
+                return 0;
+            }
+        }
+        isc::dhcp::Lease4Ptr lease;
+        handle.getArgument("lease4", lease);
+        if (!lease) {
+            return 0;
+        }
+        isc::dhcp::Pkt4Ptr query;
+        handle.getArgument("query4", query);
+
+        ev.ipv4 = lease->addr_.toUint32();
+        ev.subnet_id = lease->subnet_id_;
+        ev.valid_lifetime = lease->valid_lft_;
+        if (lease->hwaddr_) {
+            const auto& hw = lease->hwaddr_->hwaddr_;
+            ev.htype = lease->hwaddr_->htype_;
+            uint8_t ignored = 0;
+            ev.hwaddr_len =
+                copy_bounded(hw.begin(), hw.end(), ev.hwaddr, BMC_HWADDR_MAX, 0, ignored);
+        }
+        if (lease->client_id_) {
+            const auto& id = lease->client_id_->getClientId();
+            ev.client_id_len = copy_bounded(id.begin(), id.end(), ev.client_id, BMC_CLIENT_ID_MAX,
+                                            BMC_TRUNC_CLIENT_ID, ev.truncated);
+        }
+        copy_hostname(*lease, query, ev);
+        if (query) {
+            if (auto opt60 = query->getOption(isc::dhcp::DHO_VENDOR_CLASS_IDENTIFIER)) {
+                const auto& data = opt60->getData();
+                ev.vendor_class_len =
+                    copy_bounded(data.begin(), data.end(), ev.vendor_class, BMC_VENDOR_CLASS_MAX,
+                                 BMC_TRUNC_VENDOR_CLASS, ev.truncated);
+            }
+        }
+        bmc_on_lease(&ev);
+    } catch (const std::exception& ex) {
+        const std::string msg = std::string("lease callout failed: ") + ex.what();
+        shim_log(BMC_LOG_ERROR, msg.data(), msg.size());
+    } catch (...) {
+        static const char msg[] = "lease callout failed: unknown exception";
+        shim_log(BMC_LOG_ERROR, msg, sizeof(msg) - 1);
+    }
+    // An observer never changes what Kea does with the packet.
+    return 0;
+}
+
+int lease4_select_callout(CalloutHandle& handle) { return forward_lease(handle, BMC_LEASE_SELECT); }
+
+int lease4_renew_callout(CalloutHandle& handle) { return forward_lease(handle, BMC_LEASE_RENEW); }
+
+// After every (re)configuration, once the new configuration is live: hand the
+// subnets (with the ids Kea assigned) to Rust, which precompiles its filter
+// table so the packet path never has to look at Kea's JSON.
+int dhcp4_srv_configured_callout(CalloutHandle& handle) {
+    try {
+        isc::dhcp::SrvConfigPtr config;
+        handle.getArgument("server_config", config);
+        ElementPtr subnets = Element::createMap();
+        if (config) {
+            subnets->set("subnet4", config->getCfgSubnets4()->toElement());
+            subnets->set("shared-networks", config->getCfgSharedNetworks4()->toElement());
+        }
+        const std::string json = subnets->str();
+        bmc_on_configured(json.data(), json.size());
+    } catch (const std::exception& ex) {
+        const std::string msg = std::string("reading the subnet configuration failed: ") + ex.what();
+        shim_log(BMC_LOG_ERROR, msg.data(), msg.size());
+    }
+    return 0;
+}
+
+void append_to_string(void* ctx, const char* data, size_t len) {
+    static_cast<std::string*>(ctx)->append(data, len);
+}
+
+int command_callout(CalloutHandle& handle) {
+    try {
+        ConstElementPtr command;
+        handle.getArgument("command", command);
+        const std::string request = command ? command->str() : std::string("{}");
+        std::string answer;
+        bmc_command(request.data(), request.size(), append_to_string, &answer);
+        // Kea reads "response" back with an exact any_cast to ConstElementPtr.
+        const ConstElementPtr response = Element::fromJSON(answer);
+        handle.setArgument("response", response);
+    } catch (const std::exception& ex) {
+        handle.setArgument("response",
+                           isc::config::createAnswer(isc::config::CONTROL_RESULT_ERROR,
+                                                     std::string("bmc-discovery: ") + ex.what()));
+    }
+    return 0;
+}
+
+void report(bmc_sink sink, void* ctx, const std::string& text) { sink(ctx, text.data(), text.size()); }
+
+}  // namespace
+
+extern "C" {
+
+int shim_hooks_version(void) { return KEA_HOOKS_VERSION; }
+
+int shim_library_parameters(void* library_handle, bmc_sink sink, void* ctx) {
+    try {
+        auto& handle = *static_cast<LibraryHandle*>(library_handle);
+        ConstElementPtr params = handle.getParameters();
+        report(sink, ctx, params ? params->str() : std::string("{}"));
+        return 0;
+    } catch (const std::exception& ex) {
+        report(sink, ctx, ex.what());
+        return 1;
+    }
+}
+
+int shim_staged_hooks_libraries(bmc_sink sink, void* ctx) {
+    try {
+        ElementPtr list = Element::createList();
+        isc::dhcp::SrvConfigPtr staging = isc::dhcp::CfgMgr::instance().getStagingCfg();
+        if (staging) {
+            for (const auto& lib : staging->getHooksConfig().get()) {
+                ElementPtr entry = Element::createMap();
+                entry->set("library", Element::create(lib.first));
+                if (lib.second) {
+                    entry->set("parameters", lib.second);
+                }
+                list->add(entry);
+            }
+        }
+        report(sink, ctx, list->str());
+        return 0;
+    } catch (const std::exception& ex) {
+        report(sink, ctx, ex.what());
+        return 1;
+    }
+}
+
+int shim_register(void* library_handle, const char* const* commands, size_t n_commands,
+                  bmc_sink sink, void* ctx) {
+    try {
+        auto& handle = *static_cast<LibraryHandle*>(library_handle);
+        handle.registerCallout("lease4_select", lease4_select_callout);
+        handle.registerCallout("lease4_renew", lease4_renew_callout);
+        handle.registerCallout("dhcp4_srv_configured", dhcp4_srv_configured_callout);
+        for (size_t i = 0; i < n_commands; ++i) {
+            handle.registerCommandCallout(commands[i], command_callout);
+        }
+        return 0;
+    } catch (const std::exception& ex) {
+        report(sink, ctx, ex.what());
+        return 1;
+    }
+}
+
+}  // extern "C"

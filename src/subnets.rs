@@ -1,0 +1,225 @@
+//! Which of Kea's subnets are opted in, resolved once per configuration.
+//!
+//! The shim hands over the live subnets after every (re)configuration
+//! (`dhcp4_srv_configured`); this module turns their `user-context` and the
+//! `subnet-ids` parameter into a sorted table that the packet path searches
+//! without allocating.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// How one subnet of Kea's configuration relates to the hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetInfo {
+    /// Kea's subnet id.
+    pub id: u32,
+    /// The prefix, e.g. `127.1.0.0/16`.
+    pub prefix: String,
+    /// The shared network the subnet belongs to ("" for none).
+    pub shared_network: String,
+    /// Whether leases in this subnet are considered at all.
+    pub opted_in: bool,
+    /// `user-context.site`, which overrides the site parsed from hostnames.
+    pub site: Option<String>,
+}
+
+/// The opted-in decision for every configured subnet, sorted by id.
+#[derive(Debug, Default)]
+pub struct SubnetTable {
+    ids: Vec<u32>,
+    infos: Vec<SubnetInfo>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawConfig {
+    #[serde(default)]
+    subnet4: Vec<RawSubnet>,
+    #[serde(default, rename = "shared-networks")]
+    shared_networks: Vec<RawSharedNetwork>,
+}
+
+#[derive(Deserialize)]
+struct RawSharedNetwork {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    subnet4: Vec<RawSubnet>,
+    #[serde(default, rename = "user-context")]
+    user_context: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RawSubnet {
+    id: Option<u32>,
+    #[serde(default)]
+    subnet: String,
+    #[serde(default, rename = "user-context")]
+    user_context: Option<Value>,
+}
+
+impl SubnetTable {
+    /// Builds the table from the `subnet4` and `shared-networks` parts of
+    /// Kea's configuration. `listed` are the ids from the `subnet-ids`
+    /// parameter. A subnet's `user-context` wins over its shared network's.
+    /// Returns the table and warnings for the log: a malformed `user-context`
+    /// must not stop DHCP, so it only warns.
+    pub fn from_json(json: &str, listed: &[u32]) -> Result<(SubnetTable, Vec<String>), String> {
+        let raw: RawConfig = serde_json::from_str(json)
+            .map_err(|e| format!("subnet configuration from Kea is not understood: {e}"))?;
+        let mut warnings = Vec::new();
+        let mut infos = Vec::new();
+        let plain = raw.subnet4.iter().map(|s| (s, "", None));
+        let shared = raw.shared_networks.iter().flat_map(|n| {
+            n.subnet4
+                .iter()
+                .map(move |s| (s, n.name.as_str(), n.user_context.as_ref()))
+        });
+        for (subnet, network, network_ctx) in plain.chain(shared) {
+            let context_value = |key: &str| {
+                subnet
+                    .user_context
+                    .as_ref()
+                    .and_then(|c| c.get(key))
+                    .or_else(|| network_ctx.and_then(|c| c.get(key)))
+            };
+            let label = match subnet.id {
+                Some(id) => format!("subnet {id} ({})", subnet.subnet),
+                None => format!("subnet {}", subnet.subnet),
+            };
+            let flag = match context_value(crate::HOOK_NAME) {
+                None => None,
+                Some(Value::Bool(b)) => Some(*b),
+                Some(other) => {
+                    warnings.push(format!(
+                        "{label}: user-context '{}' must be true or false, got {other}; \
+                         treating the subnet as not opted in",
+                        crate::HOOK_NAME
+                    ));
+                    Some(false)
+                }
+            };
+            let Some(id) = subnet.id else {
+                if flag == Some(true) {
+                    warnings.push(format!(
+                        "{label} opts in but has no 'id': give it an explicit id so that \
+                         the hook can recognise its leases"
+                    ));
+                }
+                continue;
+            };
+            let opted_in = flag.unwrap_or_else(|| listed.binary_search(&id).is_ok());
+            let site = match context_value("site") {
+                None => None,
+                Some(Value::String(site)) if !site.is_empty() => Some(site.clone()),
+                Some(other) => {
+                    warnings.push(format!(
+                        "{label}: user-context 'site' must be a non-empty string, got {other}; \
+                         ignoring it"
+                    ));
+                    None
+                }
+            };
+            infos.push(SubnetInfo {
+                id,
+                prefix: subnet.subnet.clone(),
+                shared_network: network.to_string(),
+                opted_in,
+                site,
+            });
+        }
+        infos.sort_by_key(|s| s.id);
+        for id in listed {
+            if infos.binary_search_by_key(id, |s| s.id).is_err() {
+                warnings.push(format!(
+                    "parameter 'subnet-ids' lists subnet {id}, which Kea's configuration does not have"
+                ));
+            }
+        }
+        let ids = infos.iter().map(|s| s.id).collect();
+        Ok((SubnetTable { ids, infos }, warnings))
+    }
+
+    /// Whether leases of `subnet_id` are considered. Allocation-free.
+    #[inline]
+    pub fn opted_in(&self, subnet_id: u32) -> bool {
+        match self.ids.binary_search(&subnet_id) {
+            Ok(i) => self.infos[i].opted_in,
+            Err(_) => false,
+        }
+    }
+
+    /// The subnet's details, if Kea has it.
+    pub fn get(&self, subnet_id: u32) -> Option<&SubnetInfo> {
+        self.ids
+            .binary_search(&subnet_id)
+            .ok()
+            .map(|i| &self.infos[i])
+    }
+
+    /// All subnets, sorted by id.
+    pub fn all(&self) -> &[SubnetInfo] {
+        &self.infos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEA: &str = r#"{
+        "subnet4": [
+            {"id": 1, "subnet": "127.1.0.0/16", "user-context": {"bmc-discovery": true, "site": "us3"}},
+            {"id": 2, "subnet": "127.2.0.0/16"},
+            {"id": 3, "subnet": "127.3.0.0/16", "user-context": {"bmc-discovery": false}},
+            {"id": 4, "subnet": "127.4.0.0/16", "user-context": {"bmc-discovery": "yes", "site": 7}},
+            {"subnet": "127.9.0.0/16", "user-context": {"bmc-discovery": true}}
+        ],
+        "shared-networks": [{"name": "oob", "user-context": {"bmc-discovery": true, "site": "eu1"},
+            "subnet4": [{"id": 5, "subnet": "127.5.0.0/16"},
+                        {"id": 6, "subnet": "127.6.0.0/16", "user-context": {"site": "eu2"}}]}]
+    }"#;
+
+    #[test]
+    fn user_context_opts_in_and_out() {
+        let (t, warnings) = SubnetTable::from_json(KEA, &[]).unwrap();
+        assert!(t.opted_in(1));
+        assert!(!t.opted_in(2));
+        assert!(!t.opted_in(3));
+        assert!(!t.opted_in(4));
+        assert!(!t.opted_in(99));
+        assert_eq!(t.get(1).unwrap().site.as_deref(), Some("us3"));
+        assert_eq!(t.get(1).unwrap().prefix, "127.1.0.0/16");
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].contains("subnet 4 (127.4.0.0/16)"), "{warnings:?}");
+        assert!(warnings[2].starts_with("subnet 127.9.0.0/16 opts in but has no 'id'"), "{warnings:?}");
+    }
+
+    #[test]
+    fn shared_networks_pass_their_context_down() {
+        let (t, _) = SubnetTable::from_json(KEA, &[]).unwrap();
+        let five = t.get(5).unwrap();
+        assert!(five.opted_in);
+        assert_eq!(five.shared_network, "oob");
+        assert_eq!(five.site.as_deref(), Some("eu1"));
+        assert_eq!(t.get(6).unwrap().site.as_deref(), Some("eu2"), "the subnet's own site wins");
+        assert!(t.opted_in(6));
+    }
+
+    #[test]
+    fn listed_ids_opt_in_unless_context_says_false() {
+        let (t, warnings) = SubnetTable::from_json(KEA, &[2, 3, 42]).unwrap();
+        assert!(t.opted_in(2));
+        assert!(!t.opted_in(3), "an explicit false in user-context wins");
+        assert_eq!(
+            warnings.last().unwrap(),
+            "parameter 'subnet-ids' lists subnet 42, which Kea's configuration does not have"
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(SubnetTable::from_json("{", &[]).is_err());
+        assert!(SubnetTable::from_json(r#"{"subnet4": [{"id": "x"}]}"#, &[]).is_err());
+        assert_eq!(SubnetTable::from_json("{}", &[]).unwrap().0.all().len(), 0);
+    }
+}

@@ -1,0 +1,155 @@
+//! The worker pool: threads that take accepted leases off the queue and run
+//! them through the pipeline (discover -> register -> record as those stages
+//! land; today the pipeline logs the lease).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Receiver;
+
+use crate::event::LeaseEvent;
+use crate::inflight::InFlight;
+use crate::stats::{Counter, Stats};
+
+/// One unit of work on the queue.
+#[derive(Clone, Copy)]
+pub struct Job {
+    /// The lease as the shim copied it.
+    pub event: LeaseEvent,
+    /// Whether this job owns the MAC's in-flight claim (and must release it).
+    pub claimed: bool,
+}
+
+/// What the workers do with each accepted lease. Later stages (Redfish
+/// discovery, NetBox registration, the state store) implement this.
+pub trait Pipeline: Send + Sync + 'static {
+    /// Processes one lease. Errors are counted and logged by the pool.
+    fn process(&self, event: &LeaseEvent) -> Result<(), String>;
+}
+
+/// The pipeline until discovery lands: one log line per BMC lease.
+pub struct LogPipeline;
+
+impl Pipeline for LogPipeline {
+    fn process(&self, ev: &LeaseEvent) -> Result<(), String> {
+        log::info!(
+            "BMC lease {:?}: mac {} ip {} subnet {} hostname {:?} vendor-class {:?}",
+            ev.kind(),
+            ev.mac_string(),
+            ev.ipv4(),
+            ev.subnet_id(),
+            String::from_utf8_lossy(ev.hostname()),
+            String::from_utf8_lossy(ev.vendor_class()),
+        );
+        Ok(())
+    }
+}
+
+/// Running worker threads.
+pub struct WorkerPool {
+    handles: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+struct Shared {
+    pipeline: Arc<dyn Pipeline>,
+    stats: Arc<Stats>,
+    inflight: Arc<InFlight>,
+    stop: Arc<AtomicBool>,
+}
+
+impl WorkerPool {
+    /// Starts `n` workers on `queue`. On failure, the workers already
+    /// started are stopped once the queue's sender is dropped.
+    pub fn start(
+        n: usize,
+        queue: Receiver<Job>,
+        pipeline: Arc<dyn Pipeline>,
+        stats: Arc<Stats>,
+        inflight: Arc<InFlight>,
+    ) -> Result<WorkerPool, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            pipeline,
+            stats,
+            inflight,
+            stop: stop.clone(),
+        });
+        let mut pool = WorkerPool {
+            handles: Vec::with_capacity(n),
+            stop,
+        };
+        for i in 0..n {
+            let rx = queue.clone();
+            let shared = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("bmc-worker-{i}"))
+                .spawn(move || run(&rx, &shared));
+            match spawned {
+                Ok(handle) => pool.handles.push(handle),
+                Err(e) => {
+                    pool.stop.store(true, Ordering::Release);
+                    return Err(format!("cannot start worker thread {i} of {n}: {e}"));
+                }
+            }
+        }
+        Ok(pool)
+    }
+
+    /// Number of running workers.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Whether the pool has no workers.
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// Asks the workers to stop; queued jobs are abandoned (and counted).
+    /// Call before dropping the queue's sender, then [`WorkerPool::join`].
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Waits for every worker to exit. The sender must be gone by now, or
+    /// idle workers would wait forever.
+    pub fn join(self) {
+        for handle in self.handles {
+            // A worker's panics are caught per job; a join error would mean
+            // a panic outside that, which has been logged by the hook.
+            let _ = handle.join();
+        }
+    }
+}
+
+fn run(queue: &Receiver<Job>, shared: &Shared) {
+    // recv() returns Err once the sender is dropped and the queue is empty.
+    while let Ok(job) = queue.recv() {
+        if shared.stop.load(Ordering::Acquire) {
+            shared.stats.bump(Counter::AbandonedAtUnload);
+        } else {
+            let result = catch_unwind(AssertUnwindSafe(|| shared.pipeline.process(&job.event)));
+            match result {
+                Ok(Ok(())) => shared.stats.bump(Counter::Processed),
+                Ok(Err(reason)) => {
+                    shared.stats.bump(Counter::Failed);
+                    log::warn!("lease of {} failed: {reason}", job.event.mac_string());
+                }
+                Err(_) => {
+                    shared.stats.bump(Counter::Panics);
+                    shared.stats.bump(Counter::Failed);
+                    log::error!(
+                        "worker panicked on the lease of {}; the worker carries on",
+                        job.event.mac_string()
+                    );
+                }
+            }
+        }
+        if job.claimed {
+            shared.inflight.release(job.event.hwaddr_key());
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! A kea-dhcp4 process under test.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{wait_for, TempDir};
+
+/// Loopback addresses of one test's Kea: server, relay of the opted-in
+/// subnet, relay of the other subnet.
+#[derive(Debug, Clone, Copy)]
+pub struct Net {
+    pub block: u8,
+}
+
+impl Net {
+    /// Claims 127.0.`block`.0/24 and puts its addresses on `lo`.
+    pub fn new(block: u8) -> Net {
+        let net = Net { block };
+        for host in [1, 2, 3] {
+            let addr = format!("{}/32", net.addr(host));
+            let out = Command::new("ip")
+                .args(["addr", "replace", &addr, "dev", "lo"])
+                .output()
+                .expect("run `ip` (iproute2)");
+            assert!(
+                out.status.success(),
+                "cannot add {addr} to lo (tests need root for this): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        net
+    }
+    pub fn addr(&self, host: u8) -> String {
+        format!("127.0.{}.{host}", self.block)
+    }
+    pub fn server(&self) -> String {
+        self.addr(1)
+    }
+    pub fn relay_bmc(&self) -> String {
+        self.addr(2)
+    }
+    pub fn relay_other(&self) -> String {
+        self.addr(3)
+    }
+}
+
+/// Which library to load, with which parameters.
+#[derive(Clone)]
+pub enum Hook {
+    None,
+    Library { path: PathBuf, parameters: Value },
+}
+
+/// Kea's configuration for a test: subnet 1 (127.1.0.0/16) is opted in via
+/// user-context and relayed by .2; subnet 2 (127.2.0.0/16) is not, relayed by .3.
+pub fn config(net: Net, dir: &Path, hooks: &[Hook], log_severity: &str) -> Value {
+    let libraries: Vec<Value> = hooks
+        .iter()
+        .filter_map(|h| match h {
+            Hook::None => None,
+            Hook::Library { path, parameters } => Some(json!({
+                "library": path.to_str().unwrap(),
+                "parameters": parameters,
+            })),
+        })
+        .collect();
+    json!({"Dhcp4": {
+        "interfaces-config": {"interfaces": [format!("lo/{}", net.server())], "dhcp-socket-type": "udp"},
+        "control-socket": {"socket-type": "unix", "socket-name": dir.join("kea.sock").to_str().unwrap()},
+        "lease-database": {"type": "memfile", "persist": true,
+                           "name": dir.join("leases4.csv").to_str().unwrap(), "lfc-interval": 0},
+        "multi-threading": {"enable-multi-threading": true, "thread-pool-size": 4, "packet-queue-size": 64},
+        "valid-lifetime": 3600,
+        "hooks-libraries": libraries,
+        "subnet4": [
+            {"id": 1, "subnet": "127.1.0.0/16", "pools": [{"pool": "127.1.0.10 - 127.1.255.250"}],
+             "relay": {"ip-addresses": [net.relay_bmc()]},
+             "user-context": {"bmc-discovery": true, "site": "us3"}},
+            {"id": 2, "subnet": "127.2.0.0/16", "pools": [{"pool": "127.2.0.10 - 127.2.255.250"}],
+             "relay": {"ip-addresses": [net.relay_other()]}}
+        ],
+        "loggers": [{"name": "kea-dhcp4", "severity": log_severity,
+                     "output_options": [{"output": dir.join("kea.log").to_str().unwrap()}]}]
+    }})
+}
+
+/// Writes `config` and runs `kea-dhcp4 -t` on it.
+pub fn check_config(dir: &Path, config: &Value) -> Output {
+    let file = dir.join("kea-dhcp4.conf");
+    std::fs::write(&file, serde_json::to_string_pretty(config).unwrap()).unwrap();
+    Command::new("kea-dhcp4")
+        .arg("-t")
+        .arg(&file)
+        .env("KEA_PIDFILE_DIR", dir)
+        .env("KEA_LOCKFILE_DIR", dir)
+        .output()
+        .expect("run kea-dhcp4 (install Debian's kea-dhcp4-server)")
+}
+
+/// A running kea-dhcp4, killed on drop.
+pub struct Kea {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub config_file: PathBuf,
+}
+
+impl Kea {
+    /// Starts Kea on `config` (written into `dir`) and waits for its socket.
+    pub fn start(dir: &TempDir, config: &Value) -> Kea {
+        let dir = dir.path().to_path_buf();
+        let config_file = dir.join("kea-dhcp4.conf");
+        std::fs::write(&config_file, serde_json::to_string_pretty(config).unwrap()).unwrap();
+        let _ = std::fs::remove_file(dir.join("kea.sock"));
+        let child = Command::new("kea-dhcp4")
+            .arg("-c")
+            .arg(&config_file)
+            .env("KEA_PIDFILE_DIR", &dir)
+            .env("KEA_LOCKFILE_DIR", &dir)
+            .stdout(Stdio::from(std::fs::File::create(dir.join("kea.stdout")).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(dir.join("kea.stderr")).unwrap()))
+            .spawn()
+            .expect("start kea-dhcp4");
+        let mut kea = Kea { child, dir, config_file };
+        wait_for("Kea's control socket", Duration::from_secs(20), || {
+            if let Ok(Some(status)) = kea.child.try_wait() {
+                panic!("kea-dhcp4 exited with {status}:\n{}", kea.log_tail(30));
+            }
+            kea.try_command("version-get", None).ok()
+        });
+        kea
+    }
+
+    /// Whether the process is still running.
+    pub fn child_alive(&self) -> bool {
+        std::fs::metadata(format!("/proc/{}", self.pid())).is_ok()
+            && !std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+                .unwrap_or_default()
+                .contains(") Z ")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a command over the control socket; the answer or an I/O error.
+    pub fn try_command(&self, command: &str, arguments: Option<Value>) -> std::io::Result<Value> {
+        let mut request = json!({"command": command});
+        if let Some(arguments) = arguments {
+            request["arguments"] = arguments;
+        }
+        let mut stream = UnixStream::connect(self.dir.join("kea.sock"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.write_all(request.to_string().as_bytes())?;
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf)?;
+        serde_json::from_slice(&buf)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+
+    /// Sends a command and returns the answer, panicking with Kea's log on failure.
+    pub fn command(&self, command: &str, arguments: Option<Value>) -> Value {
+        self.try_command(command, arguments)
+            .unwrap_or_else(|e| panic!("command {command}: {e}\n{}", self.log_tail(30)))
+    }
+
+    /// `bmc-status` arguments (asserting success).
+    pub fn bmc_status(&self) -> Value {
+        let answer = self.command("bmc-status", None);
+        assert_eq!(answer["result"], 0, "bmc-status failed: {answer}");
+        answer["arguments"].clone()
+    }
+
+    /// Number of threads of the Kea process.
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap().count()
+    }
+
+    /// Number of open file descriptors of the Kea process.
+    pub fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
+    }
+
+    /// Resident set size in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("kea.log")).unwrap_or_default()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Distinct leased addresses in the memfile, by subnet id.
+    pub fn leases_by_subnet(&self) -> std::collections::BTreeMap<u32, usize> {
+        let text = std::fs::read_to_string(self.dir.join("leases4.csv")).unwrap_or_default();
+        let mut seen = std::collections::BTreeMap::<u32, std::collections::BTreeSet<String>>::new();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split(',').collect();
+            // address,hwaddr,client_id,valid_lifetime,expire,subnet_id,...
+            if let (Some(addr), Some(subnet)) = (fields.first(), fields.get(5)) {
+                if let Ok(id) = subnet.parse() {
+                    seen.entry(id).or_default().insert(addr.to_string());
+                }
+            }
+        }
+        seen.into_iter().map(|(k, v)| (k, v.len())).collect()
+    }
+
+    /// SIGTERM, then wait.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = wait_for("kea-dhcp4 to exit", Duration::from_secs(20), || {
+            self.child.try_wait().ok().flatten()
+        });
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Kea {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
