@@ -57,7 +57,11 @@ fn compile_shim(kea_include: &Path) {
         .include("include")
         // Kea's and Boost's headers are not ours to keep warning-free.
         .flag("-isystem")
-        .flag(kea_include.to_str().expect("KEA_INCLUDE_DIR must be valid UTF-8"))
+        .flag(
+            kea_include
+                .to_str()
+                .expect("KEA_INCLUDE_DIR must be valid UTF-8"),
+        )
         .flag("-Wall")
         .flag("-Wextra")
         .flag("-Werror")

@@ -33,18 +33,32 @@ pub fn answer(result: i64, text: impl Into<String>, arguments: Option<Value>) ->
 pub fn handle(request: &[u8], runtime: Option<&Runtime>) -> Value {
     let request: Value = match serde_json::from_slice(request) {
         Ok(v) => v,
-        Err(e) => return answer(result::ERROR, format!("request is not valid JSON: {e}"), None),
+        Err(e) => {
+            return answer(
+                result::ERROR,
+                format!("request is not valid JSON: {e}"),
+                None,
+            )
+        }
     };
     let name = request.get("command").and_then(Value::as_str).unwrap_or("");
     let arguments = request.get("arguments");
     let Some(runtime) = runtime else {
-        return answer(result::ERROR, format!("{name}: {} is not loaded", crate::HOOK_NAME), None);
+        return answer(
+            result::ERROR,
+            format!("{name}: {} is not loaded", crate::HOOK_NAME),
+            None,
+        );
     };
     match name {
         "bmc-status" => status(runtime, arguments),
         other => answer(
             result::UNSUPPORTED,
-            format!("'{other}' is not a command of {}; commands: {}", crate::HOOK_NAME, COMMANDS.join(", ")),
+            format!(
+                "'{other}' is not a command of {}; commands: {}",
+                crate::HOOK_NAME,
+                COMMANDS.join(", ")
+            ),
             None,
         ),
     }
@@ -101,19 +115,28 @@ mod tests {
         assert_eq!(a["arguments"]["workers"], 2);
         assert_eq!(a["arguments"]["queue"]["capacity"], 8);
         assert_eq!(a["arguments"]["events"]["seen"], 0);
-        assert!(a["text"].as_str().unwrap().contains("2 workers, queue 0/8"), "{a}");
+        assert!(
+            a["text"].as_str().unwrap().contains("2 workers, queue 0/8"),
+            "{a}"
+        );
         rt.shutdown();
     }
 
     #[test]
     fn bad_requests_get_useful_errors() {
         let rt = runtime();
-        let a = handle(br#"{"command": "bmc-status", "arguments": {"x": 1}}"#, Some(&rt));
+        let a = handle(
+            br#"{"command": "bmc-status", "arguments": {"x": 1}}"#,
+            Some(&rt),
+        );
         assert_eq!(a["result"], 1);
         assert_eq!(a["text"], "bmc-status takes no arguments, got {\"x\":1}");
         let a = handle(br#"{"command": "bmc-nope"}"#, Some(&rt));
         assert_eq!(a["result"], 2);
-        assert!(handle(b"{", Some(&rt))["text"].as_str().unwrap().starts_with("request is not valid JSON"));
+        assert!(handle(b"{", Some(&rt))["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("request is not valid JSON"));
         rt.shutdown();
         assert_eq!(handle(br#"{"command": "bmc-status"}"#, None)["result"], 1);
     }

@@ -112,7 +112,10 @@ impl fmt::Debug for LeaseEvent {
             .field("ipv4", &self.ipv4())
             .field("subnet_id", &self.subnet_id())
             .field("hostname", &String::from_utf8_lossy(self.hostname()))
-            .field("vendor_class", &String::from_utf8_lossy(self.vendor_class()))
+            .field(
+                "vendor_class",
+                &String::from_utf8_lossy(self.vendor_class()),
+            )
             .finish()
     }
 }
@@ -138,7 +141,12 @@ pub(crate) mod tests {
 
     #[test]
     fn accessors_respect_lengths() {
-        let ev = event(&[0x14, 0x18, 0x77, 1, 2, 3], 7, "us3-cab10-ru17-idrac", "iDRAC");
+        let ev = event(
+            &[0x14, 0x18, 0x77, 1, 2, 3],
+            7,
+            "us3-cab10-ru17-idrac",
+            "iDRAC",
+        );
         assert_eq!(ev.mac_string(), "14:18:77:01:02:03");
         assert_eq!(ev.hostname(), b"us3-cab10-ru17-idrac");
         assert_eq!(ev.vendor_class(), b"iDRAC");

@@ -89,10 +89,14 @@ fn parse_parameters(json: &str) -> Result<(Config, Filter), String> {
 fn check_staged_parameters() -> Result<(), String> {
     let mut out = Vec::new();
     // SAFETY: collect/out are a matching sink pair.
-    let rc = unsafe { shim_staged_hooks_libraries(Some(collect), (&mut out as *mut Vec<u8>).cast()) };
+    let rc =
+        unsafe { shim_staged_hooks_libraries(Some(collect), (&mut out as *mut Vec<u8>).cast()) };
     if rc != 0 {
         // Not fatal here: load() validates the parameters again.
-        log::debug!("staged configuration unavailable: {}", String::from_utf8_lossy(&out));
+        log::debug!(
+            "staged configuration unavailable: {}",
+            String::from_utf8_lossy(&out)
+        );
         return Ok(());
     }
     let libraries: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap_or_default();
@@ -100,7 +104,9 @@ fn check_staged_parameters() -> Result<(), String> {
     for lib in libraries {
         let path = lib.get("library").and_then(|p| p.as_str()).unwrap_or("");
         if is_this_library(path, me.as_deref()) {
-            let params = lib.get("parameters").map_or_else(|| "null".to_string(), |p| p.to_string());
+            let params = lib
+                .get("parameters")
+                .map_or_else(|| "null".to_string(), |p| p.to_string());
             parse_parameters(&params)?;
         }
     }
@@ -117,7 +123,9 @@ fn own_library_path() -> Option<std::path::PathBuf> {
     }
     // SAFETY: dli_fname is a NUL-terminated string owned by the loader.
     let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
-    Some(std::path::PathBuf::from(name.to_string_lossy().into_owned()))
+    Some(std::path::PathBuf::from(
+        name.to_string_lossy().into_owned(),
+    ))
 }
 
 fn is_this_library(path: &str, me: Option<&std::path::Path>) -> bool {
@@ -156,7 +164,9 @@ pub extern "C" fn load(handle: *mut c_void) -> c_int {
 fn start(handle: *mut c_void) -> Result<(), String> {
     let mut params = Vec::new();
     // SAFETY: handle is Kea's LibraryHandle for this load(); collect/params match.
-    let rc = unsafe { shim_library_parameters(handle, Some(collect), (&mut params as *mut Vec<u8>).cast()) };
+    let rc = unsafe {
+        shim_library_parameters(handle, Some(collect), (&mut params as *mut Vec<u8>).cast())
+    };
     let params = String::from_utf8_lossy(&params).into_owned();
     if rc != 0 {
         return Err(format!("cannot read the hook parameters: {params}"));
@@ -174,7 +184,13 @@ fn start(handle: *mut c_void) -> Result<(), String> {
     let mut error = Vec::new();
     // SAFETY: handle as above; ptrs point into `names`, alive for the call.
     let rc = unsafe {
-        shim_register(handle, ptrs.as_ptr(), ptrs.len(), Some(collect), (&mut error as *mut Vec<u8>).cast())
+        shim_register(
+            handle,
+            ptrs.as_ptr(),
+            ptrs.len(),
+            Some(collect),
+            (&mut error as *mut Vec<u8>).cast(),
+        )
     };
     if rc != 0 {
         runtime.shutdown();
@@ -213,8 +229,11 @@ pub extern "C" fn unload() -> c_int {
 }
 
 /// Shim, packet thread: one real lease.
+///
+/// # Safety
+/// `event` is null or points to an initialised event, valid for the call.
 #[no_mangle]
-pub extern "C" fn bmc_on_lease(event: *const bmc_lease_event) {
+pub unsafe extern "C" fn bmc_on_lease(event: *const bmc_lease_event) {
     ffi_boundary!((), {
         // SAFETY: the shim passes a pointer to a fully initialised event on
         // its stack, valid for this call; LeaseEvent is repr(transparent).
@@ -225,8 +244,11 @@ pub extern "C" fn bmc_on_lease(event: *const bmc_lease_event) {
 }
 
 /// Shim, main thread: Kea's subnets after a (re)configuration.
+///
+/// # Safety
+/// `json` is null or points to `len` readable bytes, valid for the call.
 #[no_mangle]
-pub extern "C" fn bmc_on_configured(json: *const c_char, len: usize) {
+pub unsafe extern "C" fn bmc_on_configured(json: *const c_char, len: usize) {
     ffi_boundary!((), {
         if json.is_null() {
             return;
@@ -234,27 +256,48 @@ pub extern "C" fn bmc_on_configured(json: *const c_char, len: usize) {
         // SAFETY: json/len describe a buffer the shim owns during the call.
         let bytes = unsafe { std::slice::from_raw_parts(json.cast::<u8>(), len) };
         let text = String::from_utf8_lossy(bytes);
-        runtime::with_current(|rt| {
-            match SubnetTable::from_json(&text, &rt.config().subnet_ids) {
+        runtime::with_current(
+            |rt| match SubnetTable::from_json(&text, &rt.config().subnet_ids) {
                 Ok((table, warnings)) => {
                     for w in warnings {
                         log::warn!("{w}");
                     }
-                    let opted: Vec<u32> = table.all().iter().filter(|s| s.opted_in).map(|s| s.id).collect();
-                    log::info!("{} subnets configured, opted in: {opted:?}", table.all().len());
+                    let opted: Vec<u32> = table
+                        .all()
+                        .iter()
+                        .filter(|s| s.opted_in)
+                        .map(|s| s.id)
+                        .collect();
+                    log::info!(
+                        "{} subnets configured, opted in: {opted:?}",
+                        table.all().len()
+                    );
                     rt.set_subnets(table);
                 }
                 Err(e) => log::error!("{e}; keeping the previous subnet table"),
-            }
-        });
+            },
+        );
     })
 }
 
 /// Shim, main thread: a control command.
+///
+/// # Safety
+/// `json` is null or points to `len` readable bytes; `sink` is null or a
+/// function that accepts `ctx`. All are valid for the call.
 #[no_mangle]
-pub extern "C" fn bmc_command(json: *const c_char, len: usize, sink: bmc_sink, ctx: *mut c_void) {
+pub unsafe extern "C" fn bmc_command(
+    json: *const c_char,
+    len: usize,
+    sink: bmc_sink,
+    ctx: *mut c_void,
+) {
     let answer = ffi_boundary!(
-        commands::answer(commands::result::ERROR, "internal error; see the Kea log", None),
+        commands::answer(
+            commands::result::ERROR,
+            "internal error; see the Kea log",
+            None
+        ),
         {
             let bytes: &[u8] = if json.is_null() {
                 b""

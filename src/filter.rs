@@ -139,7 +139,8 @@ mod tests {
     }
 
     fn table() -> SubnetTable {
-        let json = r#"{"subnet4": [{"id": 1, "user-context": {"bmc-discovery": true}}, {"id": 2}]}"#;
+        let json =
+            r#"{"subnet4": [{"id": 1, "user-context": {"bmc-discovery": true}}, {"id": 2}]}"#;
         SubnetTable::from_json(json, &[]).unwrap().0
     }
 
@@ -150,16 +151,28 @@ mod tests {
     fn opted_in_subnet_without_patterns_accepts_everything() {
         let f = filter("{}");
         let t = table();
-        assert_eq!(f.check(Some(&t), &event(&OTHER, 1, "", "")), Verdict::Accept);
-        assert_eq!(f.check(Some(&t), &event(&OTHER, 2, "", "")), Verdict::NotOptedIn);
-        assert_eq!(f.check(Some(&t), &event(&OTHER, 3, "", "")), Verdict::NotOptedIn);
+        assert_eq!(
+            f.check(Some(&t), &event(&OTHER, 1, "", "")),
+            Verdict::Accept
+        );
+        assert_eq!(
+            f.check(Some(&t), &event(&OTHER, 2, "", "")),
+            Verdict::NotOptedIn
+        );
+        assert_eq!(
+            f.check(Some(&t), &event(&OTHER, 3, "", "")),
+            Verdict::NotOptedIn
+        );
     }
 
     #[test]
     fn before_kea_reports_subnets_the_parameter_list_decides() {
         let f = filter(r#"{"subnet-ids": [2]}"#);
         assert_eq!(f.check(None, &event(&OTHER, 2, "", "")), Verdict::Accept);
-        assert_eq!(f.check(None, &event(&OTHER, 1, "", "")), Verdict::NotOptedIn);
+        assert_eq!(
+            f.check(None, &event(&OTHER, 1, "", "")),
+            Verdict::NotOptedIn
+        );
     }
 
     #[test]
@@ -169,21 +182,36 @@ mod tests {
                 "mac-ouis": ["14:18:77"]}"#,
         );
         let t = table();
-        let check = |mac: &[u8], host: &str, vendor: &str| f.check(Some(&t), &event(mac, 1, host, vendor));
+        let check =
+            |mac: &[u8], host: &str, vendor: &str| f.check(Some(&t), &event(mac, 1, host, vendor));
         assert_eq!(check(&DELL, "", ""), Verdict::Accept, "OUI");
-        assert_eq!(check(&OTHER, "us3-cab10-ru17-idrac", ""), Verdict::Accept, "hostname");
+        assert_eq!(
+            check(&OTHER, "us3-cab10-ru17-idrac", ""),
+            Verdict::Accept,
+            "hostname"
+        );
         assert_eq!(check(&OTHER, "", "CPQRIB3"), Verdict::Accept, "option 60");
         assert_eq!(check(&OTHER, "laptop", "MSFT 5.0"), Verdict::NoMatch);
-        assert_eq!(check(&OTHER, "us3-cab10-ru17-idrac-old", ""), Verdict::NoMatch);
+        assert_eq!(
+            check(&OTHER, "us3-cab10-ru17-idrac-old", ""),
+            Verdict::NoMatch
+        );
     }
 
     #[test]
     fn bad_patterns_name_the_parameter() {
-        let e = Filter::new(&Config::from_json(r#"{"hostname-pattern": "(idrac"}"#).unwrap()).unwrap_err();
-        assert_eq!(e.parameter, "hostname-pattern");
-        assert!(e.to_string().starts_with("parameter 'hostname-pattern' is not a usable regular expression"), "{e}");
-        let e = Filter::new(&Config::from_json(r#"{"vendor-class-patterns": ["ok", "[z-a]"]}"#).unwrap())
+        let e = Filter::new(&Config::from_json(r#"{"hostname-pattern": "(idrac"}"#).unwrap())
             .unwrap_err();
+        assert_eq!(e.parameter, "hostname-pattern");
+        assert!(
+            e.to_string()
+                .starts_with("parameter 'hostname-pattern' is not a usable regular expression"),
+            "{e}"
+        );
+        let e = Filter::new(
+            &Config::from_json(r#"{"vendor-class-patterns": ["ok", "[z-a]"]}"#).unwrap(),
+        )
+        .unwrap_err();
         assert_eq!(e.parameter, "vendor-class-patterns");
     }
 

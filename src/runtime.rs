@@ -30,6 +30,9 @@ pub struct Runtime {
     /// tables are kept in `retired` until the runtime is dropped, so a packet
     /// thread holding a reference can never see it freed.
     subnets: AtomicPtr<SubnetTable>,
+    // Boxed on purpose: readers hold `&SubnetTable` into the box, so the
+    // table must not move when the vector grows.
+    #[allow(clippy::vec_box)]
     retired: Mutex<Vec<Box<SubnetTable>>>,
     sender: Option<Sender<Job>>,
     workers: Option<WorkerPool>,
@@ -153,7 +156,13 @@ impl Runtime {
         let subnets = self.subnets();
         let opted_in: Vec<u32> = subnets.map_or_else(
             || self.config.subnet_ids.clone(),
-            |t| t.all().iter().filter(|s| s.opted_in).map(|s| s.id).collect(),
+            |t| {
+                t.all()
+                    .iter()
+                    .filter(|s| s.opted_in)
+                    .map(|s| s.id)
+                    .collect()
+            },
         );
         json!({
             "version": crate::VERSION,
@@ -275,7 +284,10 @@ mod tests {
     #[test]
     fn full_queue_drops_and_counts_duplicates_are_merged() {
         let gate = Arc::new(Gate::default());
-        let rt = runtime(r#"{"workers": 1, "queue-capacity": 2, "subnet-ids": [1]}"#, gate.clone());
+        let rt = runtime(
+            r#"{"workers": 1, "queue-capacity": 2, "subnet-ids": [1]}"#,
+            gate.clone(),
+        );
         rt.on_lease(&event(&mac(1), 1, "", "")); // taken by the worker, which blocks
         std::thread::sleep(std::time::Duration::from_millis(50));
         rt.on_lease(&event(&mac(1), 1, "", "")); // same MAC in flight
@@ -307,7 +319,10 @@ mod tests {
     #[test]
     fn shutdown_abandons_the_backlog_and_joins() {
         let gate = Arc::new(Gate::default());
-        let rt = runtime(r#"{"workers": 2, "queue-capacity": 64, "subnet-ids": [1]}"#, gate.clone());
+        let rt = runtime(
+            r#"{"workers": 2, "queue-capacity": 64, "subnet-ids": [1]}"#,
+            gate.clone(),
+        );
         for i in 0..20 {
             rt.on_lease(&event(&mac(i), 1, "", ""));
         }

@@ -41,8 +41,22 @@ const COUNTERS: usize = Counter::Panics as usize + 1;
 /// Upper bounds (ns) of the callout-cost histogram buckets; the last bucket
 /// is everything above the previous bound.
 pub const COST_BOUNDS_NS: [u64; 16] = [
-    250, 500, 750, 1_000, 1_500, 2_000, 3_000, 4_000, 5_000, 7_500, 10_000, 20_000, 50_000,
-    100_000, 1_000_000, u64::MAX,
+    250,
+    500,
+    750,
+    1_000,
+    1_500,
+    2_000,
+    3_000,
+    4_000,
+    5_000,
+    7_500,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    1_000_000,
+    u64::MAX,
 ];
 
 #[derive(Default)]
@@ -83,7 +97,9 @@ fn thread_slot() -> usize {
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            shards: (0..SHARDS).map(|_| CachePadded::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| CachePadded::new(Shard::default()))
+                .collect(),
         }
     }
 }
@@ -213,7 +229,7 @@ impl Stats {
         };
         CostSnapshot {
             count,
-            mean_ns: if count == 0 { 0 } else { sum / count },
+            mean_ns: sum.checked_div(count).unwrap_or(0),
             p50_ns: percentile(0.50),
             p90_ns: percentile(0.90),
             p99_ns: percentile(0.99),

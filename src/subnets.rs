@@ -190,8 +190,14 @@ mod tests {
         assert_eq!(t.get(1).unwrap().site.as_deref(), Some("us3"));
         assert_eq!(t.get(1).unwrap().prefix, "127.1.0.0/16");
         assert_eq!(warnings.len(), 3, "{warnings:?}");
-        assert!(warnings[0].contains("subnet 4 (127.4.0.0/16)"), "{warnings:?}");
-        assert!(warnings[2].starts_with("subnet 127.9.0.0/16 opts in but has no 'id'"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("subnet 4 (127.4.0.0/16)"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[2].starts_with("subnet 127.9.0.0/16 opts in but has no 'id'"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -201,7 +207,11 @@ mod tests {
         assert!(five.opted_in);
         assert_eq!(five.shared_network, "oob");
         assert_eq!(five.site.as_deref(), Some("eu1"));
-        assert_eq!(t.get(6).unwrap().site.as_deref(), Some("eu2"), "the subnet's own site wins");
+        assert_eq!(
+            t.get(6).unwrap().site.as_deref(),
+            Some("eu2"),
+            "the subnet's own site wins"
+        );
         assert!(t.opted_in(6));
     }
 

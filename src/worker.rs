@@ -6,8 +6,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::event::LeaseEvent;
 use crate::inflight::InFlight;
@@ -125,9 +126,49 @@ impl WorkerPool {
     }
 }
 
+/// Idle workers poll the queue, sleeping a little longer each time it is
+/// empty, up to this. A worker blocked in `recv()` would make every
+/// `try_send` on a packet thread wake it with a futex call, and on a small
+/// machine the woken worker then preempts the packet thread: measured, that
+/// stretched the callout's p99 from microseconds to a millisecond. Polling
+/// keeps the packet path free of system calls for at most this much pickup
+/// latency, which is nothing next to a Redfish discovery.
+const MAX_IDLE_SLEEP: Duration = Duration::from_millis(10);
+const MIN_IDLE_SLEEP: Duration = Duration::from_micros(500);
+
+/// Workers yield the CPU to Kea's packet threads under contention.
+const WORKER_NICE: libc::c_int = 10;
+
+fn lower_priority() {
+    // SAFETY: gettid has no preconditions; setpriority on our own thread id
+    // only changes this thread's nice value (Linux: per-thread).
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, WORKER_NICE);
+    }
+}
+
+fn next_job(queue: &Receiver<Job>, idle_sleep: &mut Duration) -> Option<Job> {
+    loop {
+        match queue.try_recv() {
+            Ok(job) => {
+                *idle_sleep = MIN_IDLE_SLEEP;
+                return Some(job);
+            }
+            // Disconnected comes only once the queue is also empty.
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {
+                std::thread::sleep(*idle_sleep);
+                *idle_sleep = (*idle_sleep * 2).min(MAX_IDLE_SLEEP);
+            }
+        }
+    }
+}
+
 fn run(queue: &Receiver<Job>, shared: &Shared) {
-    // recv() returns Err once the sender is dropped and the queue is empty.
-    while let Ok(job) = queue.recv() {
+    lower_priority();
+    let mut idle_sleep = MIN_IDLE_SLEEP;
+    while let Some(job) = next_job(queue, &mut idle_sleep) {
         if shared.stop.load(Ordering::Acquire) {
             shared.stats.bump(Counter::AbandonedAtUnload);
         } else {

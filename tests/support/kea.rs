@@ -121,11 +121,19 @@ impl Kea {
             .arg(&config_file)
             .env("KEA_PIDFILE_DIR", &dir)
             .env("KEA_LOCKFILE_DIR", &dir)
-            .stdout(Stdio::from(std::fs::File::create(dir.join("kea.stdout")).unwrap()))
-            .stderr(Stdio::from(std::fs::File::create(dir.join("kea.stderr")).unwrap()))
+            .stdout(Stdio::from(
+                std::fs::File::create(dir.join("kea.stdout")).unwrap(),
+            ))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("kea.stderr")).unwrap(),
+            ))
             .spawn()
             .expect("start kea-dhcp4");
-        let mut kea = Kea { child, dir, config_file };
+        let mut kea = Kea {
+            child,
+            dir,
+            config_file,
+        };
         wait_for("Kea's control socket", Duration::from_secs(20), || {
             if let Ok(Some(status)) = kea.child.try_wait() {
                 panic!("kea-dhcp4 exited with {status}:\n{}", kea.log_tail(30));
@@ -177,12 +185,16 @@ impl Kea {
 
     /// Number of threads of the Kea process.
     pub fn threads(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap().count()
+        std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .unwrap()
+            .count()
     }
 
     /// Number of open file descriptors of the Kea process.
     pub fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).unwrap().count()
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
     }
 
     /// Resident set size in KiB.

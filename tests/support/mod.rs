@@ -26,7 +26,11 @@ pub fn target_dir() -> PathBuf {
 /// commands, so deps/ is the copy that is current.
 pub fn hook_library() -> PathBuf {
     let lib = target_dir().join("deps/libdhcp_bmc_discovery.so");
-    assert!(lib.is_file(), "{} is missing: run the tests through cargo", lib.display());
+    assert!(
+        lib.is_file(),
+        "{} is missing: run the tests through cargo",
+        lib.display()
+    );
     lib
 }
 
@@ -37,7 +41,10 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

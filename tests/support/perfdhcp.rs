@@ -61,5 +61,10 @@ pub fn run(net: Net, relay: &str, args: &[&str], limit: Duration) -> Report {
 pub fn avalanche(net: Net, relay: &str, clients: usize, base_mac: &str) -> Report {
     let r = clients.to_string();
     let b = format!("mac={base_mac}");
-    run(net, relay, &["--scenario", "avalanche", "-R", &r, "-b", &b], Duration::from_secs(120))
+    run(
+        net,
+        relay,
+        &["--scenario", "avalanche", "-R", &r, "-b", &b],
+        Duration::from_secs(120),
+    )
 }

@@ -1,0 +1,176 @@
+//! Kea DHCPv4 throughput four ways, interleaved in one run, and the cost of
+//! the hook's callout path measured inside the hook:
+//!
+//!   none       no hook library
+//!   empty      a C++ hook with the same callouts that returns at once (the floor)
+//!   ours       libdhcp_bmc_discovery.so, every lease in an opted-in subnet
+//!   run_script Kea's libdhcp_run_script.so running `exit 0`
+//!
+//! `cargo bench --bench kea_throughput` (as root). BENCH_ROUNDS (default 5)
+//! and BENCH_SECONDS (default 8) set the length; each round runs the four in
+//! a rotated order, since position within a round biases results.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::kea::{config, Hook, Kea, Net};
+use support::{hook_library, perfdhcp, target_dir, TempDir};
+
+const VARIANTS: [&str; 4] = ["none", "empty", "ours", "run_script"];
+const RUN_SCRIPT: &str = "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_run_script.so";
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn build_empty_hook() -> PathBuf {
+    let out = target_dir().join("libbench_empty_hook.so");
+    let kea_include =
+        std::env::var("KEA_INCLUDE_DIR").unwrap_or_else(|_| "/usr/include/kea".into());
+    let status = Command::new("g++")
+        .args([
+            "-std=c++14",
+            "-O2",
+            "-shared",
+            "-fPIC",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-isystem",
+        ])
+        .arg(&kea_include)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/empty_hook.cc"))
+        .arg("-o")
+        .arg(&out)
+        .args(["-lkea-hooks", "-lkea-exceptions"])
+        .status()
+        .expect("run g++");
+    assert!(status.success(), "building the empty hook failed");
+    out
+}
+
+fn hooks_for(variant: &str, empty: &Path, script: &Path) -> Vec<Hook> {
+    match variant {
+        "none" => vec![],
+        "empty" => vec![Hook::Library {
+            path: empty.to_path_buf(),
+            parameters: json!({}),
+        }],
+        "ours" => vec![Hook::Library {
+            path: hook_library(),
+            parameters: json!({"workers": 4}),
+        }],
+        "run_script" => vec![Hook::Library {
+            path: RUN_SCRIPT.into(),
+            parameters: json!({"name": script.to_str().unwrap(), "sync": false}),
+        }],
+        other => unreachable!("{other}"),
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn main() {
+    let rounds = env_or("BENCH_ROUNDS", 5) as usize;
+    let seconds = env_or("BENCH_SECONDS", 8);
+    let net = Net::new(100);
+    let empty = build_empty_hook();
+    let scratch = TempDir::new("bench");
+    let script = scratch.path().join("noop.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    println!(
+        "kea_throughput: {rounds} rounds x {seconds} s per variant, perfdhcp -r 12000 -R 20000"
+    );
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
+    let mut costs: Vec<Value> = Vec::new();
+    for round in 0..rounds {
+        let mut line = format!("round {}:", round + 1);
+        for k in 0..VARIANTS.len() {
+            let i = (k + round) % VARIANTS.len();
+            let variant = VARIANTS[i];
+            let dir = TempDir::new(&format!("bench-{variant}"));
+            let cfg = config(
+                net,
+                dir.path(),
+                &hooks_for(variant, &empty, &script),
+                "WARN",
+            );
+            let kea = Kea::start(&dir, &cfg);
+            let p = seconds.to_string();
+            let report = perfdhcp::run(
+                net,
+                &net.relay_bmc(),
+                &["-r", "12000", "-R", "20000", "-p", &p],
+                Duration::from_secs(seconds + 30),
+            );
+            let rate = report
+                .rate()
+                .unwrap_or_else(|| panic!("no rate from perfdhcp ({variant}):\n{}", report.output));
+            if variant == "ours" {
+                costs.push(kea.bmc_status());
+            }
+            kea.stop();
+            rates[i].push(rate);
+            line.push_str(&format!("  {variant} {rate:.0}/s"));
+        }
+        println!("{line}");
+    }
+
+    let medians: Vec<f64> = rates.iter_mut().map(|r| median(r)).collect();
+    println!("\nmedian 4-way exchanges/s (ratio to no hook, ratio to empty hook):");
+    for (variant, m) in VARIANTS.iter().zip(&medians) {
+        println!(
+            "  {variant:<10} {m:>8.0}   {:.3}   {:.3}",
+            m / medians[0],
+            m / medians[1]
+        );
+    }
+    let mut p50: Vec<f64> = costs
+        .iter()
+        .map(|s| s["callout-cost"]["p50-ns"].as_f64().unwrap())
+        .collect();
+    let mut p99: Vec<f64> = costs
+        .iter()
+        .map(|s| s["callout-cost"]["p99-ns"].as_f64().unwrap())
+        .collect();
+    let mut mean: Vec<f64> = costs
+        .iter()
+        .map(|s| s["callout-cost"]["mean-ns"].as_f64().unwrap())
+        .collect();
+    let events: u64 = costs
+        .iter()
+        .map(|s| s["callout-cost"]["count"].as_u64().unwrap())
+        .sum();
+    println!(
+        "\nhook callout path (copy + filter + try_send), from bmc-status, median over rounds \
+         ({events} events): p50 <= {:.0} ns, p99 <= {:.0} ns, mean {:.0} ns",
+        median(&mut p50),
+        median(&mut p99),
+        median(&mut mean)
+    );
+    if let Some(last) = costs.last() {
+        println!(
+            "last round's histogram: {}",
+            last["callout-cost"]["buckets"]
+        );
+        println!("last round's events: {}", last["events"]);
+    }
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, unit tests, and the integration tests
+# that start the real kea-dhcp4 with the hook and drive it with perfdhcp.
+# Needs root (it installs missing packages and adds 127.0.N.x addresses to lo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tests/setup.sh
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets

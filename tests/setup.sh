@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need on Debian 12, as root.
+# Idempotent: returns in a second when everything is there already.
+set -euo pipefail
+
+packages=(
+  kea-dhcp4-server kea-dev kea-admin kea-ctrl-agent  # Kea 2.2, its headers, perfdhcp
+  libboost-dev                                      # Kea's headers include Boost
+  libclang-dev clang                                # bindgen (build.rs)
+  g++ pkg-config iproute2 socat                     # C++ shim; test addresses; README examples
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if ((EUID != 0)); then
+    echo "setup: missing Debian packages: ${missing[*]}; run as root: sudo bash tests/setup.sh" >&2
+    exit 1
+  fi
+  echo "setup: apt-get install ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found: install Rust (https://rustup.rs) and run again" >&2
+  exit 1
+fi
+for component in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+done
+echo "setup: ok (kea-dhcp4 $(kea-dhcp4 -v), $(cargo --version))" >&2
