@@ -199,6 +199,32 @@ fn kea_does_not_start_with_bad_parameters() {
     );
 }
 
+/// A reload with a bad parameter is refused and the running hook carries on.
+#[test]
+fn config_reload_with_bad_parameters_keeps_the_running_hook() {
+    let net = Net::new(16);
+    let dir = TempDir::new("badreload");
+    let kea = Kea::start(
+        &dir,
+        &config(net, dir.path(), &[hook(json!({"workers": 3}))], "INFO"),
+    );
+    let bad = config(net, dir.path(), &[hook(json!({"workers": 0}))], "INFO");
+    std::fs::write(&kea.config_file, bad.to_string()).unwrap();
+    let answer = kea.command("config-reload", None);
+    assert_eq!(answer["result"], 1, "{answer}");
+    assert!(
+        kea.log()
+            .contains("bmc-discovery: parameter 'workers' must be 1..=256, got 0"),
+        "{}",
+        kea.log_tail(10)
+    );
+    assert_eq!(
+        kea.bmc_status()["workers"],
+        3,
+        "the old instance keeps running"
+    );
+}
+
 /// 100 config-reloads while perfdhcp keeps going: Kea keeps serving, the
 /// hook's threads are joined every time, nothing leaks.
 #[test]
