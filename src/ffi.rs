@@ -42,6 +42,14 @@ fn note_panic(payload: &(dyn std::any::Any + Send)) {
     log::error!("internal error caught at the Kea boundary: {what}");
 }
 
+/// Calls a shim function that reports through a `bmc_sink`; returns its
+/// return code and the bytes it reported.
+fn with_sink(f: impl FnOnce(bmc_sink, *mut c_void) -> c_int) -> (c_int, String) {
+    let mut out = Vec::<u8>::new();
+    let rc = f(Some(collect), (&mut out as *mut Vec<u8>).cast());
+    (rc, String::from_utf8_lossy(&out).into_owned())
+}
+
 /// Collects what the shim passes to a `bmc_sink`.
 unsafe extern "C" fn collect(ctx: *mut c_void, data: *const c_char, len: usize) {
     // SAFETY: ctx is the &mut Vec<u8> passed alongside this sink; data/len
@@ -181,22 +189,14 @@ fn start(handle: *mut c_void) -> Result<(), String> {
         .map(|c| std::ffi::CString::new(*c).expect("command names have no NUL"))
         .collect();
     let ptrs: Vec<*const c_char> = names.iter().map(|c| c.as_ptr()).collect();
-    let mut error = Vec::new();
     // SAFETY: handle as above; ptrs point into `names`, alive for the call.
-    let rc = unsafe {
-        shim_register(
-            handle,
-            ptrs.as_ptr(),
-            ptrs.len(),
-            Some(collect),
-            (&mut error as *mut Vec<u8>).cast(),
-        )
-    };
+    let (rc, error) = with_sink(|sink, ctx| unsafe {
+        shim_register(handle, ptrs.as_ptr(), ptrs.len(), sink, ctx)
+    });
     if rc != 0 {
         runtime.shutdown();
         return Err(format!(
-            "cannot register callouts and commands with Kea: {}",
-            String::from_utf8_lossy(&error)
+            "cannot register callouts and commands with Kea: {error}"
         ));
     }
     if let Some(stale) = runtime::install(runtime) {

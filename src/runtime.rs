@@ -183,15 +183,9 @@ impl Runtime {
     }
 
     /// Stops and joins every worker. Queued events are abandoned and counted;
-    /// reconciliation finds their leases again.
-    pub fn shutdown(mut self) {
-        if let Some(workers) = self.workers.take() {
-            workers.request_stop();
-            // Dropping the only sender wakes idle workers with "disconnected"
-            // once they have drained (and counted) what is queued.
-            self.sender = None;
-            workers.join();
-        }
+    /// reconciliation finds their leases again. (Dropping does the same.)
+    pub fn shutdown(self) {
+        drop(self);
     }
 }
 
@@ -199,6 +193,8 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         if let Some(workers) = self.workers.take() {
             workers.request_stop();
+            // Dropping the only sender wakes idle workers with "disconnected"
+            // once they have drained (and counted) what is queued.
             self.sender = None;
             workers.join();
         }
