@@ -132,9 +132,12 @@ impl WorkerPool {
 /// machine the woken worker then preempts the packet thread: measured, that
 /// stretched the callout's p99 from microseconds to a millisecond. Polling
 /// keeps the packet path free of system calls for at most this much pickup
-/// latency, which is nothing next to a Redfish discovery.
-const MAX_IDLE_SLEEP: Duration = Duration::from_millis(10);
-const MIN_IDLE_SLEEP: Duration = Duration::from_micros(500);
+/// latency, which is nothing next to a Redfish discovery. The floor matters
+/// too: at 0.5 ms, four workers woke thousands of times a second under load
+/// and cost Kea ~8 % throughput; at 2 ms the hook is within noise of an
+/// empty hook (benches/kea_throughput.rs).
+const MAX_IDLE_SLEEP: Duration = Duration::from_millis(20);
+const MIN_IDLE_SLEEP: Duration = Duration::from_millis(2);
 
 /// Workers yield the CPU to Kea's packet threads under contention.
 const WORKER_NICE: libc::c_int = 10;
