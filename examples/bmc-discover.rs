@@ -1,0 +1,173 @@
+//! bmc-discover: discover one BMC over Redfish with the hook's own engine
+//! and print the server's inventory as JSON.
+//!
+//!   bmc-discover [--port N] [--credentials-file F] [--ca-file F | --pin-file F | --insecure]
+//!                [--mac MAC] [--timeout S] [--deadline S] HOST
+//!
+//! Credentials come from --credentials-file (the hook's format) or from the
+//! environment variables BMC_USERNAME and BMC_PASSWORD; never from the
+//! command line, where `ps` would show them. The certificate is verified
+//! against the system trust store unless --ca-file, --pin-file (trust on
+//! first use, pins kept in that file) or --insecure says otherwise.
+//!
+//! stdout: the inventory (pretty JSON). stderr: diagnostics (RUST_LOG).
+//! Exit status: 0 discovered, 1 discovery failed (one line says why),
+//! 2 bad usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dhcp_bmc_discovery::redfish::{
+    Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy,
+};
+
+const USAGE: &str = "usage: bmc-discover [--port N] [--credentials-file F] \
+[--ca-file F | --pin-file F | --insecure] [--mac MAC] [--timeout S] [--deadline S] HOST
+credentials: --credentials-file F, or BMC_USERNAME and BMC_PASSWORD in the environment";
+
+struct Args {
+    host: String,
+    port: u16,
+    credentials_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    pin_file: Option<PathBuf>,
+    insecure: bool,
+    mac: Option<String>,
+    limits: Limits,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        host: String::new(),
+        port: 443,
+        credentials_file: None,
+        ca_file: None,
+        pin_file: None,
+        insecure: false,
+        mac: None,
+        limits: Limits::default(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--port" => {
+                let v = value("--port")?;
+                a.port = v
+                    .parse()
+                    .map_err(|_| format!("--port must be 1..=65535, got {v:?}"))?;
+            }
+            "--credentials-file" => a.credentials_file = Some(value(&arg)?.into()),
+            "--ca-file" => a.ca_file = Some(value(&arg)?.into()),
+            "--pin-file" => a.pin_file = Some(value(&arg)?.into()),
+            "--insecure" => a.insecure = true,
+            "--mac" => {
+                let v = value("--mac")?;
+                a.mac = Some(dhcp_bmc_discovery::redfish::values::mac(&v).ok_or_else(|| {
+                    format!("--mac must be a MAC like 14:18:77:aa:bb:cc, got {v:?}")
+                })?);
+            }
+            "--timeout" | "--deadline" => {
+                let v = value(&arg)?;
+                let secs: u64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=3600).contains(s))
+                    .ok_or_else(|| format!("{arg} must be 1..=3600 seconds, got {v:?}"))?;
+                if arg == "--timeout" {
+                    a.limits.request_timeout = Duration::from_secs(secs);
+                } else {
+                    a.limits.deadline = Duration::from_secs(secs);
+                }
+            }
+            "-h" | "--help" => return Err(String::new()),
+            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            s if a.host.is_empty() => a.host = s.to_string(),
+            s => return Err(format!("one HOST only, got a second: {s}")),
+        }
+    }
+    if a.host.is_empty() {
+        return Err("HOST is missing".into());
+    }
+    let modes = [a.ca_file.is_some(), a.pin_file.is_some(), a.insecure];
+    if modes.iter().filter(|m| **m).count() > 1 {
+        return Err("give one of --ca-file, --pin-file, --insecure".into());
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("bmc-discover: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bmc-discover: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(a: Args) -> Result<(), String> {
+    let credentials = match &a.credentials_file {
+        Some(f) => Credentials::load(f)?,
+        None => {
+            let user = std::env::var("BMC_USERNAME").map_err(|_| {
+                "no credentials: give --credentials-file F, or set BMC_USERNAME and BMC_PASSWORD"
+                    .to_string()
+            })?;
+            let pass = std::env::var("BMC_PASSWORD")
+                .map_err(|_| "BMC_USERNAME is set but BMC_PASSWORD is not".to_string())?;
+            Credentials::single(&user, &pass)
+        }
+    };
+    let tls = if let Some(ca) = &a.ca_file {
+        TlsPolicy::ca_file(ca)?
+    } else if let Some(p) = &a.pin_file {
+        TlsPolicy::Pin(Arc::new(PinStore::open(p)?))
+    } else if a.insecure {
+        log::warn!("--insecure: the BMC's certificate is not checked");
+        TlsPolicy::Insecure
+    } else {
+        TlsPolicy::system_roots()?
+    };
+    let d = Discoverer {
+        tls,
+        credentials,
+        guard: Arc::new(LoginGuard::new(Duration::from_secs(1800))),
+        limits: a.limits,
+    };
+    let mut target = Target::new(&a.host, a.port);
+    target.mac = a.mac;
+    let got = d.discover(&target).map_err(|e| e.message)?;
+    for w in &got.warnings {
+        log::warn!("{w}");
+    }
+    log::info!(
+        "discovered {} {} serial {} as {} ({} auth, vendor module {}): {} requests in {} ms",
+        got.inventory.manufacturer.as_deref().unwrap_or("?"),
+        got.inventory.model.as_deref().unwrap_or("?"),
+        got.inventory.serial_number.as_deref().unwrap_or("?"),
+        got.username,
+        got.auth,
+        got.inventory.vendor,
+        got.round_trips,
+        got.elapsed_ms
+    );
+    let json = serde_json::to_string_pretty(&got.inventory).map_err(|e| e.to_string())?;
+    println!("{json}");
+    Ok(())
+}

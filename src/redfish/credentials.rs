@@ -1,0 +1,316 @@
+//! BMC credentials: the credentials file, which entries apply to a BMC, and
+//! the guard that keeps a wrong password from ever locking an account.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// A password. It has no Display, and its Debug prints `***`, so it cannot
+/// end up in a log line or an error text by accident.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
+    /// The password itself; call sites are the request builders only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// One username/password pair and which BMCs it is for.
+#[derive(Clone, Debug)]
+pub struct Credential {
+    pub username: String,
+    pub password: Secret,
+    /// Only for BMCs of this vendor (`dell`, `hpe`, `lenovo`, `supermicro`,
+    /// or any other vendor module name); None = any.
+    pub vendor: Option<String>,
+    /// Only for BMCs whose MAC starts with one of these OUIs (`aa:bb:cc`).
+    pub ouis: Vec<String>,
+}
+
+impl Credential {
+    /// Whether this entry may be tried on a BMC. A filter applies only when
+    /// the fact it filters on is known: before login the vendor is known
+    /// only if the unauthenticated service root names it.
+    pub fn applies(&self, vendor: Option<&str>, mac: Option<&str>) -> bool {
+        if let (Some(want), Some(got)) = (self.vendor.as_deref(), vendor) {
+            if !want.eq_ignore_ascii_case(got) {
+                return false;
+            }
+        }
+        if let (false, Some(mac)) = (self.ouis.is_empty(), mac) {
+            let mac = mac.to_ascii_lowercase();
+            if !self.ouis.iter().any(|o| mac.starts_with(o.as_str())) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The entries of a credentials file, in file order.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    pub entries: Vec<Credential>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    username: String,
+    password: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
+    vendor: Option<String>,
+    #[serde(default)]
+    oui: Vec<String>,
+}
+
+impl Credentials {
+    /// One credential, e.g. from the command line's environment variables.
+    pub fn single(username: &str, password: &str) -> Credentials {
+        Credentials {
+            entries: vec![Credential {
+                username: username.to_string(),
+                password: Secret::new(password.to_string()),
+                vendor: None,
+                ouis: Vec::new(),
+            }],
+        }
+    }
+
+    /// Reads a credentials file: a JSON list of
+    /// `{"username", "password" | "password_file" | "password_env", "vendor"?, "oui"?}`.
+    /// Errors name the file and the entry, never a password.
+    pub fn load(path: &Path) -> Result<Credentials, String> {
+        let shown = path.display();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("credentials file {shown}: {e}"))?;
+        warn_if_readable_by_others(path);
+        Credentials::parse(&text).map_err(|e| format!("credentials file {shown}: {e}"))
+    }
+
+    /// Parses the file's text (see `load`).
+    pub fn parse(text: &str) -> Result<Credentials, String> {
+        // serde_json's messages quote the offending token, which could be a
+        // password: report only where the problem is.
+        let raw: Vec<Entry> = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "not a JSON list of {{\"username\", \"password\"}} entries (line {}, column {}); \
+                 allowed keys: username, password, password_file, password_env, vendor, oui",
+                e.line(),
+                e.column()
+            )
+        })?;
+        if raw.is_empty() {
+            return Err("has no entries; add at least one {\"username\", \"password\"}".into());
+        }
+        let mut entries = Vec::with_capacity(raw.len());
+        for (i, e) in raw.into_iter().enumerate() {
+            let n = i + 1;
+            if e.username.trim().is_empty() {
+                return Err(format!("entry {n}: 'username' is empty"));
+            }
+            let sources = [
+                e.password.is_some(),
+                e.password_file.is_some(),
+                e.password_env.is_some(),
+            ];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                return Err(format!(
+                    "entry {n} ({}): give exactly one of 'password', 'password_file', 'password_env'",
+                    e.username
+                ));
+            }
+            let password = if let Some(p) = e.password {
+                p
+            } else if let Some(f) = e.password_file {
+                let p = std::fs::read_to_string(&f).map_err(|err| {
+                    format!("entry {n} ({}): password_file {f}: {err}", e.username)
+                })?;
+                p.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                let var = e.password_env.unwrap_or_default();
+                std::env::var(&var).map_err(|_| {
+                    format!(
+                        "entry {n} ({}): environment variable {var} is not set",
+                        e.username
+                    )
+                })?
+            };
+            let mut ouis = Vec::new();
+            for o in e.oui {
+                ouis.push(normalize_oui(&o).ok_or_else(|| {
+                    format!(
+                        "entry {n} ({}): oui {o:?} is not three hex octets like \"14:18:77\"",
+                        e.username
+                    )
+                })?);
+            }
+            entries.push(Credential {
+                username: e.username,
+                password: Secret::new(password),
+                vendor: e.vendor.map(|v| v.to_ascii_lowercase()),
+                ouis,
+            });
+        }
+        Ok(Credentials { entries })
+    }
+}
+
+fn normalize_oui(s: &str) -> Option<String> {
+    let hex: String = s.chars().filter(|c| !matches!(c, ':' | '-')).collect();
+    if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let h = hex.to_ascii_lowercase();
+    Some(format!("{}:{}:{}", &h[0..2], &h[2..4], &h[4..6]))
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            log::warn!(
+                "credentials file {} has mode {:o}; it holds passwords, make it 0600 (chmod 600 {})",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+}
+
+/// Remembers failed logins per (BMC, credential) so that each credential
+/// fails at most once per BMC per window: BMCs lock an account after a few
+/// failures (iDRAC: 3 by default), and a discovery is retried. Also
+/// remembers the credential that last worked, to try it first.
+pub struct LoginGuard {
+    window: Duration,
+    state: Mutex<GuardState>,
+}
+
+#[derive(Default)]
+struct GuardState {
+    failed: HashMap<(String, String), Instant>,
+    good: HashMap<String, String>,
+}
+
+impl LoginGuard {
+    pub fn new(window: Duration) -> LoginGuard {
+        LoginGuard {
+            window,
+            state: Mutex::new(GuardState::default()),
+        }
+    }
+
+    /// The window, for messages.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Whether `username` failed on `bmc` within the window.
+    pub fn recently_failed(&self, bmc: &str, username: &str) -> bool {
+        let st = self.lock();
+        st.failed
+            .get(&(bmc.to_string(), username.to_string()))
+            .is_some_and(|t| t.elapsed() < self.window)
+    }
+
+    pub fn record_failure(&self, bmc: &str, username: &str) {
+        let mut st = self.lock();
+        let window = self.window;
+        // Keeps the map bounded by the BMCs seen within one window.
+        st.failed.retain(|_, t| t.elapsed() < window);
+        st.failed
+            .insert((bmc.to_string(), username.to_string()), Instant::now());
+        if st.good.get(bmc).map(String::as_str) == Some(username) {
+            st.good.remove(bmc);
+        }
+    }
+
+    pub fn record_success(&self, bmc: &str, username: &str) {
+        let mut st = self.lock();
+        st.failed.remove(&(bmc.to_string(), username.to_string()));
+        st.good.insert(bmc.to_string(), username.to_string());
+    }
+
+    /// The username that last logged in to `bmc`.
+    pub fn last_good(&self, bmc: &str) -> Option<String> {
+        self.lock().good.get(bmc).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GuardState> {
+        // A panic while holding this lock leaves plain maps behind; keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_entries_and_never_echoes_a_password() {
+        let c = Credentials::parse(
+            r#"[{"username": "root", "password": "calvin", "vendor": "Dell"},
+                {"username": "ADMIN", "password": "x", "oui": ["3C-EC-EF"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(c.entries.len(), 2);
+        assert_eq!(c.entries[0].vendor.as_deref(), Some("dell"));
+        assert_eq!(c.entries[1].ouis, vec!["3c:ec:ef"]);
+        assert!(!format!("{c:?}").contains("calvin"));
+
+        let err = Credentials::parse(r#"[{"username": "root", "password": calvin}]"#).unwrap_err();
+        assert!(!err.contains("calvin"), "{err}");
+        let err = Credentials::parse(r#"[{"username": "root"}]"#).unwrap_err();
+        assert!(err.contains("exactly one of"), "{err}");
+        let err = Credentials::parse(r#"[{"username": "r", "password": "p", "oui": ["zz"]}]"#)
+            .unwrap_err();
+        assert!(err.contains("oui \"zz\""), "{err}");
+        assert!(Credentials::parse("[]").is_err());
+    }
+
+    #[test]
+    fn filters_apply_only_to_known_facts() {
+        let c = Credentials::parse(
+            r#"[{"username": "a", "password": "p", "vendor": "dell", "oui": ["14:18:77"]}]"#,
+        )
+        .unwrap();
+        let e = &c.entries[0];
+        assert!(e.applies(None, None));
+        assert!(e.applies(Some("dell"), Some("14:18:77:00:00:01")));
+        assert!(!e.applies(Some("hpe"), None));
+        assert!(!e.applies(None, Some("94:40:c9:00:00:01")));
+    }
+
+    #[test]
+    fn guard_allows_one_failure_per_window() {
+        let g = LoginGuard::new(Duration::from_secs(60));
+        assert!(!g.recently_failed("bmc1", "root"));
+        g.record_failure("bmc1", "root");
+        assert!(g.recently_failed("bmc1", "root"));
+        assert!(!g.recently_failed("bmc2", "root"));
+        g.record_success("bmc1", "admin");
+        assert_eq!(g.last_good("bmc1").as_deref(), Some("admin"));
+        let short = LoginGuard::new(Duration::ZERO);
+        short.record_failure("bmc1", "root");
+        assert!(!short.recently_failed("bmc1", "root"));
+    }
+}

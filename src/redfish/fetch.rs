@@ -1,0 +1,305 @@
+//! Fetching a BMC's resources in waves: every link known at a point is
+//! fetched at once (a few requests in parallel), collections with `$expand`
+//! where the service root offers it, and every answer is cached by its
+//! `@odata.id`, so a resource is never asked for twice.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use serde_json::Value;
+
+use super::error::{Error, FailureKind};
+use super::http::{Client, Fetch};
+use super::values::odata_id;
+
+/// The query that expands a collection's members (one level, subordinate
+/// resources only), as Redfish 1.x defines it.
+const EXPAND: &str = "$expand=.($levels=1)";
+
+pub struct Fetcher<'a> {
+    pub client: &'a Client,
+    expand: bool,
+    parallel: usize,
+    cache: Mutex<HashMap<String, Result<Arc<Value>, u16>>>,
+    /// Set by the first failure that is about the connection rather than
+    /// one resource (timeout, unreachable, TLS): the BMC is gone, so later
+    /// waves stop at once instead of each waiting out its timeout.
+    fatal: Mutex<Option<Error>>,
+    warnings: Mutex<Vec<String>>,
+}
+
+/// Cache key: the path without a trailing slash (HPE writes most ids with
+/// one, and links to the same resource without).
+fn key(path: &str) -> String {
+    let (p, q) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
+    let p = if p.len() > 1 {
+        p.trim_end_matches('/')
+    } else {
+        p
+    };
+    match q {
+        Some(q) => format!("{p}?{q}"),
+        None => p.to_string(),
+    }
+}
+
+impl<'a> Fetcher<'a> {
+    pub fn new(client: &'a Client, expand: bool, parallel: usize) -> Fetcher<'a> {
+        Fetcher {
+            client,
+            expand,
+            parallel: parallel.max(1),
+            cache: Mutex::new(HashMap::new()),
+            fatal: Mutex::new(None),
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The URL to ask for a collection with: expanded when supported.
+    pub fn coll(&self, path: &str) -> String {
+        if self.expand {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            format!("{path}{sep}{EXPAND}")
+        } else {
+            path.to_string()
+        }
+    }
+
+    pub fn warn(&self, w: String) {
+        log::debug!("{w}");
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(w);
+    }
+
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn fatal(&self) -> Option<Error> {
+        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A resource already fetched (None when absent, failed or not asked).
+    pub fn cached(&self, path: &str) -> Option<Arc<Value>> {
+        match self.lock().get(&key(path)) {
+            Some(Ok(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether `path` was asked for already (whatever the answer).
+    pub fn asked(&self, path: &str) -> bool {
+        self.lock().contains_key(&key(path))
+    }
+
+    /// Drops what is known about `path`, so that it is asked again.
+    pub fn forget(&self, path: &str) {
+        self.lock().remove(&key(path));
+    }
+
+    /// Fetches every path not asked before, `parallel` at a time.
+    pub fn get_many(&self, paths: &[String]) {
+        let mut todo: Vec<&String> = Vec::new();
+        for p in paths {
+            if !self.asked(p) && !todo.iter().any(|t| key(t) == key(p)) {
+                todo.push(p);
+            }
+        }
+        if todo.is_empty() || self.fatal().is_some() {
+            return;
+        }
+        let next = AtomicUsize::new(0);
+        let threads = self.parallel.min(todo.len());
+        let work = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(path) = todo.get(i) else { break };
+            if self.fatal().is_some() {
+                break;
+            }
+            self.fetch_one(path);
+        };
+        if threads == 1 {
+            work();
+        } else {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(work);
+                }
+            });
+        }
+    }
+
+    /// Fetches everything `wanted` names, and whatever it names once those
+    /// answers are in, until it names nothing new: `parallel` requests in
+    /// flight, each new link started as soon as a slot frees (no waiting
+    /// for a whole wave), at most `max_requests` in all.
+    pub fn crawl(&self, wanted: &(dyn Fn(&Fetcher) -> Vec<String> + Sync), max_requests: usize) {
+        struct Queue {
+            todo: VecDeque<String>,
+            scheduled: HashSet<String>,
+            in_flight: usize,
+        }
+        let q = Mutex::new(Queue {
+            todo: VecDeque::new(),
+            scheduled: HashSet::new(),
+            in_flight: 0,
+        });
+        let cv = Condvar::new();
+        let enqueue = |q: &mut Queue, links: Vec<String>| {
+            for l in links {
+                if q.scheduled.len() < max_requests
+                    && !self.asked(&l)
+                    && q.scheduled.insert(key(&l))
+                {
+                    q.todo.push_back(l);
+                }
+            }
+        };
+        enqueue(
+            &mut q.lock().unwrap_or_else(|p| p.into_inner()),
+            wanted(self),
+        );
+        let work = || loop {
+            let path = {
+                let mut g = q.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if self.fatal().is_some() {
+                        g.todo.clear();
+                    }
+                    if let Some(p) = g.todo.pop_front() {
+                        g.in_flight += 1;
+                        break Some(p);
+                    }
+                    if g.in_flight == 0 {
+                        break None;
+                    }
+                    g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            let Some(path) = path else {
+                cv.notify_all();
+                return;
+            };
+            self.fetch_one(&path);
+            let more = wanted(self);
+            let mut g = q.lock().unwrap_or_else(|p| p.into_inner());
+            enqueue(&mut g, more);
+            g.in_flight -= 1;
+            drop(g);
+            cv.notify_all();
+        };
+        std::thread::scope(|s| {
+            for _ in 1..self.parallel {
+                s.spawn(work);
+            }
+            work();
+        });
+    }
+
+    /// Fetches one resource now (or returns the cached answer).
+    pub fn get(&self, path: &str) -> Result<Arc<Value>, u16> {
+        if !self.asked(path) && self.fatal().is_none() {
+            self.fetch_one(path);
+        }
+        match self.lock().get(&key(path)) {
+            Some(Ok(v)) => Ok(v.clone()),
+            Some(Err(code)) => Err(*code),
+            None => Err(0),
+        }
+    }
+
+    fn fetch_one(&self, path: &str) {
+        match self.client.get(path) {
+            Ok(v) => self.store(path, Ok(v)),
+            Err(Fetch::Status(code)) => {
+                self.warn(format!("GET {path}: HTTP {code}"));
+                self.store(path, Err(code));
+            }
+            Err(Fetch::Failed(e)) => {
+                if matches!(
+                    e.kind,
+                    FailureKind::Timeout | FailureKind::Unreachable | FailureKind::Tls
+                ) {
+                    let mut f = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+                    if f.is_none() {
+                        *f = Some(e.clone());
+                    }
+                }
+                self.warn(e.message.clone());
+                self.store(path, Err(0));
+            }
+        }
+    }
+
+    fn store(&self, path: &str, r: Result<Value, u16>) {
+        let mut cache = self.lock();
+        let r = r.map(|mut v| {
+            // An expanded collection carries its members: each moves to the
+            // cache under its own id, and the collection keeps the link.
+            if let Some(members) = v.get_mut("Members").and_then(Value::as_array_mut) {
+                for m in members.iter_mut() {
+                    if m.as_object().is_some_and(|o| o.len() > 1) {
+                        if let Some(id) = odata_id(m) {
+                            let full = std::mem::replace(m, serde_json::json!({ "@odata.id": id }));
+                            cache.entry(key(&id)).or_insert_with(|| Ok(Arc::new(full)));
+                        }
+                    }
+                }
+            }
+            Arc::new(v)
+        });
+        cache.insert(key(path), r);
+    }
+
+    /// The member links of a fetched collection (asked for expanded or not).
+    fn member_ids(&self, coll_path: &str) -> Vec<String> {
+        self.cached(&self.coll(coll_path))
+            .or_else(|| self.cached(coll_path))
+            .and_then(|c| {
+                c.get("Members")
+                    .and_then(Value::as_array)
+                    .map(|ms| ms.iter().filter_map(odata_id).collect())
+            })
+            .unwrap_or_default()
+    }
+
+    /// The members of a fetched collection that are in the cache (expanded
+    /// or fetched); the others are in `missing_members`.
+    pub fn members(&self, coll_path: &str) -> Vec<Arc<Value>> {
+        self.member_ids(coll_path)
+            .iter()
+            .filter_map(|id| self.cached(id))
+            .collect()
+    }
+
+    /// Member links of a fetched collection not fetched (or expanded) yet.
+    pub fn missing_members(&self, coll_path: &str) -> Vec<String> {
+        let mut ids = self.member_ids(coll_path);
+        ids.retain(|id| !self.asked(id));
+        ids
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Result<Arc<Value>, u16>>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_ignore_trailing_slashes() {
+        assert_eq!(
+            super::key("/redfish/v1/Systems/1/"),
+            "/redfish/v1/Systems/1"
+        );
+        assert_eq!(super::key("/redfish/v1/"), "/redfish/v1");
+        assert_eq!(super::key("/"), "/");
+        assert_eq!(super::key("/a/?$expand=x"), "/a?$expand=x");
+    }
+}

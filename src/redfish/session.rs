@@ -1,0 +1,231 @@
+//! Logging in to a BMC: a Redfish session where the BMC has one (BMCs have a
+//! handful of session slots, so the session is always deleted), basic auth
+//! where it has not. Credentials are tried in order, each at most once per
+//! BMC per guard window.
+
+use serde_json::{json, Value};
+
+use super::credentials::{Credential, Credentials, LoginGuard};
+use super::error::{Error, FailureKind};
+use super::fetch::Fetcher;
+use super::http::{basic_auth, Auth, Client};
+
+/// A logged-in conversation. Dropping it logs out, so a session is deleted
+/// on every path out of a discovery, an unwinding panic included.
+pub struct Session<'a> {
+    client: &'a Client,
+    /// The session resource to DELETE; None under basic auth.
+    location: Option<String>,
+    pub username: String,
+    pub basic: bool,
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        if let Some(loc) = self.location.take() {
+            match self.client.delete(&loc) {
+                Ok(s) if (200..300).contains(&s) || s == 404 => {}
+                Ok(s) => log::warn!(
+                    "BMC {}: deleting session {loc} answered {s}; it stays open until the BMC times it out",
+                    self.client.bmc
+                ),
+                Err(e) => log::warn!(
+                    "{e}; the session stays open until the BMC times it out"
+                ),
+            }
+        }
+    }
+}
+
+/// Where the BMC takes logins: the root's `Links.Sessions`, else the
+/// SessionService's `Sessions`.
+pub fn sessions_path(root: &Value, f: &Fetcher) -> Option<String> {
+    if let Some(p) = root
+        .pointer("/Links/Sessions/@odata.id")
+        .and_then(Value::as_str)
+    {
+        return Some(p.to_string());
+    }
+    let svc = root.pointer("/SessionService/@odata.id")?.as_str()?;
+    let svc = f.get(svc).ok()?;
+    svc.pointer("/Sessions/@odata.id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Logs in with the first credential that works. `probe` is a resource
+/// that needs auth (the Systems collection): under basic auth it is the
+/// check that the password is right, and its body is kept in the cache.
+#[allow(clippy::too_many_arguments)]
+pub fn login<'a>(
+    f: &Fetcher<'a>,
+    sessions: Option<&str>,
+    probe: &str,
+    creds: &Credentials,
+    guard: &LoginGuard,
+    bmc_key: &str,
+    vendor: Option<&str>,
+    mac: Option<&str>,
+) -> Result<Session<'a>, Error> {
+    let client = f.client;
+    let mut order: Vec<&Credential> = creds
+        .entries
+        .iter()
+        .filter(|c| c.applies(vendor, mac))
+        .collect();
+    // The credential that worked last time goes first: fewer failures.
+    if let Some(good) = guard.last_good(bmc_key) {
+        if let Some(i) = order.iter().position(|c| c.username == good) {
+            let c = order.remove(i);
+            order.insert(0, c);
+        }
+    }
+    if order.is_empty() {
+        return Err(Error::new(
+            FailureKind::Auth,
+            format!(
+                "BMC {}: no credential in the credentials file applies (vendor {}, mac {}); \
+                 add an entry without 'vendor'/'oui' or with matching ones",
+                client.bmc,
+                vendor.unwrap_or("unknown"),
+                mac.unwrap_or("unknown")
+            ),
+        ));
+    }
+    let mut tried = Vec::new();
+    let mut use_basic = sessions.is_none();
+    for cred in order {
+        if guard.recently_failed(bmc_key, &cred.username) {
+            tried.push(format!(
+                "{} (held back: it failed here within the last {} s)",
+                cred.username,
+                guard.window().as_secs()
+            ));
+            continue;
+        }
+        if !use_basic {
+            let path = sessions.unwrap_or_default();
+            let body = json!({"UserName": cred.username, "Password": cred.password.expose()});
+            let posted = client.post(path, &body)?;
+            match posted.status {
+                200..=299 => {
+                    let Some(token) = posted.token else {
+                        return Err(Error::new(
+                            FailureKind::Protocol,
+                            format!(
+                                "BMC {}: POST {path} created a session without an X-Auth-Token header",
+                                client.bmc
+                            ),
+                        ));
+                    };
+                    let location = posted.location.map(|l| strip_origin(&l)).or_else(|| {
+                        posted
+                            .body
+                            .get("@odata.id")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    });
+                    client.set_auth(Auth::Token(token));
+                    guard.record_success(bmc_key, &cred.username);
+                    return Ok(Session {
+                        client,
+                        location,
+                        username: cred.username.clone(),
+                        basic: false,
+                    });
+                }
+                401 | 403 => {
+                    guard.record_failure(bmc_key, &cred.username);
+                    tried.push(format!(
+                        "{} (rejected: HTTP {})",
+                        cred.username, posted.status
+                    ));
+                    continue;
+                }
+                404 | 405 | 501 => {
+                    log::debug!(
+                        "BMC {}: POST {path} answered {}; falling back to basic auth",
+                        client.bmc,
+                        posted.status
+                    );
+                    use_basic = true;
+                }
+                s => {
+                    return Err(Error::new(
+                        FailureKind::Protocol,
+                        format!("BMC {}: login at {path} answered HTTP {s}", client.bmc),
+                    ))
+                }
+            }
+        }
+        client.set_auth(Auth::Basic(basic_auth(
+            &cred.username,
+            cred.password.expose(),
+        )));
+        match f.get(probe) {
+            Ok(_) => {
+                guard.record_success(bmc_key, &cred.username);
+                return Ok(Session {
+                    client,
+                    location: None,
+                    username: cred.username.clone(),
+                    basic: true,
+                });
+            }
+            Err(401) | Err(403) => {
+                guard.record_failure(bmc_key, &cred.username);
+                tried.push(format!("{} (rejected by basic auth)", cred.username));
+                // The 401 must not stay cached: the next credential asks again.
+                f.forget(probe);
+            }
+            Err(_) => {
+                return Err(f.fatal().unwrap_or_else(|| {
+                    Error::new(
+                        FailureKind::Protocol,
+                        format!("BMC {}: GET {probe} failed after login", client.bmc),
+                    )
+                }))
+            }
+        }
+    }
+    client.set_auth(Auth::None);
+    Err(Error::new(
+        FailureKind::Auth,
+        format!(
+            "BMC {}: no credential logged in: {}",
+            client.bmc,
+            tried.join(", ")
+        ),
+    ))
+}
+
+/// `https://host/redfish/v1/...` -> `/redfish/v1/...` (Location may be
+/// absolute).
+fn strip_origin(loc: &str) -> String {
+    if let Some(rest) = loc
+        .strip_prefix("https://")
+        .or_else(|| loc.strip_prefix("http://"))
+    {
+        match rest.find('/') {
+            Some(i) => rest[i..].to_string(),
+            None => "/".to_string(),
+        }
+    } else {
+        loc.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn location_may_be_absolute() {
+        assert_eq!(
+            super::strip_origin("https://10.0.0.1:443/redfish/v1/SessionService/Sessions/7"),
+            "/redfish/v1/SessionService/Sessions/7"
+        );
+        assert_eq!(
+            super::strip_origin("/redfish/v1/Sessions/7"),
+            "/redfish/v1/Sessions/7"
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! HPE iLO 4/5/6/7: OEM data under `Oem.Hpe` (iLO 5 and later) or `Oem.Hp`
+//! (iLO 4). Smart Array controllers and their drives live under the
+//! system's SmartStorage, NICs under BaseNetworkAdapters when the standard
+//! NetworkInterfaces is empty, the Integrated Management Log under the
+//! system's LogServices.
+
+use serde_json::Value;
+
+use super::{log_links, mentions, missing, read_log, Vendor};
+use crate::redfish::fetch::Fetcher;
+use crate::redfish::generic::{drive, Found};
+use crate::redfish::inventory::{Inventory, NetworkAdapter, StorageController};
+use crate::redfish::values::{link, text, text_at};
+
+pub struct Hpe;
+
+/// `Oem.Hpe` or, on iLO 4, `Oem.Hp`.
+fn oem(v: &Value) -> Option<&Value> {
+    v.pointer("/Oem/Hpe").or_else(|| v.pointer("/Oem/Hp"))
+}
+
+fn oem_link(v: &Value, key: &str) -> Option<String> {
+    link(oem(v)?.get("Links")?, key)
+}
+
+impl Vendor for Hpe {
+    fn name(&self) -> &'static str {
+        "hpe"
+    }
+
+    fn detect_root(&self, root: &Value) -> bool {
+        oem(root).is_some() || matches!(text(root, "Vendor").as_deref(), Some("HPE" | "HP"))
+    }
+
+    fn detect(&self, found: &Found) -> bool {
+        let m = text(&found.system, "Manufacturer");
+        matches!(m.as_deref(), Some("HPE" | "HP")) || mentions(m, "hewlett")
+    }
+
+    fn wanted(&self, found: &Found, f: &Fetcher) -> Vec<String> {
+        let sys = &found.system;
+        let mut out = log_links(sys, "IML", f);
+        if let Some(ss) = oem_link(sys, "SmartStorage") {
+            out.push(ss.clone());
+            if let Some(ac) = f.cached(&ss).and_then(|s| link(&s, "ArrayControllers")) {
+                out.push(f.coll(&ac));
+                out.extend(f.missing_members(&ac));
+                for c in f.members(&ac) {
+                    if let Some(dd) = c
+                        .pointer("/Links/PhysicalDrives/@odata.id")
+                        .and_then(Value::as_str)
+                    {
+                        out.push(f.coll(dd));
+                        out.extend(f.missing_members(dd));
+                    }
+                }
+            }
+        }
+        if let Some(na) = oem_link(sys, "NetworkAdapters") {
+            out.push(f.coll(&na));
+            out.extend(f.missing_members(&na));
+        }
+        out.retain(|p| !f.asked(p));
+        out
+    }
+
+    fn enrich(&self, found: &Found, f: &Fetcher, inv: &mut Inventory) {
+        let sys = &found.system;
+        if let Some(h) = text_at(sys, "/Oem/Hpe/AggregateHealthStatus/AggregateServerHealth") {
+            inv.health = Some(h);
+        }
+        if let Some(m) = &found.manager {
+            // iLO 5 v1.45 omits Manager.Model; the firmware string names it.
+            if inv.bmc.model.is_none() {
+                inv.bmc.model = text(m, "FirmwareVersion")
+                    .and_then(|fw| fw.split(" v").next().map(str::to_string))
+                    .filter(|s| s.starts_with("iLO"));
+            }
+        }
+        inv.event_log = read_log(sys, "IML", f);
+        if inv.event_log.is_none() && sys.get("LogServices").is_some() {
+            missing(f, "hpe", "Integrated Management Log (IML)");
+        }
+        if let Some(ss) = oem_link(sys, "SmartStorage") {
+            let ac = f.cached(&ss).and_then(|s| link(&s, "ArrayControllers"));
+            match ac {
+                Some(ac) => {
+                    for c in f.members(&ac) {
+                        let model = text(&c, "Model");
+                        if !inv.storage_controllers.iter().any(|x| {
+                            x.serial_number.is_some() && x.serial_number == text(&c, "SerialNumber")
+                        }) {
+                            inv.storage_controllers.push(StorageController {
+                                name: text(&c, "Name").or_else(|| text(&c, "Location")),
+                                model,
+                                manufacturer: Some("HPE".into()),
+                                serial_number: text(&c, "SerialNumber"),
+                                firmware_version: text_at(
+                                    &c,
+                                    "/FirmwareVersion/Current/VersionString",
+                                ),
+                                raid: true,
+                            });
+                        }
+                        if let Some(dd) = c
+                            .pointer("/Links/PhysicalDrives/@odata.id")
+                            .and_then(Value::as_str)
+                        {
+                            for d in f.members(dd) {
+                                let mut drv = drive(&d);
+                                drv.capacity_bytes = drv.capacity_bytes.or_else(|| {
+                                    d.get("CapacityMiB")
+                                        .and_then(Value::as_u64)
+                                        .map(|m| m * 1024 * 1024)
+                                });
+                                drv.protocol = drv.protocol.or_else(|| text(&d, "InterfaceType"));
+                                if !inv.drives.iter().any(|x| {
+                                    x.serial_number.is_some()
+                                        && x.serial_number == drv.serial_number
+                                }) {
+                                    inv.drives.push(drv);
+                                }
+                            }
+                        }
+                    }
+                }
+                None => missing(f, "hpe", "SmartStorage array controllers"),
+            }
+        }
+        if let Some(na) = oem_link(sys, "NetworkAdapters") {
+            for a in f.members(&na) {
+                let serial = text(&a, "SerialNumber");
+                if serial.is_some()
+                    && inv
+                        .network_adapters
+                        .iter()
+                        .any(|x| x.serial_number == serial)
+                {
+                    continue;
+                }
+                inv.network_adapters.push(NetworkAdapter {
+                    name: text(&a, "Name"),
+                    manufacturer: None,
+                    model: text(&a, "Name"),
+                    serial_number: serial,
+                    part_number: text(&a, "PartNumber"),
+                    firmware_version: text_at(&a, "/Firmware/Current/VersionString"),
+                });
+            }
+        }
+    }
+}
