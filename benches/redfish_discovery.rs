@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Limits, LoginGuard, Target, TlsPolicy};
+use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Limits, Target, TlsPolicy};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -34,15 +34,16 @@ fn env(name: &str, default: u64) -> u64 {
 }
 
 fn discoverer(parallel: usize) -> Discoverer {
-    Discoverer {
-        tls: TlsPolicy::Insecure,
-        credentials: Credentials::single("root", "calvin"),
-        guard: Arc::new(LoginGuard::new(Duration::from_secs(600))),
-        limits: Limits {
-            parallel_requests: parallel,
-            ..Limits::default()
-        },
-    }
+    let limits = Limits {
+        parallel_requests: parallel,
+        ..Limits::default()
+    };
+    Discoverer::new(
+        TlsPolicy::Insecure,
+        Credentials::single("root", "calvin"),
+        limits,
+        Duration::from_secs(600),
+    )
 }
 
 /// BMC addresses: block 127.60/16 holds one instance-0 BMC per model,

@@ -19,9 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dhcp_bmc_discovery::redfish::{
-    Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy,
-};
+use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Limits, PinStore, Target, TlsPolicy};
 
 const USAGE: &str = "usage: bmc-discover [--port N] [--credentials-file F] \
 [--ca-file F | --pin-file F | --insecure] [--mac MAC] [--timeout S] [--deadline S] HOST
@@ -144,12 +142,7 @@ fn run(a: Args) -> Result<(), String> {
     } else {
         TlsPolicy::system_roots()?
     };
-    let d = Discoverer {
-        tls,
-        credentials,
-        guard: Arc::new(LoginGuard::new(Duration::from_secs(1800))),
-        limits: a.limits,
-    };
+    let d = Discoverer::new(tls, credentials, a.limits, Duration::from_secs(1800));
     let mut target = Target::new(&a.host, a.port);
     target.mac = a.mac;
     let got = d.discover(&target).map_err(|e| e.message)?;

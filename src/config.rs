@@ -23,7 +23,69 @@ pub struct Config {
     pub vendor_class_patterns: Vec<String>,
     /// Optional: accept leases whose MAC starts with one of these OUIs.
     pub mac_ouis: Vec<[u8; 3]>,
+    /// Redfish discovery; None = off (workers only log each BMC lease).
+    pub redfish: Option<RedfishConfig>,
 }
+
+/// The `redfish` map: how workers reach and trust BMCs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedfishConfig {
+    /// The credentials file (JSON list of username/password entries).
+    pub credentials_file: String,
+    pub port: u16,
+    pub tls_mode: TlsMode,
+    /// With `verify`: the CA bundle; None = the system trust store.
+    pub tls_ca_file: Option<String>,
+    /// With `pin`: where certificate fingerprints are kept.
+    pub tls_pin_file: String,
+    pub request_timeout_ms: u64,
+    pub deadline_ms: u64,
+    pub retries: u32,
+    pub parallel_requests: usize,
+    /// A credential that failed on a BMC is not tried there again for this
+    /// long, so that retries never lock the account.
+    pub login_retry_window_s: u64,
+    /// Failed logins one BMC may see per window, over all usernames.
+    pub max_failed_logins: usize,
+    pub max_response_bytes: u64,
+}
+
+/// How BMC certificates are trusted (see `redfish::tls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Pin,
+    Verify,
+    Insecure,
+}
+
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Pin => "pin",
+            TlsMode::Verify => "verify",
+            TlsMode::Insecure => "insecure",
+        }
+    }
+}
+
+/// Where Debian's Kea keeps its state; the pin file's default home.
+pub const DEFAULT_PIN_FILE: &str = "/var/lib/kea/bmc-discovery-tls-pins.json";
+
+/// Keys of the `redfish` map.
+pub const REDFISH_KNOWN: &[&str] = &[
+    "credentials-file",
+    "port",
+    "tls-mode",
+    "tls-ca-file",
+    "tls-pin-file",
+    "request-timeout-ms",
+    "deadline-ms",
+    "retries",
+    "parallel-requests",
+    "login-retry-window-s",
+    "max-failed-logins",
+    "max-response-bytes",
+];
 
 impl Default for Config {
     fn default() -> Self {
@@ -34,6 +96,7 @@ impl Default for Config {
             hostname_pattern: None,
             vendor_class_patterns: Vec::new(),
             mac_ouis: Vec::new(),
+            redfish: None,
         }
     }
 }
@@ -46,6 +109,7 @@ pub const KNOWN: &[&str] = &[
     "hostname-pattern",
     "vendor-class-patterns",
     "mac-ouis",
+    "redfish",
 ];
 
 /// A parameter Kea's configuration got wrong. `Display` is the line Kea logs.
@@ -138,6 +202,7 @@ impl Config {
                         .map(|v| oui(key, v))
                         .collect::<Result<_, _>>()?
                 }
+                "redfish" => config.redfish = Some(redfish(value)?),
                 _ => {
                     return Err(err(
                         key,
@@ -148,6 +213,97 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
+    let map = value
+        .as_object()
+        .ok_or_else(|| err("redfish", format!("must be a map, got {}", shown(value))))?;
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    let mut credentials_file = None;
+    let mut c = RedfishConfig {
+        credentials_file: String::new(),
+        port: 443,
+        tls_mode: TlsMode::Pin,
+        tls_ca_file: None,
+        tls_pin_file: DEFAULT_PIN_FILE.into(),
+        request_timeout_ms: 10_000,
+        deadline_ms: 60_000,
+        retries: 2,
+        parallel_requests: 6,
+        login_retry_window_s: 1800,
+        max_failed_logins: 2,
+        max_response_bytes: 8 << 20,
+    };
+    for key in keys {
+        let value = &map[key];
+        let name = format!("redfish.{key}");
+        let k = name.as_str();
+        if value.is_null() {
+            return Err(err(k, "needs a value, got null"));
+        }
+        match key.as_str() {
+            "credentials-file" => credentials_file = Some(text(k, value)?),
+            "port" => c.port = integer(k, value, 1, 65535)? as u16,
+            "tls-mode" => {
+                c.tls_mode = match text(k, value)?.as_str() {
+                    "pin" => TlsMode::Pin,
+                    "verify" => TlsMode::Verify,
+                    "insecure" => TlsMode::Insecure,
+                    _ => {
+                        return Err(err(
+                            k,
+                            format!(
+                                "must be \"pin\", \"verify\" or \"insecure\", got {}",
+                                shown(value)
+                            ),
+                        ))
+                    }
+                }
+            }
+            "tls-ca-file" => c.tls_ca_file = Some(text(k, value)?),
+            "tls-pin-file" => c.tls_pin_file = text(k, value)?,
+            "request-timeout-ms" => c.request_timeout_ms = integer(k, value, 100, 600_000)?,
+            "deadline-ms" => c.deadline_ms = integer(k, value, 1000, 3_600_000)?,
+            "retries" => c.retries = integer(k, value, 0, 10)? as u32,
+            "parallel-requests" => c.parallel_requests = integer(k, value, 1, 32)? as usize,
+            "login-retry-window-s" => c.login_retry_window_s = integer(k, value, 0, 86_400)?,
+            "max-failed-logins" => c.max_failed_logins = integer(k, value, 1, 10)? as usize,
+            "max-response-bytes" => c.max_response_bytes = integer(k, value, 65_536, 1 << 30)?,
+            _ => {
+                return Err(err(
+                    k,
+                    format!(
+                        "is unknown; known redfish parameters: {}",
+                        REDFISH_KNOWN.join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+    c.credentials_file = credentials_file.ok_or_else(|| {
+        err(
+            "redfish.credentials-file",
+            "is required to discover BMCs: a JSON file of {\"username\", \"password\"} entries",
+        )
+    })?;
+    if c.tls_ca_file.is_some() && c.tls_mode != TlsMode::Verify {
+        return Err(err(
+            "redfish.tls-ca-file",
+            "applies only with \"tls-mode\": \"verify\"",
+        ));
+    }
+    if c.request_timeout_ms > c.deadline_ms {
+        return Err(err(
+            "redfish.request-timeout-ms",
+            format!(
+                "must not exceed redfish.deadline-ms ({}), got {}",
+                c.deadline_ms, c.request_timeout_ms
+            ),
+        ));
+    }
+    Ok(c)
 }
 
 fn integer(key: &str, value: &Value, min: u64, max: u64) -> Result<u64, ConfigError> {
@@ -271,6 +427,37 @@ mod tests {
             error_of("[1]"),
             "parameter 'parameters' must be a map, got [1]"
         );
+    }
+
+    #[test]
+    fn redfish_map_parses_and_names_its_keys_in_errors() {
+        let c = Config::from_json(
+            r#"{"redfish": {"credentials-file": "/etc/kea/bmc.json", "tls-mode": "verify",
+                "tls-ca-file": "/etc/ssl/bmc-ca.pem", "port": 8443}}"#,
+        )
+        .unwrap();
+        let r = c.redfish.unwrap();
+        assert_eq!(r.port, 8443);
+        assert_eq!(r.tls_mode, TlsMode::Verify);
+        assert_eq!(r.tls_pin_file, DEFAULT_PIN_FILE);
+        assert_eq!(
+            error_of(r#"{"redfish": {}}"#),
+            "parameter 'redfish.credentials-file' is required to discover BMCs: a JSON file of {\"username\", \"password\"} entries"
+        );
+        assert_eq!(
+            error_of(r#"{"redfish": {"credentials-file": "f", "tls-mode": "none"}}"#),
+            "parameter 'redfish.tls-mode' must be \"pin\", \"verify\" or \"insecure\", got \"none\""
+        );
+        assert_eq!(
+            error_of(r#"{"redfish": {"credentials-file": "f", "tls-ca-file": "ca.pem"}}"#),
+            "parameter 'redfish.tls-ca-file' applies only with \"tls-mode\": \"verify\""
+        );
+        assert_eq!(
+            error_of(r#"{"redfish": {"credentials-file": "f", "parallel-requests": 0}}"#),
+            "parameter 'redfish.parallel-requests' must be 1..=32, got 0"
+        );
+        assert!(error_of(r#"{"redfish": {"credentials-file": "f", "password": "x"}}"#)
+            .starts_with("parameter 'redfish.password' is unknown; known redfish parameters: credentials-file,"));
     }
 
     #[test]

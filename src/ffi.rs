@@ -13,10 +13,11 @@ use crate::bindings::{
 use crate::config::Config;
 use crate::event::LeaseEvent;
 use crate::filter::Filter;
+use crate::pipeline;
 use crate::runtime::{self, Runtime};
 use crate::stats::Counter;
 use crate::subnets::SubnetTable;
-use crate::worker::LogPipeline;
+use crate::worker::Pipeline;
 use crate::{commands, logging, HOOK_NAME};
 
 /// Runs `$body`; on panic, logs it, counts it and evaluates to `$on_panic`.
@@ -86,10 +87,11 @@ pub extern "C" fn version() -> c_int {
 
 /// Parses and compiles the hook parameters; the one path both version() and
 /// load() take, so they cannot disagree.
-fn parse_parameters(json: &str) -> Result<(Config, Filter), String> {
+fn parse_parameters(json: &str) -> Result<(Config, Filter, Arc<dyn Pipeline>), String> {
     let config = Config::from_json(json).map_err(|e| e.to_string())?;
     let filter = Filter::new(&config).map_err(|e| e.to_string())?;
-    Ok((config, filter))
+    let pipeline = pipeline::build(config.redfish.as_ref()).map_err(|e| e.to_string())?;
+    Ok((config, filter, pipeline))
 }
 
 /// Validates the parameters of every entry in the staged configuration that
@@ -179,10 +181,19 @@ fn start(handle: *mut c_void) -> Result<(), String> {
     if rc != 0 {
         return Err(format!("cannot read the hook parameters: {params}"));
     }
-    let (config, filter) = parse_parameters(&params)?;
+    let (config, filter, pipeline) = parse_parameters(&params)?;
     let workers = config.workers;
     let capacity = config.queue_capacity;
-    let runtime = Runtime::start(config, filter, Arc::new(LogPipeline))?;
+    let discovery = match &config.redfish {
+        Some(r) => format!(
+            "Redfish discovery on port {} (tls-mode {}, credentials {})",
+            r.port,
+            r.tls_mode.as_str(),
+            r.credentials_file
+        ),
+        None => "Redfish discovery off (no 'redfish' parameters): leases are only logged".into(),
+    };
+    let runtime = Runtime::start(config, filter, pipeline)?;
 
     let names: Vec<std::ffi::CString> = commands::COMMANDS
         .iter()
@@ -204,7 +215,7 @@ fn start(handle: *mut c_void) -> Result<(), String> {
         stale.shutdown();
     }
     log::info!(
-        "{HOOK_NAME} {} loaded: {workers} workers, queue capacity {capacity}",
+        "{HOOK_NAME} {} loaded: {workers} workers, queue capacity {capacity}; {discovery}",
         crate::VERSION
     );
     Ok(())

@@ -14,6 +14,7 @@ pub mod ffi;
 pub mod filter;
 pub mod inflight;
 pub mod logging;
+pub mod pipeline;
 pub mod redfish;
 pub mod runtime;
 pub mod stats;

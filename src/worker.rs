@@ -28,6 +28,10 @@ pub struct Job {
 pub trait Pipeline: Send + Sync + 'static {
     /// Processes one lease. Errors are counted and logged by the pool.
     fn process(&self, event: &LeaseEvent) -> Result<(), String>;
+
+    /// Asks work in progress to end soon: the pool is stopping and will
+    /// join the workers.
+    fn stop(&self) {}
 }
 
 /// The pipeline until discovery lands: one log line per BMC lease.
@@ -52,6 +56,7 @@ impl Pipeline for LogPipeline {
 pub struct WorkerPool {
     handles: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
+    pipeline: Arc<dyn Pipeline>,
 }
 
 struct Shared {
@@ -73,7 +78,7 @@ impl WorkerPool {
     ) -> Result<WorkerPool, String> {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
-            pipeline,
+            pipeline: pipeline.clone(),
             stats,
             inflight,
             stop: stop.clone(),
@@ -81,6 +86,7 @@ impl WorkerPool {
         let mut pool = WorkerPool {
             handles: Vec::with_capacity(n),
             stop,
+            pipeline,
         };
         for i in 0..n {
             let rx = queue.clone();
@@ -113,6 +119,7 @@ impl WorkerPool {
     /// Call before dropping the queue's sender, then [`WorkerPool::join`].
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Release);
+        self.pipeline.stop();
     }
 
     /// Waits for every worker to exit. The sender must be gone by now, or

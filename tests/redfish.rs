@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use dhcp_bmc_discovery::redfish::values::{is_placeholder, mac};
 use dhcp_bmc_discovery::redfish::{
-    Credentials, Discoverer, FailureKind, Limits, LoginGuard, PinStore, Target, TlsPolicy,
+    Credentials, Discoverer, FailureKind, Limits, PinStore, Target, TlsPolicy,
 };
 use emulator::{Emulator, Faults};
 use serde_json::Value;
@@ -23,12 +23,7 @@ const USER: &str = "root";
 const PASS: &str = "s3cret-calvin";
 
 fn discoverer(tls: TlsPolicy, creds: Credentials, limits: Limits) -> Discoverer {
-    Discoverer {
-        tls,
-        credentials: creds,
-        guard: Arc::new(LoginGuard::new(Duration::from_secs(600))),
-        limits,
-    }
+    Discoverer::new(tls, creds, limits, Duration::from_secs(600))
 }
 
 fn good_creds() -> Credentials {
@@ -470,8 +465,9 @@ fn a_wrong_password_fails_once_per_credential_per_window() {
     std::fs::remove_file(&file).ok();
     let d = discoverer(TlsPolicy::Insecure, creds, quick());
     // Entries 1 and 2 fail, the HPE-only entry is skipped (the root says
-    // Lenovo), entry 4... shares entry 2's username, which just failed
-    // here: held back. So the first run fails with exactly two failures.
+    // Lenovo), entry 4 shares entry 2's username, which just failed here,
+    // and the BMC has seen the two failed logins it may per window: held
+    // back. So the first run fails with exactly two failures.
     let e = d.discover(&target(&emu, addr)).unwrap_err();
     assert_eq!(e.kind, FailureKind::Auth);
     assert!(e.message.contains("held back"), "{e}");
@@ -485,6 +481,21 @@ fn a_wrong_password_fails_once_per_credential_per_window() {
     assert_eq!(e.kind, FailureKind::Auth);
     assert_eq!(emu.stats(addr).logins_failed, 2);
     assert_eq!(emu.open_sessions(), 0);
+
+    // Three wrong usernames before the right one: two failures, then the
+    // BMC's limit holds the rest back (iDRAC blocks after three).
+    let creds = Credentials::parse(&format!(
+        r#"[{{"username": "a", "password": "x"}}, {{"username": "b", "password": "x"}},
+            {{"username": "c", "password": "x"}}, {{"username": "{USER}", "password": "{PASS}"}}]"#
+    ))
+    .unwrap();
+    let addr3 = Ipv4Addr::new(127, 34, 0, 3);
+    emu.add(addr3, "dell-idrac9-r750", 2, USER, PASS);
+    let e = discoverer(TlsPolicy::Insecure, creds, quick())
+        .discover(&target(&emu, addr3))
+        .unwrap_err();
+    assert!(e.message.contains("the most it may see"), "{e}");
+    assert_eq!(emu.stats(addr3).logins_failed, 2);
 
     // With distinct usernames, the next credential is tried and works,
     // and the one that worked goes first next time.

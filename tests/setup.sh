@@ -23,6 +23,13 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Kea writes its PID and logger lock files under /run/kea; Debian creates
+# it through systemd-tmpfiles, which containers and chroots do not run. The
+# tests point Kea elsewhere, but the README's quick start runs Kea plainly.
+if ((EUID == 0)) && [[ ! -d /run/kea ]]; then
+  mkdir -p /run/kea
+fi
+
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found: install Rust (https://rustup.rs) and run again" >&2
   exit 1

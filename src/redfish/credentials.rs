@@ -202,6 +202,9 @@ fn warn_if_readable_by_others(path: &Path) {
 /// remembers the credential that last worked, to try it first.
 pub struct LoginGuard {
     window: Duration,
+    /// Failed logins one BMC may see per window, whatever the usernames:
+    /// iDRAC blocks the client's address for minutes after three.
+    max_failures_per_bmc: usize,
     state: Mutex<GuardState>,
 }
 
@@ -213,10 +216,32 @@ struct GuardState {
 
 impl LoginGuard {
     pub fn new(window: Duration) -> LoginGuard {
+        LoginGuard::with_limit(window, 2)
+    }
+
+    /// A guard that also stops after `max_failures_per_bmc` failed logins
+    /// on one BMC within the window.
+    pub fn with_limit(window: Duration, max_failures_per_bmc: usize) -> LoginGuard {
         LoginGuard {
             window,
+            max_failures_per_bmc: max_failures_per_bmc.max(1),
             state: Mutex::new(GuardState::default()),
         }
+    }
+
+    /// Whether `bmc` has had as many failed logins within the window as it
+    /// may.
+    pub fn bmc_exhausted(&self, bmc: &str) -> bool {
+        let st = self.lock();
+        st.failed
+            .iter()
+            .filter(|((b, _), t)| b == bmc && t.elapsed() < self.window)
+            .count()
+            >= self.max_failures_per_bmc
+    }
+
+    pub fn max_failures_per_bmc(&self) -> usize {
+        self.max_failures_per_bmc
     }
 
     /// The window, for messages.
@@ -309,6 +334,10 @@ mod tests {
         assert!(!g.recently_failed("bmc2", "root"));
         g.record_success("bmc1", "admin");
         assert_eq!(g.last_good("bmc1").as_deref(), Some("admin"));
+        assert!(!g.bmc_exhausted("bmc1"));
+        g.record_failure("bmc1", "admin");
+        assert!(g.bmc_exhausted("bmc1"), "two failures is the default limit");
+        assert!(!g.bmc_exhausted("bmc2"));
         let short = LoginGuard::new(Duration::ZERO);
         short.record_failure("bmc1", "root");
         assert!(!short.recently_failed("bmc1", "root"));

@@ -18,6 +18,8 @@ pub enum FailureKind {
     /// The BMC answered, but not with what Redfish promises (bad status,
     /// malformed or oversized body, redirect loop, missing resources).
     Protocol,
+    /// The hook is stopping (Kea unloads or reloads it).
+    Cancelled,
 }
 
 impl FailureKind {
@@ -26,7 +28,10 @@ impl FailureKind {
     pub fn transient(self) -> bool {
         matches!(
             self,
-            FailureKind::Unreachable | FailureKind::Timeout | FailureKind::Protocol
+            FailureKind::Unreachable
+                | FailureKind::Timeout
+                | FailureKind::Protocol
+                | FailureKind::Cancelled
         )
     }
 
@@ -37,6 +42,7 @@ impl FailureKind {
             FailureKind::Tls => "tls",
             FailureKind::Auth => "auth",
             FailureKind::Protocol => "protocol",
+            FailureKind::Cancelled => "cancelled",
         }
     }
 }

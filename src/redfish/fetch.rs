@@ -224,7 +224,10 @@ impl<'a> Fetcher<'a> {
             Err(Fetch::Failed(e)) => {
                 if matches!(
                     e.kind,
-                    FailureKind::Timeout | FailureKind::Unreachable | FailureKind::Tls
+                    FailureKind::Timeout
+                        | FailureKind::Unreachable
+                        | FailureKind::Tls
+                        | FailureKind::Cancelled
                 ) {
                     let mut f = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
                     if f.is_none() {

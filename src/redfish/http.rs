@@ -4,7 +4,7 @@
 //! exponential backoff that honour `Retry-After`, and a round-trip count.
 
 use std::io::Read;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,7 @@ pub struct Client {
     started: Instant,
     round_trips: AtomicU32,
     pin: Option<Arc<PinCheck>>,
+    cancel: Arc<AtomicBool>,
 }
 
 impl Client {
@@ -51,6 +52,7 @@ impl Client {
         tls: Arc<rustls::ClientConfig>,
         pin: Option<Arc<PinCheck>>,
         limits: Limits,
+        cancel: Arc<AtomicBool>,
     ) -> Client {
         let agent = ureq::AgentBuilder::new()
             .tls_config(tls)
@@ -76,6 +78,7 @@ impl Client {
             started: Instant::now(),
             round_trips: AtomicU32::new(0),
             pin,
+            cancel,
         }
     }
 
@@ -114,7 +117,22 @@ impl Client {
         format!("{}{}", self.base, path)
     }
 
+    fn cancelled(&self) -> Option<Error> {
+        self.cancel.load(Ordering::Relaxed).then(|| {
+            Error::new(
+                FailureKind::Cancelled,
+                format!(
+                    "BMC {}: discovery cancelled: the hook is stopping",
+                    self.bmc
+                ),
+            )
+        })
+    }
+
     fn request(&self, method: &str, path: &str) -> Result<ureq::Request, Error> {
+        if let Some(e) = self.cancelled() {
+            return Err(e);
+        }
         let remaining = self
             .remaining()
             .filter(|d| !d.is_zero())
@@ -175,11 +193,23 @@ impl Client {
             let backoff = retry_after.unwrap_or_else(|| self.limits.backoff * 2u32.pow(attempt));
             let backoff = backoff.min(self.limits.max_backoff);
             match self.remaining() {
-                Some(r) if r > backoff => std::thread::sleep(backoff),
+                Some(r) if r > backoff => self.sleep(backoff),
                 _ => return Err(Fetch::Failed(err)),
             }
             attempt += 1;
             log::debug!("BMC {}: retry {attempt} of GET {path}: {err}", self.bmc);
+        }
+    }
+
+    /// Sleeps, waking early if the discovery is cancelled.
+    fn sleep(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while self.cancelled().is_none() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
         }
     }
 

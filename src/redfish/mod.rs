@@ -20,6 +20,7 @@ pub mod tls;
 pub mod values;
 mod vendor;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,6 +77,8 @@ pub struct Discoverer {
     pub credentials: Credentials,
     pub guard: Arc<LoginGuard>,
     pub limits: Limits,
+    /// Set when the hook stops: discoveries end at their next request.
+    pub cancel: Arc<AtomicBool>,
 }
 
 /// One BMC to discover.
@@ -134,12 +137,51 @@ const FALLBACK_CHASSIS: &str = "/redfish/v1/Chassis";
 const FALLBACK_SESSIONS: &str = "/redfish/v1/SessionService/Sessions";
 
 impl Discoverer {
+    /// A discoverer whose login guard holds a failed credential back for
+    /// `login_window` on the BMC it failed on, and allows two failed logins
+    /// per BMC per window.
+    pub fn new(
+        tls: TlsPolicy,
+        credentials: Credentials,
+        limits: Limits,
+        login_window: Duration,
+    ) -> Discoverer {
+        Discoverer::with_guard(tls, credentials, limits, LoginGuard::new(login_window))
+    }
+
+    pub fn with_guard(
+        tls: TlsPolicy,
+        credentials: Credentials,
+        limits: Limits,
+        guard: LoginGuard,
+    ) -> Discoverer {
+        Discoverer {
+            tls,
+            credentials,
+            guard: Arc::new(guard),
+            limits,
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Makes running and later discoveries end at their next request.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
     /// Discovers one BMC. Blocking; bounded by `limits.deadline` (plus the
     /// logout's own short timeout).
     pub fn discover(&self, target: &Target) -> Result<Discovery, Error> {
         let key = target.key();
         let (tls, pin) = self.tls.client_config(&key);
-        let client = Client::new(&target.host, target.port, tls, pin, self.limits);
+        let client = Client::new(
+            &target.host,
+            target.port,
+            tls,
+            pin,
+            self.limits,
+            self.cancel.clone(),
+        );
         let root = match client.get("/redfish/v1/") {
             Ok(v) if v.is_object() => v,
             Ok(_) => {

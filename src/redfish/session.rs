@@ -95,6 +95,16 @@ pub fn login<'a>(
     let mut tried = Vec::new();
     let mut use_basic = sessions.is_none();
     for cred in order {
+        if guard.bmc_exhausted(bmc_key) {
+            tried.push(format!(
+                "{} (held back: {} failed logins on this BMC within the last {} s, \
+                 the most it may see)",
+                cred.username,
+                guard.max_failures_per_bmc(),
+                guard.window().as_secs()
+            ));
+            continue;
+        }
         if guard.recently_failed(bmc_key, &cred.username) {
             tried.push(format!(
                 "{} (held back: it failed here within the last {} s)",

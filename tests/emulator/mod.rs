@@ -24,12 +24,27 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 /// The shared mockups, relative to the repository root.
+/// The shared mockups: `REDFISH_MOCKUPS`, else `../shared/redfish-mockups`
+/// beside the repository, else `shared/redfish-mockups` inside it.
 pub fn mockups_dir() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     if let Some(d) = std::env::var_os("REDFISH_MOCKUPS") {
         return PathBuf::from(d);
     }
-    here.join("../shared/redfish-mockups")
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        here.join("../shared/redfish-mockups"),
+        here.join("shared/redfish-mockups"),
+    ];
+    for c in &candidates {
+        if c.is_dir() {
+            return c.clone();
+        }
+    }
+    panic!(
+        "the Redfish mockups are not at {} or {}; set REDFISH_MOCKUPS to their folder",
+        candidates[0].display(),
+        candidates[1].display()
+    );
 }
 
 /// Every model folder in the mockups.

@@ -1,0 +1,242 @@
+//! Discovery inside the real kea-dhcp4: perfdhcp BMCs take leases, the
+//! hook's workers discover each leased address over Redfish, answered by the
+//! emulator serving the real vendor payloads.
+//!
+//! Needs root (loopback addresses), kea-dhcp4 and perfdhcp: see README.md.
+
+#[path = "emulator/mod.rs"]
+mod emulator;
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use emulator::{Emulator, Faults};
+use serde_json::{json, Value};
+use support::kea::{check_config, config, Hook, Kea, Net};
+use support::{hook_library, perfdhcp, wait_for, TempDir};
+
+const PASS: &str = "emulated-Passw0rd";
+
+/// The first addresses of the opted-in pool (see support::kea::config):
+/// Kea hands these out first.
+fn pool_addr(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 10)) + i)
+}
+
+/// An emulated BMC on each of the first `n` pool addresses, every model in
+/// turn; BMC `i` with `i % 7 == 3` has another password.
+fn bmcs_on_pool(n: u32) -> Emulator {
+    let emu = Emulator::start(0);
+    let models = emulator::all_models();
+    for i in 0..n {
+        let password = if i % 7 == 3 { "not-the-one" } else { PASS };
+        emu.add(
+            pool_addr(i),
+            &models[i as usize % models.len()],
+            i + 1,
+            "root",
+            password,
+        );
+    }
+    emu
+}
+
+fn redfish_params(dir: &Path, emu: &Emulator) -> Value {
+    let creds = dir.join("bmc-credentials.json");
+    std::fs::write(
+        &creds,
+        json!([{"username": "root", "password": PASS}]).to_string(),
+    )
+    .unwrap();
+    let ca = dir.join("emulator-ca.pem");
+    std::fs::write(&ca, emu.ca_pem()).unwrap();
+    json!({
+        "credentials-file": creds,
+        "port": emu.port,
+        "tls-mode": "verify",
+        "tls-ca-file": ca,
+        "request-timeout-ms": 2000,
+        "deadline-ms": 20000,
+    })
+}
+
+fn hook(parameters: Value) -> Hook {
+    Hook::Library {
+        path: hook_library(),
+        parameters,
+    }
+}
+
+/// Leased address -> MAC, from Kea's memfile.
+fn leases(kea: &Kea) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(kea.dir.join("leases4.csv")).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((f.first()?.to_string(), f.get(1)?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_bmc_lease_is_discovered_or_fails_visibly() {
+    let net = Net::new(21);
+    let dir = TempDir::new("discovery");
+    let emu = bmcs_on_pool(60);
+    let params = json!({"workers": 8, "redfish": redfish_params(dir.path(), &emu)});
+    let kea = Kea::start(&dir, &config(net, dir.path(), &[hook(params)], "INFO"));
+
+    let n = 30;
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), n, "14:18:77:00:00:00");
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    let status = wait_for("every lease to be handled", Duration::from_secs(60), || {
+        let s = kea.bmc_status();
+        let e = &s["events"];
+        (e["processed"].as_u64().unwrap_or(0) + e["failed"].as_u64().unwrap_or(0) == n as u64)
+            .then_some(s)
+    });
+
+    let leased = leases(&kea);
+    assert_eq!(leased.len(), n, "{leased:?}");
+    let index = |ip: &str| u32::from(ip.parse::<Ipv4Addr>().unwrap()) - u32::from(pool_addr(0));
+    let wrong_password = leased.keys().filter(|ip| index(ip) % 7 == 3).count();
+    assert!(
+        wrong_password > 0,
+        "the test needs some BMCs with another password"
+    );
+    let events = &status["events"];
+    assert_eq!(events["failed"], wrong_password as u64, "{status}");
+    assert_eq!(events["processed"], (n - wrong_password) as u64, "{status}");
+    assert_eq!(events["panics"], 0, "{status}");
+
+    // Each leased BMC shows up once in Kea's log, with the serial the
+    // emulator serves at that address, or with its failure and reason.
+    let log = kea.log();
+    for (ip, mac) in &leased {
+        let needle = format!("BMC {mac} at {ip}:");
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(&needle)).collect();
+        if index(ip) % 7 == 3 {
+            let failed: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains(&format!("lease of {mac} failed")))
+                .collect();
+            assert_eq!(failed.len(), 1, "{mac}: {failed:?}");
+            assert!(
+                failed[0].contains("discovery failed (auth)"),
+                "{}",
+                failed[0]
+            );
+            assert!(!failed[0].contains(PASS), "password in the log");
+        } else {
+            assert_eq!(lines.len(), 1, "{mac} at {ip}: {lines:?}");
+            assert!(lines[0].contains("discovered"), "{}", lines[0]);
+        }
+    }
+    assert!(!log.contains(PASS), "a password reached Kea's log");
+    for l in log.lines().filter(|l| l.contains("discovered BMC")).take(3) {
+        eprintln!("{l}");
+    }
+    for l in log.lines().filter(|l| l.contains("failed (auth)")).take(1) {
+        eprintln!("{l}");
+    }
+    assert_eq!(emu.open_sessions(), 0);
+    // One failed login per BMC with the other password, however often it
+    // is retried.
+    for ip in leased.keys().filter(|ip| index(ip) % 7 == 3) {
+        assert_eq!(emu.stats(ip.parse().unwrap()).logins_failed, 1, "{ip}");
+    }
+    assert!(kea.child_alive());
+}
+
+#[test]
+fn kea_stops_promptly_while_bmcs_hang() {
+    let net = Net::new(22);
+    let dir = TempDir::new("discovery-hang");
+    let emu = bmcs_on_pool(20);
+    for i in 0..20 {
+        emu.set_faults(
+            pool_addr(i),
+            Faults {
+                hang: true,
+                ..Faults::default()
+            },
+        );
+    }
+    let mut params = redfish_params(dir.path(), &emu);
+    params["request-timeout-ms"] = json!(3000);
+    let kea = Kea::start(
+        &dir,
+        &config(
+            net,
+            dir.path(),
+            &[hook(json!({"workers": 4, "redfish": params}))],
+            "INFO",
+        ),
+    );
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), 8, "14:18:77:00:01:00");
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    wait_for("the workers to be busy", Duration::from_secs(20), || {
+        (kea.bmc_status()["events"]["accepted"] == 8).then_some(())
+    });
+    // Every worker is now stuck in a request to a BMC that never answers.
+    let t = Instant::now();
+    let status = kea.stop();
+    let took = t.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took < Duration::from_secs(6),
+        "Kea took {took:?} to stop; in-flight requests must end within request-timeout-ms"
+    );
+    eprintln!(
+        "kea-dhcp4 stopped in {} ms with 4 workers stuck on hung BMCs",
+        took.as_millis()
+    );
+}
+
+#[test]
+fn bad_redfish_parameters_refuse_the_configuration() {
+    let net = Net::new(23);
+    let dir = TempDir::new("discovery-params");
+    let missing = dir.path().join("no-such-file.json");
+    let cases = [
+        (
+            json!({"redfish": {"credentials-file": missing}}),
+            "parameter 'redfish.credentials-file' cannot be used: credentials file",
+        ),
+        (
+            json!({"redfish": {"port": 443}}),
+            "parameter 'redfish.credentials-file' is required",
+        ),
+        (
+            json!({"redfish": {"credentials-file": "/etc/hostname", "tls-pin-file": "/nonexistent-dir/pins.json"}}),
+            "parameter 'redfish.credentials-file' cannot be used",
+        ),
+    ];
+    let creds = dir.path().join("creds.json");
+    std::fs::write(&creds, r#"[{"username": "root", "password": "calvin"}]"#).unwrap();
+    let more = [(
+        json!({"redfish": {"credentials-file": creds, "tls-pin-file": "/nonexistent-dir/pins.json"}}),
+        "parameter 'redfish.tls-pin-file' must be in an existing directory",
+    )];
+    for (parameters, expected) in cases.iter().chain(more.iter()) {
+        let out = check_config(
+            dir.path(),
+            &config(net, dir.path(), &[hook(parameters.clone())], "INFO"),
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "accepted {parameters}:\n{text}");
+        assert!(
+            text.contains(expected),
+            "{parameters}: want {expected:?} in:\n{text}"
+        );
+        assert!(
+            !text.contains("calvin"),
+            "a password in Kea's output:\n{text}"
+        );
+    }
+}
