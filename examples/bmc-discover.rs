@@ -121,7 +121,12 @@ fn main() -> ExitCode {
 
 fn run(a: Args) -> Result<(), String> {
     let credentials = match &a.credentials_file {
-        Some(f) => Credentials::load(f)?,
+        Some(f) => {
+            if let Some(w) = dhcp_bmc_discovery::redfish::credentials::permissions_warning(f) {
+                log::warn!("{w}");
+            }
+            Credentials::load(f)?
+        }
         None => {
             let user = std::env::var("BMC_USERNAME").map_err(|_| {
                 "no credentials: give --credentials-file F, or set BMC_USERNAME and BMC_PASSWORD"

@@ -48,6 +48,9 @@ pub struct RedfishConfig {
     /// Failed logins one BMC may see per window, over all usernames.
     pub max_failed_logins: usize,
     pub max_response_bytes: u64,
+    /// Renewals of a BMC discovered less than this long ago at the same
+    /// address are not discovered again.
+    pub rediscover_after_s: u64,
 }
 
 /// How BMC certificates are trusted (see `redfish::tls`).
@@ -85,6 +88,7 @@ pub const REDFISH_KNOWN: &[&str] = &[
     "login-retry-window-s",
     "max-failed-logins",
     "max-response-bytes",
+    "rediscover-after-s",
 ];
 
 impl Default for Config {
@@ -235,6 +239,7 @@ fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
         login_retry_window_s: 1800,
         max_failed_logins: 2,
         max_response_bytes: 8 << 20,
+        rediscover_after_s: 86_400,
     };
     for key in keys {
         let value = &map[key];
@@ -270,6 +275,7 @@ fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
             "parallel-requests" => c.parallel_requests = integer(k, value, 1, 32)? as usize,
             "login-retry-window-s" => c.login_retry_window_s = integer(k, value, 0, 86_400)?,
             "max-failed-logins" => c.max_failed_logins = integer(k, value, 1, 10)? as usize,
+            "rediscover-after-s" => c.rediscover_after_s = integer(k, value, 0, 31_536_000)?,
             "max-response-bytes" => c.max_response_bytes = integer(k, value, 65_536, 1 << 30)?,
             _ => {
                 return Err(err(

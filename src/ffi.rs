@@ -193,6 +193,11 @@ fn start(handle: *mut c_void) -> Result<(), String> {
         ),
         None => "Redfish discovery off (no 'redfish' parameters): leases are only logged".into(),
     };
+    if let Some(w) = config.redfish.as_ref().and_then(|r| {
+        crate::redfish::credentials::permissions_warning(std::path::Path::new(&r.credentials_file))
+    }) {
+        log::warn!("{w}");
+    }
     let runtime = Runtime::start(config, filter, pipeline)?;
 
     let names: Vec<std::ffi::CString> = commands::COMMANDS

@@ -2,12 +2,13 @@
 //! Redfish (when the `redfish` parameters are given) and report it. NetBox
 //! registration and the state store plug in after discovery.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::{ConfigError, RedfishConfig, TlsMode};
-use crate::event::LeaseEvent;
+use crate::event::{LeaseEvent, LeaseKind};
 use crate::redfish::{Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy};
 use crate::worker::{LogPipeline, Pipeline};
 
@@ -31,6 +32,13 @@ fn bad(parameter: &str, problem: String) -> ConfigError {
 pub struct DiscoveryPipeline {
     discoverer: Discoverer,
     port: u16,
+    /// A renewal within this long of a successful discovery of the same
+    /// BMC at the same address is not discovered again.
+    rediscover_after: Duration,
+    /// MAC -> (address, when) of the last successful discovery. Workers
+    /// only; bounded by pruning what is older than `rediscover_after`.
+    /// (The state store of a later version will keep this across restarts.)
+    recent: Mutex<HashMap<String, (std::net::Ipv4Addr, Instant)>>,
 }
 
 impl DiscoveryPipeline {
@@ -89,12 +97,23 @@ impl DiscoveryPipeline {
                 ),
             ),
             port: r.port,
+            rediscover_after: Duration::from_secs(r.rediscover_after_s),
+            recent: Mutex::new(HashMap::new()),
         })
     }
 }
 
 impl Pipeline for DiscoveryPipeline {
     fn process(&self, ev: &LeaseEvent) -> Result<(), String> {
+        let mac = ev.mac_string();
+        if ev.kind() == LeaseKind::Renew && self.fresh(&mac, ev.ipv4()) {
+            log::debug!(
+                "BMC {mac} at {} renewed; discovered less than {} s ago, not again",
+                ev.ipv4(),
+                self.rediscover_after.as_secs()
+            );
+            return Ok(());
+        }
         let mut target = Target::new(&ev.ipv4().to_string(), self.port);
         target.mac = Some(ev.mac_string());
         match self.discoverer.discover(&target) {
@@ -122,6 +141,7 @@ impl Pipeline for DiscoveryPipeline {
                 for w in &d.warnings {
                     log::debug!("BMC {}: {w}", ev.mac_string());
                 }
+                self.remember(mac, ev.ipv4());
                 Ok(())
             }
             Err(e) => Err(format!(
@@ -134,5 +154,21 @@ impl Pipeline for DiscoveryPipeline {
 
     fn stop(&self) {
         self.discoverer.cancel();
+    }
+}
+
+impl DiscoveryPipeline {
+    fn fresh(&self, mac: &str, ip: std::net::Ipv4Addr) -> bool {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent
+            .get(mac)
+            .is_some_and(|(addr, at)| *addr == ip && at.elapsed() < self.rediscover_after)
+    }
+
+    fn remember(&self, mac: String, ip: std::net::Ipv4Addr) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let keep = self.rediscover_after;
+        recent.retain(|_, (_, at)| at.elapsed() < keep);
+        recent.insert(mac, (ip, Instant::now()));
     }
 }

@@ -149,6 +149,41 @@ fn every_bmc_lease_is_discovered_or_fails_visibly() {
     for ip in leased.keys().filter(|ip| index(ip) % 7 == 3) {
         assert_eq!(emu.stats(ip.parse().unwrap()).logins_failed, 1, "{ip}");
     }
+
+    // The same BMCs again: Kea renews their leases. Discovered ones are
+    // not discovered again (no request reaches them); the ones that failed
+    // are tried, and the login guard keeps their failed logins at one.
+    let requests = |emu: &Emulator| -> u64 {
+        leased
+            .keys()
+            .map(|ip| emu.stats(ip.parse().unwrap()).requests)
+            .sum()
+    };
+    let before = requests(&emu);
+    let handled = |s: &Value| {
+        s["events"]["processed"].as_u64().unwrap_or(0) + s["events"]["failed"].as_u64().unwrap_or(0)
+    };
+    let again = perfdhcp::avalanche(net, &net.relay_bmc(), n, "14:18:77:00:00:00");
+    assert!(again.success, "perfdhcp failed:\n{}", again.output);
+    let status = wait_for(
+        "the renewals to be handled",
+        Duration::from_secs(60),
+        || {
+            let s = kea.bmc_status();
+            (handled(&s) == 2 * n as u64).then_some(s)
+        },
+    );
+    assert_eq!(leases(&kea).len(), n, "same BMCs, same leases");
+    assert_eq!(
+        status["events"]["failed"],
+        2 * wrong_password as u64,
+        "{status}"
+    );
+    // Only the root (no auth) of each failed BMC is asked again.
+    assert_eq!(requests(&emu) - before, wrong_password as u64, "{status}");
+    for ip in leased.keys().filter(|ip| index(ip) % 7 == 3) {
+        assert_eq!(emu.stats(ip.parse().unwrap()).logins_failed, 1, "{ip}");
+    }
     assert!(kea.child_alive());
 }
 

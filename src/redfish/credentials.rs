@@ -100,7 +100,6 @@ impl Credentials {
         let shown = path.display();
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("credentials file {shown}: {e}"))?;
-        warn_if_readable_by_others(path);
         Credentials::parse(&text).map_err(|e| format!("credentials file {shown}: {e}"))
     }
 
@@ -181,19 +180,20 @@ fn normalize_oui(s: &str) -> Option<String> {
     Some(format!("{}:{}:{}", &h[0..2], &h[2..4], &h[4..6]))
 }
 
-fn warn_if_readable_by_others(path: &Path) {
+/// A warning when others than the owner may read the credentials file.
+/// Separate from `load`, which Kea runs several times per configuration
+/// (validation, then load), so that the warning is logged once.
+pub fn permissions_warning(path: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let mode = meta.permissions().mode();
-        if mode & 0o077 != 0 {
-            log::warn!(
-                "credentials file {} has mode {:o}; it holds passwords, make it 0600 (chmod 600 {})",
-                path.display(),
-                mode & 0o777,
-                path.display()
-            );
-        }
-    }
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "credentials file {} has mode {:o}; it holds passwords, make it 0600 (chmod 600 {})",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )
+    })
 }
 
 /// Remembers failed logins per (BMC, credential) so that each credential
