@@ -12,6 +12,7 @@ pub mod config;
 pub mod event;
 pub mod ffi;
 pub mod filter;
+pub mod hostname;
 pub mod inflight;
 pub mod logging;
 pub mod pipeline;
