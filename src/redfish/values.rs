@@ -5,8 +5,10 @@
 use serde_json::Value;
 
 /// Strings BMCs put where they have no value. Compared case-insensitively
-/// after trimming. Every entry was seen in a real payload (see
-/// ../shared/redfish-mockups/README.md, "Placeholders / blanks").
+/// after trimming. Most were seen in the shared mockups
+/// (../shared/redfish-mockups/README.md, "Placeholders / blanks"); the
+/// SMBIOS defaults ("To Be Filled By O.E.M.", "System Serial Number", ...)
+/// are what boards ship with when the vendor never wrote the FRU.
 const PLACEHOLDERS: &[&str] = &[
     "",
     "n/a",
@@ -25,7 +27,6 @@ const PLACEHOLDERS: &[&str] = &[
     "cpldserialnumber",
     "system serial number",
     "system product name",
-    "123456789",
 ];
 
 /// True when `s` carries no information: blank, a known placeholder, or one
