@@ -15,6 +15,7 @@ pub mod filter;
 pub mod hostname;
 pub mod inflight;
 pub mod logging;
+pub mod netbox;
 pub mod pipeline;
 pub mod redfish;
 pub mod runtime;

@@ -1,0 +1,279 @@
+//! The NetBox REST client: token from a file (either token format), a version
+//! check at connect, keep-alive, 429/5xx retried with backoff, pagination,
+//! and a count of writes (the goal is few of them).
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Why a NetBox call failed. Messages never carry the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetBoxError {
+    /// No answer, or 5xx/429 after the retries: try again later.
+    Unavailable(String),
+    /// 401/403: the token is wrong or lacks permission.
+    Auth(String),
+    /// 400/404/409...: NetBox refused the request; the body says why.
+    Rejected { status: u16, message: String },
+    /// Not what NetBox's API promises (not JSON, unsupported version).
+    Protocol(String),
+}
+
+impl std::fmt::Display for NetBoxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NetBoxError::Unavailable(m) => write!(f, "NetBox unavailable: {m}"),
+            NetBoxError::Auth(m) => write!(f, "NetBox refused the token: {m}"),
+            NetBoxError::Rejected { status, message } => {
+                write!(f, "NetBox refused the request (HTTP {status}): {message}")
+            }
+            NetBoxError::Protocol(m) => write!(f, "NetBox: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for NetBoxError {}
+
+/// The oldest NetBox this client speaks to (MAC address objects, `oob_ip`).
+pub const MIN_VERSION: (u32, u32) = (4, 2);
+
+pub struct NetBox {
+    agent: ureq::Agent,
+    base: String,
+    auth: String,
+    /// `netbox-version` from `/api/status/`.
+    pub version: String,
+    retries: u32,
+    writes: AtomicU64,
+}
+
+impl std::fmt::Debug for NetBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NetBox({}, {})", self.base, self.version)
+    }
+}
+
+/// The header for a token: v2 tokens (`nbt_...`) are Bearer, v1 Token.
+fn auth_header(token: &str) -> String {
+    if token.starts_with("nbt_") {
+        format!("Bearer {token}")
+    } else {
+        format!("Token {token}")
+    }
+}
+
+impl NetBox {
+    /// Reads the token from `token_file` (first line) and connects.
+    pub fn connect_with_token_file(url: &str, token_file: &Path) -> Result<NetBox, String> {
+        let text = std::fs::read_to_string(token_file)
+            .map_err(|e| format!("NetBox token file {}: {e}", token_file.display()))?;
+        let token = text.lines().next().unwrap_or("").trim().to_string();
+        if token.is_empty() {
+            return Err(format!(
+                "NetBox token file {} is empty",
+                token_file.display()
+            ));
+        }
+        NetBox::connect(url, &token).map_err(|e| e.to_string())
+    }
+
+    /// Connects and checks the version (`GET /api/status/`).
+    pub fn connect(url: &str, token: &str) -> Result<NetBox, NetBoxError> {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .max_idle_connections_per_host(16)
+            .user_agent(concat!(
+                "kea-hook-bmc-discovery/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build();
+        let mut nb = NetBox {
+            agent,
+            base: url.trim_end_matches('/').to_string(),
+            auth: auth_header(token),
+            version: String::new(),
+            retries: 3,
+            writes: AtomicU64::new(0),
+        };
+        let status = nb.get("/api/status/")?;
+        let version = status
+            .get("netbox-version")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                NetBoxError::Protocol(format!(
+                    "{}/api/status/ has no netbox-version: is this NetBox?",
+                    nb.base
+                ))
+            })?
+            .to_string();
+        let mut parts = version
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|p| p.parse::<u32>().ok());
+        let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        if found < MIN_VERSION {
+            return Err(NetBoxError::Protocol(format!(
+                "version {version} is too old; NetBox {}.{} or later is needed",
+                MIN_VERSION.0, MIN_VERSION.1
+            )));
+        }
+        nb.version = version;
+        // Whether the token is good is only known once it is used on an
+        // endpoint that needs one (status is public).
+        nb.get("/api/users/tokens/?limit=1")?;
+        Ok(nb)
+    }
+
+    /// Write requests (POST, PATCH, DELETE) made so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value, NetBoxError> {
+        self.call("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, NetBoxError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.call("POST", path, Some(body))
+    }
+
+    pub fn patch(&self, path: &str, body: &Value) -> Result<Value, NetBoxError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.call("PATCH", path, Some(body))
+    }
+
+    pub fn delete(&self, path: &str) -> Result<(), NetBoxError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.call("DELETE", path, None).map(|_| ())
+    }
+
+    /// Every object of a list endpoint, following `next` links.
+    pub fn list(&self, path: &str) -> Result<Vec<Value>, NetBoxError> {
+        let mut out = Vec::new();
+        let mut next = Some(path.to_string());
+        while let Some(p) = next.take() {
+            let page = self.get(&p)?;
+            if let Some(results) = page.get("results").and_then(Value::as_array) {
+                out.extend(results.iter().cloned());
+            }
+            next = page
+                .get("next")
+                .and_then(Value::as_str)
+                .map(|n| self.relative(n));
+        }
+        Ok(out)
+    }
+
+    /// `next` links are absolute; keep our own scheme, host and port.
+    fn relative(&self, url: &str) -> String {
+        match url.find("/api/") {
+            Some(i) => url[i..].to_string(),
+            None => url.to_string(),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, NetBoxError> {
+        let url = format!("{}{path}", self.base);
+        let mut attempt = 0;
+        loop {
+            let req = self
+                .agent
+                .request(method, &url)
+                .set("Authorization", &self.auth)
+                .set("Accept", "application/json");
+            let result = match body {
+                Some(b) => req
+                    .set("Content-Type", "application/json")
+                    .send_string(&b.to_string()),
+                None => req.call(),
+            };
+            let (err, wait) = match result {
+                Ok(resp) => return read_json(resp, method, path),
+                Err(ureq::Error::Status(code, resp)) => {
+                    let wait = resp
+                        .header("Retry-After")
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let text = body_text(resp);
+                    match code {
+                        401 | 403 => {
+                            return Err(NetBoxError::Auth(format!("{method} {path}: {text}")))
+                        }
+                        429 | 502..=504 => (
+                            NetBoxError::Unavailable(format!(
+                                "{method} {path} answered {code}: {text}"
+                            )),
+                            wait,
+                        ),
+                        _ => {
+                            return Err(NetBoxError::Rejected {
+                                status: code,
+                                message: format!("{method} {path}: {text}"),
+                            })
+                        }
+                    }
+                }
+                Err(ureq::Error::Transport(t)) => (
+                    NetBoxError::Unavailable(format!(
+                        "{method} {}{path}: {}",
+                        self.base,
+                        std::error::Error::source(&t)
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| t.kind().to_string())
+                    )),
+                    None,
+                ),
+            };
+            // A write that may have reached NetBox is not sent again blindly:
+            // the caller re-reads and decides (idempotence lives there).
+            if attempt >= self.retries || (method != "GET" && wait.is_none()) {
+                return Err(err);
+            }
+            attempt += 1;
+            let backoff = wait.unwrap_or(Duration::from_millis(250 << attempt));
+            std::thread::sleep(backoff.min(Duration::from_secs(10)));
+        }
+    }
+}
+
+fn body_text(resp: ureq::Response) -> String {
+    let mut buf = Vec::new();
+    let _ = resp.into_reader().take(4096).read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    // NetBox's error bodies are JSON objects: show them compactly.
+    match serde_json::from_str::<Value>(&text) {
+        Ok(v) => v.to_string(),
+        Err(_) => text.chars().take(300).collect(),
+    }
+}
+
+fn read_json(resp: ureq::Response, method: &str, path: &str) -> Result<Value, NetBoxError> {
+    if resp.status() == 204 {
+        return Ok(Value::Null);
+    }
+    let mut buf = Vec::new();
+    resp.into_reader()
+        .take(64 << 20)
+        .read_to_end(&mut buf)
+        .map_err(|e| {
+            NetBoxError::Unavailable(format!("{method} {path}: reading the answer: {e}"))
+        })?;
+    serde_json::from_slice(&buf)
+        .map_err(|e| NetBoxError::Protocol(format!("{method} {path}: answer is not JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_formats() {
+        assert_eq!(super::auth_header("nbt_abc.def"), "Bearer nbt_abc.def");
+        assert_eq!(
+            super::auth_header("0123456789abcdef"),
+            "Token 0123456789abcdef"
+        );
+    }
+}
