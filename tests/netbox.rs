@@ -6,8 +6,18 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use dhcp_bmc_discovery::netbox::{NetBox, NetBoxError};
-use serde_json::json;
+#[path = "emulator/mod.rs"]
+mod emulator;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use dhcp_bmc_discovery::hostname::{Placement, PlacementPattern};
+use dhcp_bmc_discovery::netbox::{
+    register, NetBox, NetBoxError, Options, RegisterError, Registration,
+};
+use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Inventory, Limits, Target, TlsPolicy};
+use serde_json::{json, Value};
 
 /// The port the tests' NetBox listens on: NETBOX_PORT, else 18000 (8000,
 /// NetBox's default, is also kea-ctrl-agent's). tests/setup.sh agrees.
@@ -129,4 +139,278 @@ fn lists_follow_pagination_and_writes_are_counted() {
         }
         e => panic!("{e}"),
     }
+}
+
+/// Inventories of real discoveries: every mockup model through the emulator.
+fn inventories() -> Vec<(String, Inventory)> {
+    let emu = emulator::Emulator::start(0);
+    let d = Discoverer::new(
+        TlsPolicy::Insecure,
+        Credentials::single("root", "calvin"),
+        Limits::default(),
+        Duration::from_secs(60),
+    );
+    emulator::all_models()
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let addr = Ipv4Addr::new(127, 50, 0, i as u8 + 1);
+            emu.add(addr, &m, 0, "root", "calvin");
+            let inv = d
+                .discover(&Target::new(&addr.to_string(), emu.port))
+                .unwrap_or_else(|e| panic!("{m}: {e}"))
+                .inventory;
+            (m, inv)
+        })
+        .collect()
+}
+
+fn registration<'a>(inv: &'a Inventory, i: u32, hostname: &str) -> Registration<'a> {
+    Registration {
+        inventory: inv,
+        bmc_mac: inv
+            .bmc
+            .mac
+            .clone()
+            .unwrap_or_else(|| format!("02:00:00:00:01:{i:02x}")),
+        bmc_ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 20, 0, 10)) + i),
+        prefix_len: 16,
+        name: hostname.to_string(),
+        placement: PlacementPattern::default_pattern()
+            .place(hostname)
+            .unwrap_or_default(),
+        dns_name: Some(format!("{hostname}.oob.example.net")),
+    }
+}
+
+fn create_missing() -> Options {
+    Options {
+        create_missing: true,
+        ..Options::default()
+    }
+}
+
+fn get(nb: &NetBox, path: &str) -> Value {
+    nb.get(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn every_model_registers_completely_and_a_second_run_writes_nothing() {
+    let invs = inventories();
+    let (_guard, inst) = netbox();
+    reset();
+    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+    for (i, (model, inv)) in invs.iter().enumerate() {
+        let i = i as u32;
+        let host = format!("us3-cab{}-ru{}-bmc", i % 3 + 1, 2 * i + 1);
+        let reg = registration(inv, i, &host);
+        let before = nb.writes();
+        let out = register(&nb, &reg, &create_missing()).unwrap_or_else(|e| panic!("{model}: {e}"));
+        let fresh_writes = nb.writes() - before;
+        let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
+        assert_eq!(dev["name"], host, "{model}");
+        assert_eq!(
+            dev["serial"].as_str(),
+            Some(inv.serial_number.as_deref().unwrap_or("")),
+            "{model}"
+        );
+        assert_eq!(dev["site"]["slug"], "us3", "{model}");
+        assert_eq!(dev["rack"]["name"], format!("cab{}", i % 3 + 1), "{model}");
+        assert_eq!(
+            dev["position"].as_f64(),
+            Some(f64::from(2 * i + 1)),
+            "{model}"
+        );
+        assert_eq!(
+            dev["device_type"]["model"].as_str(),
+            Some(inv.model.as_deref().unwrap_or("Unknown model")),
+            "{model}"
+        );
+        let oob = dev["oob_ip"]["address"].as_str().unwrap_or("");
+        assert_eq!(oob, format!("{}/16", reg.bmc_ip), "{model}");
+        let ifaces = get(
+            &nb,
+            &format!("/api/dcim/interfaces/?device_id={}", out.device_id),
+        );
+        assert_eq!(ifaces["count"], 1, "{model}");
+        let iface = &ifaces["results"][0];
+        assert_eq!(iface["mgmt_only"], true);
+        assert_eq!(
+            iface["primary_mac_address"]["mac_address"]
+                .as_str()
+                .map(str::to_lowercase),
+            Some(reg.bmc_mac.clone()),
+            "{model}"
+        );
+        // The same again: nothing to write.
+        let before = nb.writes();
+        let again = register(&nb, &reg, &create_missing()).unwrap();
+        assert_eq!(again.device_id, out.device_id);
+        assert!(again.changes.is_empty(), "{model}: {:?}", again.changes);
+        assert_eq!(
+            nb.writes(),
+            before,
+            "{model}: writes on an unchanged re-run"
+        );
+        eprintln!(
+            "{model:32} device {:3}  {fresh_writes:2} writes fresh, 0 on re-run",
+            out.device_id
+        );
+    }
+}
+
+#[test]
+fn concurrent_registrations_of_one_server_converge() {
+    let invs = inventories();
+    let inv = &invs
+        .iter()
+        .find(|(m, _)| m == "dell-idrac9-r750")
+        .unwrap()
+        .1;
+    let (_guard, inst) = netbox();
+    reset();
+    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+    // The shared objects exist already (a site with other servers).
+    register(
+        &nb,
+        &registration(&invs[0].1, 99, "us3-cab1-ru40-other"),
+        &create_missing(),
+    )
+    .unwrap();
+    let reg = registration(inv, 1, "us3-cab1-ru10-r750");
+    let results: Vec<Result<u64, RegisterError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                s.spawn(|| {
+                    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+                    register(&nb, &reg, &create_missing()).map(|o| o.device_id)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ids: Vec<u64> = results
+        .iter()
+        .map(|r| r.clone().unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
+    let serial = inv.serial_number.clone().unwrap();
+    assert_eq!(
+        get(&nb, &format!("/api/dcim/devices/?serial={serial}"))["count"],
+        1
+    );
+    assert_eq!(
+        get(&nb, &format!("/api/dcim/interfaces/?device_id={}", ids[0]))["count"],
+        1
+    );
+    assert_eq!(
+        get(
+            &nb,
+            &format!("/api/dcim/mac-addresses/?mac_address={}", reg.bmc_mac)
+        )["count"],
+        1
+    );
+    assert_eq!(
+        get(
+            &nb,
+            &format!("/api/ipam/ip-addresses/?address={}", reg.bmc_ip)
+        )["count"],
+        1
+    );
+}
+
+#[test]
+fn ip_change_bmc_replacement_conflicts_and_missing_sites() {
+    let invs = inventories();
+    let inv = &invs
+        .iter()
+        .find(|(m, _)| m == "hpe-ilo6-dl380agen11")
+        .unwrap()
+        .1;
+    let (_guard, inst) = netbox();
+    reset();
+    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+
+    // Missing site: refused by default, created when allowed.
+    let reg = registration(inv, 1, "fra1-r7-ru12-ilo");
+    let e = register(&nb, &reg, &Options::default()).unwrap_err();
+    assert!(
+        matches!(e, RegisterError::Refused(_)) && e.to_string().contains("site \"fra1\""),
+        "{e}"
+    );
+    let first = register(&nb, &reg, &create_missing()).unwrap();
+
+    // New IP: updated, the old one removed.
+    let mut moved = registration(inv, 2, "fra1-r7-ru12-ilo");
+    let out = register(&nb, &moved, &create_missing()).unwrap();
+    assert_eq!(out.device_id, first.device_id);
+    assert_eq!(
+        get(
+            &nb,
+            &format!("/api/ipam/ip-addresses/?address={}", reg.bmc_ip)
+        )["count"],
+        0
+    );
+    let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
+    assert_eq!(dev["oob_ip"]["address"], format!("{}/16", moved.bmc_ip));
+
+    // Replaced BMC: same serial, new MAC.
+    moved.bmc_mac = "02:aa:bb:cc:dd:ee".into();
+    let out = register(&nb, &moved, &create_missing()).unwrap();
+    assert_eq!(out.device_id, first.device_id, "found by serial");
+    let ifaces = get(
+        &nb,
+        &format!("/api/dcim/interfaces/?device_id={}", out.device_id),
+    );
+    assert_eq!(
+        ifaces["results"][0]["primary_mac_address"]["mac_address"]
+            .as_str()
+            .map(str::to_lowercase)
+            .as_deref(),
+        Some("02:aa:bb:cc:dd:ee")
+    );
+    let old_mac = reg.bmc_mac.clone();
+    assert_eq!(
+        get(
+            &nb,
+            &format!("/api/dcim/mac-addresses/?mac_address={old_mac}")
+        )["count"],
+        0
+    );
+
+    // A hand edit the hook does not own stays.
+    nb.patch(
+        &format!("/api/dcim/devices/{}/", out.device_id),
+        &json!({"description": "racked by Ana"}),
+    )
+    .unwrap();
+    let again = register(&nb, &moved, &create_missing()).unwrap();
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+    assert_eq!(
+        get(&nb, &format!("/api/dcim/devices/{}/", out.device_id))["description"],
+        "racked by Ana"
+    );
+
+    // Another server with the same name in the site: a conflict, nothing
+    // overwritten.
+    let other = &invs
+        .iter()
+        .find(|(m, _)| m == "lenovo-xcc-sr670v2")
+        .unwrap()
+        .1;
+    let clash = registration(other, 3, "fra1-r7-ru12-ilo");
+    let e = register(&nb, &clash, &create_missing()).unwrap_err();
+    assert!(e.to_string().contains("conflict"), "{e}");
+    assert_eq!(
+        get(&nb, &format!("/api/dcim/devices/{}/", out.device_id))["serial"],
+        inv.serial_number.clone().unwrap()
+    );
+
+    // No rack unit in the hostname: in the rack, no position.
+    let plain = registration(other, 4, "fra1-r7-xcc");
+    let out = register(&nb, &plain, &create_missing()).unwrap();
+    let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
+    assert_eq!(dev["rack"]["name"], "r7");
+    assert!(dev["position"].is_null());
+    let _ = Placement::default();
 }

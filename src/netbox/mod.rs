@@ -1,7 +1,8 @@
-//! NetBox registration. So far: the REST client (`client`); the upserts of
-//! sites, racks, device types, devices, interfaces, MAC and IP addresses
-//! follow (issue 5).
+//! NetBox registration: the REST client (`client`) and the idempotent,
+//! race-safe upserts of one server (`register`).
 
 pub mod client;
+pub mod register;
 
 pub use client::{NetBox, NetBoxError};
+pub use register::{register, Options, Outcome, RegisterError, Registration};
