@@ -25,7 +25,38 @@ pub struct Config {
     pub mac_ouis: Vec<[u8; 3]>,
     /// Redfish discovery; None = off (workers only log each BMC lease).
     pub redfish: Option<RedfishConfig>,
+    /// NetBox registration of what discovery found; None = off.
+    pub netbox: Option<NetBoxConfig>,
 }
+
+/// The `netbox` map: where discovered servers are registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetBoxConfig {
+    pub url: String,
+    /// File holding the API token (v1 or v2) on its first line.
+    pub token_file: String,
+    /// Device role of registered servers.
+    pub role: String,
+    /// Create sites and racks the hostnames name but NetBox lacks (true),
+    /// or refuse those registrations with the reason (false).
+    pub create_missing: bool,
+    /// Regex with named groups site/rack/ru/ru_last, on the BMC hostname.
+    pub placement_pattern: String,
+    /// Name of the BMC interface on the device.
+    pub interface: String,
+    /// The tag marking what the hook owns.
+    pub tag: String,
+}
+
+pub const NETBOX_KNOWN: &[&str] = &[
+    "url",
+    "token-file",
+    "role",
+    "create-missing",
+    "placement-pattern",
+    "interface",
+    "tag",
+];
 
 /// The `redfish` map: how workers reach and trust BMCs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +132,7 @@ impl Default for Config {
             vendor_class_patterns: Vec::new(),
             mac_ouis: Vec::new(),
             redfish: None,
+            netbox: None,
         }
     }
 }
@@ -114,6 +146,7 @@ pub const KNOWN: &[&str] = &[
     "vendor-class-patterns",
     "mac-ouis",
     "redfish",
+    "netbox",
 ];
 
 /// A parameter Kea's configuration got wrong. `Display` is the line Kea logs.
@@ -207,6 +240,7 @@ impl Config {
                         .collect::<Result<_, _>>()?
                 }
                 "redfish" => config.redfish = Some(redfish(value)?),
+                "netbox" => config.netbox = Some(netbox(value)?),
                 _ => {
                     return Err(err(
                         key,
@@ -217,6 +251,72 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
+    let map = value
+        .as_object()
+        .ok_or_else(|| err("netbox", format!("must be a map, got {}", shown(value))))?;
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    let mut c = NetBoxConfig {
+        url: String::new(),
+        token_file: String::new(),
+        role: "Server".into(),
+        create_missing: false,
+        placement_pattern: crate::hostname::DEFAULT_PATTERN.into(),
+        interface: "bmc".into(),
+        tag: "bmc-discovery".into(),
+    };
+    for key in keys {
+        let value = &map[key];
+        let name = format!("netbox.{key}");
+        let k = name.as_str();
+        if value.is_null() {
+            return Err(err(k, "needs a value, got null"));
+        }
+        match key.as_str() {
+            "url" => {
+                let u = text(k, value)?;
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(err(
+                        k,
+                        format!("must start with http:// or https://, got {}", shown(value)),
+                    ));
+                }
+                c.url = u;
+            }
+            "token-file" => c.token_file = text(k, value)?,
+            "role" => c.role = text(k, value)?,
+            "create-missing" => {
+                c.create_missing = value
+                    .as_bool()
+                    .ok_or_else(|| err(k, format!("must be true or false, got {}", shown(value))))?
+            }
+            "placement-pattern" => {
+                let p = text(k, value)?;
+                crate::hostname::PlacementPattern::new(&p).map_err(|e| err(k, e))?;
+                c.placement_pattern = p;
+            }
+            "interface" => c.interface = text(k, value)?,
+            "tag" => c.tag = text(k, value)?,
+            _ => {
+                return Err(err(
+                    k,
+                    format!(
+                        "is unknown; known netbox parameters: {}",
+                        NETBOX_KNOWN.join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+    for (field, key) in [(&c.url, "netbox.url"), (&c.token_file, "netbox.token-file")] {
+        if field.is_empty() {
+            return Err(err(key, "is required to register in NetBox"));
+        }
+    }
+    Ok(c)
 }
 
 fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
@@ -464,6 +564,41 @@ mod tests {
         );
         assert!(error_of(r#"{"redfish": {"credentials-file": "f", "password": "x"}}"#)
             .starts_with("parameter 'redfish.password' is unknown; known redfish parameters: credentials-file,"));
+    }
+
+    #[test]
+    fn netbox_map_parses_and_names_its_keys_in_errors() {
+        let c = Config::from_json(
+            r#"{"netbox": {"url": "https://netbox.example.net", "token-file": "/etc/kea/nb",
+                "create-missing": true, "role": "BMC host"}}"#,
+        )
+        .unwrap();
+        let n = c.netbox.unwrap();
+        assert!(n.create_missing);
+        assert_eq!(n.role, "BMC host");
+        assert_eq!(n.placement_pattern, crate::hostname::DEFAULT_PATTERN);
+        assert_eq!(
+            error_of(r#"{"netbox": {"token-file": "t"}}"#),
+            "parameter 'netbox.url' is required to register in NetBox"
+        );
+        assert_eq!(
+            error_of(r#"{"netbox": {"url": "netbox:8000", "token-file": "t"}}"#),
+            "parameter 'netbox.url' must start with http:// or https://, got \"netbox:8000\""
+        );
+        assert_eq!(
+            error_of(
+                r#"{"netbox": {"url": "http://n", "token-file": "t", "create-missing": "yes"}}"#
+            ),
+            "parameter 'netbox.create-missing' must be true or false, got \"yes\""
+        );
+        assert!(error_of(
+            r#"{"netbox": {"url": "http://n", "token-file": "t", "placement-pattern": "^(?P<room>x)"}}"#
+        )
+        .starts_with("parameter 'netbox.placement-pattern' names a group 'room'"));
+        assert!(
+            error_of(r#"{"netbox": {"url": "http://n", "token-file": "t", "token": "x"}}"#)
+                .starts_with("parameter 'netbox.token' is unknown; known netbox parameters: url,")
+        );
     }
 
     #[test]

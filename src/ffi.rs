@@ -90,7 +90,7 @@ pub extern "C" fn version() -> c_int {
 fn parse_parameters(json: &str) -> Result<(Config, Filter, Arc<dyn Pipeline>), String> {
     let config = Config::from_json(json).map_err(|e| e.to_string())?;
     let filter = Filter::new(&config).map_err(|e| e.to_string())?;
-    let pipeline = pipeline::build(config.redfish.as_ref()).map_err(|e| e.to_string())?;
+    let pipeline = pipeline::build(&config).map_err(|e| e.to_string())?;
     Ok((config, filter, pipeline))
 }
 
@@ -192,6 +192,11 @@ fn start(handle: *mut c_void) -> Result<(), String> {
             r.credentials_file
         ),
         None => "Redfish discovery off (no 'redfish' parameters): leases are only logged".into(),
+    };
+    let discovery = match &config.netbox {
+        Some(n) => format!("{discovery}; NetBox registration at {}", n.url),
+        None if config.redfish.is_some() => format!("{discovery}; NetBox registration off"),
+        None => discovery,
     };
     if let Some(w) = config.redfish.as_ref().and_then(|r| {
         crate::redfish::credentials::permissions_warning(std::path::Path::new(&r.credentials_file))

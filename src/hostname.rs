@@ -11,7 +11,10 @@
 use regex_automata::meta::Regex;
 
 /// The default placement pattern (case-insensitive).
-pub const DEFAULT_PATTERN: &str = r"(?i)^(?P<site>[a-z0-9_]+)-(?P<rack>[a-z0-9_]+)(?:-ru(?P<ru>\d{1,3})(?:-(?P<ru_last>\d{1,3}))?)?(?:-.*)?$";
+/// Without a rack unit, a third token is required: vendors' default names
+/// (`idrac-F54P1G3`) have two and must not become site "idrac", rack
+/// "F54P1G3".
+pub const DEFAULT_PATTERN: &str = r"(?i)^(?P<site>[a-z0-9_]+)-(?P<rack>[a-z0-9_]+)(?:-ru(?P<ru>\d{1,3})(?:-(?P<ru_last>\d{1,3}))?(?:-.*)?|-.+)$";
 
 /// The groups a placement pattern may name.
 const GROUPS: &[&str] = &["site", "rack", "ru", "ru_last"];
@@ -183,6 +186,11 @@ mod tests {
         assert_eq!(place("us3-cab10-ru101-x").unwrap().position, None);
         assert_eq!(place("us3-cab10-ru18-17-x").unwrap().position, None);
         assert_eq!(place("idrac"), None);
+        assert_eq!(
+            place("idrac-F54P1G3"),
+            None,
+            "a vendor default name places nothing"
+        );
     }
 
     #[test]

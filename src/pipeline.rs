@@ -1,24 +1,92 @@
 //! What a worker does with an accepted BMC lease: discover the server over
-//! Redfish (when the `redfish` parameters are given) and report it. NetBox
-//! registration and the state store plug in after discovery.
+//! Redfish (when the `redfish` parameters are given), register it in NetBox
+//! (when the `netbox` parameters are given too), and report it. The state
+//! store plugs in after registration.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::{ConfigError, RedfishConfig, TlsMode};
+use crate::config::{Config, ConfigError, NetBoxConfig, RedfishConfig, TlsMode};
 use crate::event::{LeaseEvent, LeaseKind};
+use crate::hostname::{self, PlacementPattern};
+use crate::netbox::{self, NetBox, Options, RegisterError, Registration};
 use crate::redfish::{Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy};
+use crate::subnets::SubnetInfo;
 use crate::worker::{LogPipeline, Pipeline};
 
 /// The pipeline for a configuration: discovery when `redfish` is set, the
 /// lease log otherwise. Reads the credentials and pin files, so a bad path
 /// refuses the configuration at load (and in `kea-dhcp4 -t`).
-pub fn build(redfish: Option<&RedfishConfig>) -> Result<Arc<dyn Pipeline>, ConfigError> {
-    match redfish {
-        None => Ok(Arc::new(LogPipeline)),
-        Some(r) => Ok(Arc::new(DiscoveryPipeline::new(r)?)),
+pub fn build(config: &Config) -> Result<Arc<dyn Pipeline>, ConfigError> {
+    match (&config.redfish, &config.netbox) {
+        (None, None) => Ok(Arc::new(LogPipeline)),
+        (None, Some(_)) => Err(bad(
+            "netbox",
+            "needs 'redfish' too: what is registered comes from discovery".into(),
+        )),
+        (Some(r), nb) => {
+            let mut p = DiscoveryPipeline::new(r)?;
+            if let Some(nb) = nb {
+                p.netbox = Some(Registrar::new(nb)?);
+            }
+            Ok(Arc::new(p))
+        }
+    }
+}
+
+/// NetBox registration as configured; connects on first use, so that a
+/// NetBox that is down never delays Kea's start.
+struct Registrar {
+    url: String,
+    token: String,
+    pattern: PlacementPattern,
+    options: Options,
+    client: Mutex<Option<Arc<NetBox>>>,
+}
+
+impl Registrar {
+    fn new(c: &NetBoxConfig) -> Result<Registrar, ConfigError> {
+        let text = std::fs::read_to_string(&c.token_file).map_err(|e| {
+            bad(
+                "netbox.token-file",
+                format!("cannot be read: {}: {e}", c.token_file),
+            )
+        })?;
+        let token = text.lines().next().unwrap_or("").trim().to_string();
+        if token.is_empty() {
+            return Err(bad(
+                "netbox.token-file",
+                format!("{} is empty", c.token_file),
+            ));
+        }
+        let pattern = PlacementPattern::new(&c.placement_pattern)
+            .map_err(|e| bad("netbox.placement-pattern", e))?;
+        Ok(Registrar {
+            url: c.url.clone(),
+            token,
+            pattern,
+            options: Options {
+                role: c.role.clone(),
+                create_missing: c.create_missing,
+                tag: c.tag.clone(),
+                interface: c.interface.clone(),
+            },
+            client: Mutex::new(None),
+        })
+    }
+
+    fn client(&self) -> Result<Arc<NetBox>, RegisterError> {
+        let mut c = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(nb) = &*c {
+            return Ok(nb.clone());
+        }
+        let nb = NetBox::connect(&self.url, &self.token).map_err(RegisterError::from)?;
+        log::info!("connected to NetBox {} at {}", nb.version, self.url);
+        let nb = Arc::new(nb);
+        *c = Some(nb.clone());
+        Ok(nb)
     }
 }
 
@@ -39,6 +107,10 @@ pub struct DiscoveryPipeline {
     /// only; bounded by pruning what is older than `rediscover_after`.
     /// (The state store of a later version will keep this across restarts.)
     recent: Mutex<HashMap<String, (std::net::Ipv4Addr, Instant)>>,
+    netbox: Option<Registrar>,
+    /// Kea's subnets by id (prefix length, user-context site), as of the
+    /// last configuration.
+    subnets: Mutex<HashMap<u32, SubnetInfo>>,
 }
 
 impl DiscoveryPipeline {
@@ -99,6 +171,8 @@ impl DiscoveryPipeline {
             port: r.port,
             rediscover_after: Duration::from_secs(r.rediscover_after_s),
             recent: Mutex::new(HashMap::new()),
+            netbox: None,
+            subnets: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -141,6 +215,10 @@ impl Pipeline for DiscoveryPipeline {
                 for w in &d.warnings {
                     log::debug!("BMC {}: {w}", ev.mac_string());
                 }
+                if let Some(r) = &self.netbox {
+                    self.register(r, ev, &d.inventory)
+                        .map_err(|e| format!("registration failed: {e}"))?;
+                }
                 self.remember(mac, ev.ipv4());
                 Ok(())
             }
@@ -155,9 +233,71 @@ impl Pipeline for DiscoveryPipeline {
     fn stop(&self) {
         self.discoverer.cancel();
     }
+
+    fn subnets_changed(&self, subnets: &[SubnetInfo]) {
+        let mut map = self.subnets.lock().unwrap_or_else(|p| p.into_inner());
+        *map = subnets.iter().map(|s| (s.id, s.clone())).collect();
+    }
 }
 
 impl DiscoveryPipeline {
+    fn register(
+        &self,
+        r: &Registrar,
+        ev: &LeaseEvent,
+        inv: &crate::redfish::Inventory,
+    ) -> Result<(), RegisterError> {
+        let subnet = self
+            .subnets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ev.subnet_id())
+            .cloned();
+        let lease_name = String::from_utf8_lossy(ev.hostname()).into_owned();
+        let name = hostname::pick(&[
+            Some(lease_name.as_str()),
+            inv.bmc.hostname.as_deref(),
+            inv.bmc.fqdn.as_deref(),
+        ])
+        .unwrap_or_else(|| format!("bmc-{}", ev.mac_string().replace(':', "")));
+        let mut placement = r.pattern.place(&name).unwrap_or_default();
+        if let Some(site) = subnet.as_ref().and_then(|s| s.site.clone()) {
+            placement.site = Some(site);
+        }
+        let prefix_len = subnet
+            .as_ref()
+            .and_then(|s| s.prefix.split('/').nth(1)?.parse().ok())
+            .unwrap_or(32);
+        let reg = Registration {
+            inventory: inv,
+            bmc_mac: ev.mac_string(),
+            bmc_ip: ev.ipv4(),
+            prefix_len,
+            name: name.clone(),
+            placement,
+            dns_name: inv.bmc.fqdn.clone(),
+        };
+        let nb = r.client()?;
+        let out = netbox::register(&nb, &reg, &r.options)?;
+        if out.changes.is_empty() {
+            log::info!(
+                "BMC {} at {}: NetBox device {} ({name}) is up to date",
+                ev.mac_string(),
+                ev.ipv4(),
+                out.device_id
+            );
+        } else {
+            log::info!(
+                "registered BMC {} at {} as NetBox device {} ({name}): {}",
+                ev.mac_string(),
+                ev.ipv4(),
+                out.device_id,
+                out.changes.join("; ")
+            );
+        }
+        Ok(())
+    }
+
     fn fresh(&self, mac: &str, ip: std::net::Ipv4Addr) -> bool {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent

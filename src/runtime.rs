@@ -94,6 +94,9 @@ impl Runtime {
 
     /// Publishes a new subnet table (Kea's main thread, after reconfiguring).
     pub fn set_subnets(&self, table: SubnetTable) {
+        if let Some(w) = &self.workers {
+            w.pipeline().subnets_changed(table.all());
+        }
         let new = Box::into_raw(Box::new(table));
         let old = self.subnets.swap(new, Ordering::AcqRel);
         if !old.is_null() {

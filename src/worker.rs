@@ -32,6 +32,9 @@ pub trait Pipeline: Send + Sync + 'static {
     /// Asks work in progress to end soon: the pool is stopping and will
     /// join the workers.
     fn stop(&self) {}
+
+    /// Kea's subnets after a (re)configuration, on Kea's main thread.
+    fn subnets_changed(&self, _subnets: &[crate::subnets::SubnetInfo]) {}
 }
 
 /// The pipeline until discovery lands: one log line per BMC lease.
@@ -103,6 +106,11 @@ impl WorkerPool {
             }
         }
         Ok(pool)
+    }
+
+    /// The pipeline the workers run.
+    pub fn pipeline(&self) -> &dyn Pipeline {
+        &*self.pipeline
     }
 
     /// Number of running workers.

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use emulator::{Emulator, Faults};
 use serde_json::{json, Value};
 use support::kea::{check_config, config, Hook, Kea, Net};
+use support::netbox::{netbox, reset};
 use support::{hook_library, perfdhcp, wait_for, TempDir};
 
 const PASS: &str = "emulated-Passw0rd";
@@ -273,5 +274,76 @@ fn bad_redfish_parameters_refuse_the_configuration() {
             !text.contains("calvin"),
             "a password in Kea's output:\n{text}"
         );
+    }
+}
+
+#[test]
+fn bmc_leases_end_up_registered_in_netbox() {
+    let (_guard, nb) = netbox();
+    reset();
+    let net = Net::new(24);
+    let dir = TempDir::new("discovery-netbox");
+    let emu = bmcs_on_pool(60);
+    let token_file = dir.path().join("netbox-token");
+    std::fs::write(&token_file, format!("{}\n", nb.token)).unwrap();
+    let params = json!({
+        "workers": 8,
+        "redfish": redfish_params(dir.path(), &emu),
+        "netbox": {"url": nb.url, "token-file": token_file, "create-missing": true},
+    });
+    let kea = Kea::start(&dir, &config(net, dir.path(), &[hook(params)], "INFO"));
+    let n = 20;
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), n, "14:18:77:00:02:00");
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    let status = wait_for(
+        "every lease to be handled",
+        Duration::from_secs(120),
+        || {
+            let s = kea.bmc_status();
+            let e = &s["events"];
+            (e["processed"].as_u64().unwrap_or(0) + e["failed"].as_u64().unwrap_or(0) == n as u64)
+                .then_some(s)
+        },
+    );
+    let leased = leases(&kea);
+    let index = |ip: &str| u32::from(ip.parse::<Ipv4Addr>().unwrap()) - u32::from(pool_addr(0));
+    let good: Vec<(&String, &String)> =
+        leased.iter().filter(|(ip, _)| index(ip) % 7 != 3).collect();
+    assert_eq!(
+        status["events"]["processed"],
+        good.len() as u64,
+        "{status}\n{}",
+        kea.log_tail(40)
+    );
+
+    // Every discovered BMC is one device in site us3 (the subnet's
+    // user-context), with its lease's MAC and address.
+    let client = dhcp_bmc_discovery::netbox::NetBox::connect(&nb.url, &nb.token).unwrap();
+    let devices = client
+        .list("/api/dcim/devices/?tag=bmc-discovery&limit=100")
+        .unwrap();
+    assert_eq!(devices.len(), good.len(), "{}", kea.log_tail(40));
+    for (ip, mac) in &good {
+        let ips = client
+            .list(&format!("/api/ipam/ip-addresses/?address={ip}"))
+            .unwrap();
+        assert_eq!(ips.len(), 1, "{ip}");
+        assert_eq!(ips[0]["address"], format!("{ip}/16"));
+        let dev_id = ips[0]["assigned_object"]["device"]["id"].as_u64().unwrap();
+        let dev = client.get(&format!("/api/dcim/devices/{dev_id}/")).unwrap();
+        assert_eq!(dev["site"]["slug"], "us3", "{ip}");
+        assert_eq!(dev["oob_ip"]["address"], format!("{ip}/16"), "{ip}");
+        let macs = client
+            .list(&format!("/api/dcim/mac-addresses/?mac_address={mac}"))
+            .unwrap();
+        assert_eq!(macs.len(), 1, "{mac}");
+    }
+    for l in kea
+        .log()
+        .lines()
+        .filter(|l| l.contains("as NetBox device"))
+        .take(2)
+    {
+        eprintln!("{l}");
     }
 }

@@ -2,12 +2,11 @@
 //! ../shared/netbox/netbox-up (the first start installs and migrates it:
 //! about 8 minutes; later ones take seconds).
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+mod support;
 
 #[path = "emulator/mod.rs"]
 mod emulator;
+use support::netbox::{netbox, reset};
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -18,80 +17,6 @@ use dhcp_bmc_discovery::netbox::{
 };
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Inventory, Limits, Target, TlsPolicy};
 use serde_json::{json, Value};
-
-/// The port the tests' NetBox listens on: NETBOX_PORT, else 18000 (8000,
-/// NetBox's default, is also kea-ctrl-agent's). tests/setup.sh agrees.
-fn port() -> String {
-    std::env::var("NETBOX_PORT").unwrap_or_else(|_| "18000".into())
-}
-
-struct Instance {
-    url: String,
-    token: String,
-    token_v1: String,
-}
-
-fn scripts() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("NETBOX_SCRIPTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| here.join("../shared/netbox"))
-}
-
-/// NetBox, started once per test binary. Tests hold `LOCK` for their whole
-/// run: a reset by one would fail the requests of another.
-fn netbox() -> (MutexGuard<'static, ()>, &'static Instance) {
-    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    (guard, instance())
-}
-
-fn instance() -> &'static Instance {
-    static NB: OnceLock<Instance> = OnceLock::new();
-    NB.get_or_init(|| {
-        let out = Command::new(scripts().join("netbox-up"))
-            .env("NETBOX_PORT", port())
-            .output()
-            .expect("run ../shared/netbox/netbox-up");
-        assert!(
-            out.status.success(),
-            "netbox-up failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let home = std::env::var("NETBOX_HOME").unwrap_or_else(|_| {
-            format!(
-                "{}/.cache/netbox-test",
-                std::env::var("HOME").unwrap_or_default()
-            )
-        });
-        let env = std::fs::read_to_string(format!("{home}/env"))
-            .expect("netbox-up writes $NETBOX_HOME/env");
-        let get = |k: &str| {
-            env.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .map(|v| v.trim_matches('"').trim_matches('\'').to_string())
-                .unwrap_or_else(|| panic!("{k} missing from {home}/env"))
-        };
-        Instance {
-            url: get("NETBOX_URL"),
-            token: get("NETBOX_TOKEN"),
-            token_v1: get("NETBOX_TOKEN_V1"),
-        }
-    })
-}
-
-static LOCK: Mutex<()> = Mutex::new(());
-
-fn reset() {
-    let out = Command::new(scripts().join("netbox-reset"))
-        .env("NETBOX_PORT", port())
-        .output()
-        .expect("run netbox-reset");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn connects_with_either_token_format_and_checks_the_version() {
@@ -413,4 +338,37 @@ fn ip_change_bmc_replacement_conflicts_and_missing_sites() {
     assert_eq!(dev["rack"]["name"], "r7");
     assert!(dev["position"].is_null());
     let _ = Placement::default();
+}
+
+#[test]
+fn netbox_down_mid_run_reports_unavailable_and_the_retry_succeeds() {
+    let invs = inventories();
+    let (_guard, inst) = netbox();
+    reset();
+    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+    let first = registration(&invs[2].1, 1, "us3-cab1-ru1-a");
+    register(&nb, &first, &create_missing()).unwrap();
+
+    let script = |name: &str| {
+        let out = std::process::Command::new(support::netbox::scripts().join(name))
+            .env("NETBOX_PORT", support::netbox::port())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    script("netbox-down");
+    let second = registration(&invs[5].1, 2, "us3-cab1-ru3-b");
+    let e = register(&nb, &second, &create_missing()).unwrap_err();
+    assert!(matches!(e, RegisterError::Unavailable(_)), "{e}");
+    assert!(e.to_string().starts_with("NetBox unavailable"), "{e}");
+    script("netbox-up");
+
+    // The same client, retried: registered; the first is unchanged.
+    register(&nb, &second, &create_missing()).unwrap();
+    let again = register(&nb, &first, &create_missing()).unwrap();
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
 }

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod kea;
+pub mod netbox;
 pub mod perfdhcp;
 
 use std::path::PathBuf;
