@@ -167,6 +167,19 @@ fn every_model_registers_completely_and_a_second_run_writes_nothing() {
             Some(reg.bmc_mac.clone()),
             "{model}"
         );
+        let items = get(
+            &nb,
+            &format!(
+                "/api/dcim/inventory-items/?device_id={}&limit=1000",
+                out.device_id
+            ),
+        );
+        let want = dhcp_bmc_discovery::netbox::items::desired(inv).len();
+        assert_eq!(
+            items["count"].as_u64(),
+            Some(want as u64),
+            "{model}: inventory items"
+        );
         // The same again: nothing to write.
         let before = nb.writes();
         let again = register(&nb, &reg, &create_missing()).unwrap();

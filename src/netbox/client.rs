@@ -151,6 +151,17 @@ impl NetBox {
         self.call("DELETE", path, None).map(|_| ())
     }
 
+    /// Bulk delete: `[{"id": 1}, ...]` in one request.
+    pub fn delete_many(&self, path: &str, ids: &[u64]) -> Result<(), NetBoxError> {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let body = Value::from(
+            ids.iter()
+                .map(|id| serde_json::json!({ "id": id }))
+                .collect::<Vec<_>>(),
+        );
+        self.call("DELETE", path, Some(&body)).map(|_| ())
+    }
+
     /// Every object of a list endpoint, following `next` links.
     pub fn list(&self, path: &str) -> Result<Vec<Value>, NetBoxError> {
         let mut out = Vec::new();

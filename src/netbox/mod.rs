@@ -2,6 +2,7 @@
 //! race-safe upserts of one server (`register`).
 
 pub mod client;
+pub mod items;
 pub mod register;
 
 pub use client::{NetBox, NetBoxError};

@@ -464,6 +464,11 @@ pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outco
     let mut want = Map::new();
     want.insert("oob_ip".into(), json!(id_of(&ip)));
     cx.update("dcim/devices", &device, &want, "device oob_ip")?;
+
+    // The parts, as inventory items.
+    let items = super::items::desired(inv);
+    let changed = super::items::sync(nb, device_id, cx.tag_id, &items)?;
+    cx.outcome.changes.extend(changed);
     Ok(cx.outcome)
 }
 
