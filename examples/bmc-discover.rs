@@ -2,7 +2,13 @@
 //! and print the server's inventory as JSON.
 //!
 //!   bmc-discover [--port N] [--credentials-file F] [--ca-file F | --pin-file F | --insecure]
-//!                [--mac MAC] [--timeout S] [--deadline S] HOST
+//!                [--mac MAC] [--timeout S] [--deadline S]
+//!                [--register --netbox-url URL --netbox-token-file F
+//!                 [--hostname H] [--site S] [--prefix-len N] [--create-missing]] HOST
+//!
+//! With --register, the server is also registered in NetBox exactly as the
+//! hook would (HOST must then be the BMC's IPv4 address), and what changed
+//! is printed on stderr.
 //!
 //! Credentials come from --credentials-file (the hook's format) or from the
 //! environment variables BMC_USERNAME and BMC_PASSWORD; never from the
@@ -22,7 +28,9 @@ use std::time::Duration;
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Limits, PinStore, Target, TlsPolicy};
 
 const USAGE: &str = "usage: bmc-discover [--port N] [--credentials-file F] \
-[--ca-file F | --pin-file F | --insecure] [--mac MAC] [--timeout S] [--deadline S] HOST
+[--ca-file F | --pin-file F | --insecure] [--mac MAC] [--timeout S] [--deadline S] \
+[--register --netbox-url URL --netbox-token-file F [--hostname H] [--site S] \
+[--prefix-len N] [--create-missing]] HOST
 credentials: --credentials-file F, or BMC_USERNAME and BMC_PASSWORD in the environment";
 
 struct Args {
@@ -34,6 +42,13 @@ struct Args {
     insecure: bool,
     mac: Option<String>,
     limits: Limits,
+    register: bool,
+    netbox_url: Option<String>,
+    netbox_token_file: Option<PathBuf>,
+    hostname: Option<String>,
+    site: Option<String>,
+    prefix_len: u8,
+    create_missing: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -46,6 +61,13 @@ fn parse() -> Result<Args, String> {
         insecure: false,
         mac: None,
         limits: Limits::default(),
+        register: false,
+        netbox_url: None,
+        netbox_token_file: None,
+        hostname: None,
+        site: None,
+        prefix_len: 32,
+        create_missing: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -80,6 +102,20 @@ fn parse() -> Result<Args, String> {
                     a.limits.deadline = Duration::from_secs(secs);
                 }
             }
+            "--register" => a.register = true,
+            "--netbox-url" => a.netbox_url = Some(value(&arg)?),
+            "--netbox-token-file" => a.netbox_token_file = Some(value(&arg)?.into()),
+            "--hostname" => a.hostname = Some(value(&arg)?),
+            "--site" => a.site = Some(value(&arg)?),
+            "--prefix-len" => {
+                let v = value("--prefix-len")?;
+                a.prefix_len = v
+                    .parse()
+                    .ok()
+                    .filter(|p| (1..=32).contains(p))
+                    .ok_or_else(|| format!("--prefix-len must be 1..=32, got {v:?}"))?;
+            }
+            "--create-missing" => a.create_missing = true,
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s if a.host.is_empty() => a.host = s.to_string(),
@@ -88,6 +124,17 @@ fn parse() -> Result<Args, String> {
     }
     if a.host.is_empty() {
         return Err("HOST is missing".into());
+    }
+    if a.register {
+        if a.netbox_url.is_none() || a.netbox_token_file.is_none() {
+            return Err("--register needs --netbox-url and --netbox-token-file".into());
+        }
+        if a.host.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(format!(
+                "--register needs HOST to be the BMC's IPv4 address, got {:?}",
+                a.host
+            ));
+        }
     }
     let modes = [a.ca_file.is_some(), a.pin_file.is_some(), a.insecure];
     if modes.iter().filter(|m| **m).count() > 1 {
@@ -149,7 +196,7 @@ fn run(a: Args) -> Result<(), String> {
     };
     let d = Discoverer::new(tls, credentials, a.limits, Duration::from_secs(1800));
     let mut target = Target::new(&a.host, a.port);
-    target.mac = a.mac;
+    target.mac = a.mac.clone();
     let got = d.discover(&target).map_err(|e| e.message)?;
     for w in &got.warnings {
         log::warn!("{w}");
@@ -167,5 +214,55 @@ fn run(a: Args) -> Result<(), String> {
     );
     let json = serde_json::to_string_pretty(&got.inventory).map_err(|e| e.to_string())?;
     println!("{json}");
+    if a.register {
+        register(&a, &got.inventory)?;
+    }
+    Ok(())
+}
+
+fn register(a: &Args, inv: &dhcp_bmc_discovery::redfish::Inventory) -> Result<(), String> {
+    use dhcp_bmc_discovery::hostname::PlacementPattern;
+    use dhcp_bmc_discovery::netbox::{self, NetBox, Options, Registration};
+    let (Some(url), Some(token_file)) = (&a.netbox_url, &a.netbox_token_file) else {
+        return Err("--register needs --netbox-url and --netbox-token-file".into());
+    };
+    let nb = NetBox::connect_with_token_file(url, token_file)?;
+    let mac = a
+        .mac
+        .clone()
+        .or_else(|| inv.bmc.mac.clone())
+        .ok_or("the BMC reported no MAC; give --mac")?;
+    let ip: std::net::Ipv4Addr = a.host.parse().map_err(|_| "HOST is not an IPv4 address")?;
+    let reg = Registration::for_lease(
+        inv,
+        &mac,
+        ip,
+        a.prefix_len,
+        a.hostname.as_deref(),
+        a.site.as_deref(),
+        &PlacementPattern::default_pattern(),
+    );
+    let opts = Options {
+        create_missing: a.create_missing,
+        ..Options::default()
+    };
+    let out = netbox::register(&nb, &reg, &opts).map_err(|e| e.to_string())?;
+    if out.changes.is_empty() {
+        log::info!(
+            "NetBox device {} ({}) is up to date: 0 writes",
+            out.device_id,
+            reg.name
+        );
+    } else {
+        log::info!(
+            "registered as NetBox device {} ({}), {} writes:",
+            out.device_id,
+            reg.name,
+            nb.writes()
+        );
+        for c in &out.changes {
+            log::info!("  {c}");
+        }
+    }
     Ok(())
 }

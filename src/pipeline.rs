@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, ConfigError, NetBoxConfig, RedfishConfig, TlsMode};
 use crate::event::{LeaseEvent, LeaseKind};
-use crate::hostname::{self, PlacementPattern};
+use crate::hostname::PlacementPattern;
 use crate::netbox::{self, NetBox, Options, RegisterError, Registration};
 use crate::redfish::{Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy};
 use crate::subnets::SubnetInfo;
@@ -254,29 +254,21 @@ impl DiscoveryPipeline {
             .get(&ev.subnet_id())
             .cloned();
         let lease_name = String::from_utf8_lossy(ev.hostname()).into_owned();
-        let name = hostname::pick(&[
-            Some(lease_name.as_str()),
-            inv.bmc.hostname.as_deref(),
-            inv.bmc.fqdn.as_deref(),
-        ])
-        .unwrap_or_else(|| format!("bmc-{}", ev.mac_string().replace(':', "")));
-        let mut placement = r.pattern.place(&name).unwrap_or_default();
-        if let Some(site) = subnet.as_ref().and_then(|s| s.site.clone()) {
-            placement.site = Some(site);
-        }
         let prefix_len = subnet
             .as_ref()
             .and_then(|s| s.prefix.split('/').nth(1)?.parse().ok())
             .unwrap_or(32);
-        let reg = Registration {
-            inventory: inv,
-            bmc_mac: ev.mac_string(),
-            bmc_ip: ev.ipv4(),
+        let mac = ev.mac_string();
+        let reg = Registration::for_lease(
+            inv,
+            &mac,
+            ev.ipv4(),
             prefix_len,
-            name: name.clone(),
-            placement,
-            dns_name: inv.bmc.fqdn.clone(),
-        };
+            Some(lease_name.as_str()),
+            subnet.as_ref().and_then(|s| s.site.as_deref()),
+            &r.pattern,
+        );
+        let name = reg.name.clone();
         let nb = r.client()?;
         let out = netbox::register(&nb, &reg, &r.options)?;
         if out.changes.is_empty() {

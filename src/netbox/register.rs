@@ -29,6 +29,42 @@ pub struct Registration<'a> {
     pub dns_name: Option<String>,
 }
 
+impl<'a> Registration<'a> {
+    /// The registration of a discovered server at `ip`, named after the
+    /// lease's hostname, else the BMC's own, else `bmc-<mac>`; placed by
+    /// `pattern` on that name, with `site` (the subnet's user-context)
+    /// overriding the site.
+    pub fn for_lease(
+        inventory: &'a Inventory,
+        bmc_mac: &str,
+        bmc_ip: Ipv4Addr,
+        prefix_len: u8,
+        lease_hostname: Option<&str>,
+        site: Option<&str>,
+        pattern: &crate::hostname::PlacementPattern,
+    ) -> Registration<'a> {
+        let name = crate::hostname::pick(&[
+            lease_hostname,
+            inventory.bmc.hostname.as_deref(),
+            inventory.bmc.fqdn.as_deref(),
+        ])
+        .unwrap_or_else(|| format!("bmc-{}", bmc_mac.replace(':', "")));
+        let mut placement = pattern.place(&name).unwrap_or_default();
+        if let Some(site) = site {
+            placement.site = Some(site.to_string());
+        }
+        Registration {
+            inventory,
+            bmc_mac: bmc_mac.to_string(),
+            bmc_ip,
+            prefix_len,
+            name,
+            placement,
+            dns_name: inventory.bmc.fqdn.clone(),
+        }
+    }
+}
+
 /// Policy, from the hook's parameters.
 #[derive(Clone, Debug)]
 pub struct Options {

@@ -1,0 +1,179 @@
+//! NetBox registration throughput against the real NetBox from
+//! ../shared/netbox, side by side with NetBox's raw capacity measured in the
+//! same run:
+//!
+//! 1. raw: plain device POSTs (site, type and role exist), one client and
+//!    BENCH_WORKERS clients;
+//! 2. fresh registrations of BENCH_SERVERS discovered servers (all mockup
+//!    models, distinct serials and MACs) with 1 and BENCH_WORKERS workers:
+//!    registrations/s, NetBox writes per registration;
+//! 3. the same registrations again (nothing changed): writes and rate.
+//!
+//! Runs only under `cargo bench --bench netbox_registration`. Resets the
+//! test NetBox.
+
+#[path = "../tests/emulator/mod.rs"]
+mod emulator;
+#[path = "../tests/support/netbox.rs"]
+#[allow(dead_code)]
+mod nbsupport;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use dhcp_bmc_discovery::hostname::PlacementPattern;
+use dhcp_bmc_discovery::netbox::{register, NetBox, Options, Registration};
+use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Inventory, Limits, Target, TlsPolicy};
+use serde_json::json;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `n` jobs on `workers` threads; returns jobs per second.
+fn parallel(n: usize, workers: usize, job: &(dyn Fn(usize) + Sync)) -> f64 {
+    let next = AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                job(i);
+            });
+        }
+    });
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let servers = env("BENCH_SERVERS", 40);
+    let workers = env("BENCH_WORKERS", 4);
+    let (_guard, inst) = nbsupport::netbox();
+
+    // Inventories of real discoveries (not timed).
+    let emu = emulator::Emulator::start(0);
+    let models = emulator::all_models();
+    let d = Discoverer::new(
+        TlsPolicy::Insecure,
+        Credentials::single("root", "calvin"),
+        Limits::default(),
+        Duration::from_secs(60),
+    );
+    let invs: Vec<Inventory> = (0..servers)
+        .map(|i| {
+            let addr = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 70, 0, 1)) + i as u32);
+            emu.add(
+                addr,
+                &models[i % models.len()],
+                i as u32 + 1,
+                "root",
+                "calvin",
+            );
+            d.discover(&Target::new(&addr.to_string(), emu.port))
+                .expect("discovery")
+                .inventory
+        })
+        .collect();
+    let pattern = PlacementPattern::default_pattern();
+    let regs: Vec<Registration> = invs
+        .iter()
+        .enumerate()
+        .map(|(i, inv)| {
+            let mac = format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256);
+            let name = format!("bench{}-cab{}-ru{}-bmc", i % 2, i % 5, i % 40 + 1);
+            let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 30, 0, 10)) + i as u32);
+            Registration::for_lease(inv, &mac, ip, 16, Some(&name), None, &pattern)
+        })
+        .collect();
+    let opts = Options {
+        create_missing: true,
+        ..Options::default()
+    };
+
+    println!(
+        "# NetBox {} at {}, {servers} servers, {workers} workers",
+        {
+            NetBox::connect(&inst.url, &inst.token)
+                .map(|n| n.version)
+                .unwrap_or_default()
+        },
+        inst.url
+    );
+
+    // 1. Raw capacity: plain device creates.
+    nbsupport::reset();
+    let nb = NetBox::connect(&inst.url, &inst.token).expect("connect");
+    let id = |v: serde_json::Value| v["id"].as_u64().unwrap_or(0);
+    let site = id(nb
+        .post("/api/dcim/sites/", &json!({"name": "raw", "slug": "raw"}))
+        .unwrap());
+    let mfr = id(nb
+        .post(
+            "/api/dcim/manufacturers/",
+            &json!({"name": "Raw", "slug": "raw"}),
+        )
+        .unwrap());
+    let dtype = id(nb
+        .post(
+            "/api/dcim/device-types/",
+            &json!({"manufacturer": mfr, "model": "R", "slug": "r"}),
+        )
+        .unwrap());
+    let role = id(nb
+        .post(
+            "/api/dcim/device-roles/",
+            &json!({"name": "Raw", "slug": "raw", "color": "9e9e9e"}),
+        )
+        .unwrap());
+    let nb = &nb;
+    let raw = |prefix: &'static str| {
+        move |i: usize| {
+            nb.post(
+                "/api/dcim/devices/",
+                &json!({"name": format!("{prefix}-{i}"), "device_type": dtype, "role": role, "site": site}),
+            )
+            .expect("raw device create");
+        }
+    };
+    let raw1 = parallel(servers, 1, &raw("seq"));
+    let raw_n = parallel(servers, workers, &raw("par"));
+    println!("raw device creates: {raw1:.1}/s with 1 client, {raw_n:.1}/s with {workers} clients");
+
+    // 2. and 3. Registrations, fresh then unchanged.
+    for w in [1, workers] {
+        nbsupport::reset();
+        let nb = NetBox::connect(&inst.url, &inst.token).expect("connect");
+        // The shared objects (tag, sites, racks, types) exist, as in a
+        // running installation: register every model once first.
+        for r in regs.iter().take(models.len()) {
+            register(&nb, r, &opts).expect("warm-up registration");
+        }
+        let rest = &regs[models.len().min(regs.len())..];
+        let before = nb.writes();
+        let fresh = parallel(rest.len(), w, &|i| {
+            register(&nb, &rest[i], &opts).expect("registration");
+        });
+        let writes = (nb.writes() - before) as f64 / rest.len().max(1) as f64;
+        let before = nb.writes();
+        let again = parallel(regs.len(), w, &|i| {
+            register(&nb, &regs[i], &opts).expect("re-registration");
+        });
+        let rewrites = nb.writes() - before;
+        let raw = if w == 1 { raw1 } else { raw_n };
+        println!(
+            "{w} worker(s): fresh {fresh:.2} registrations/s = {:.2} x raw device creates, \
+             {writes:.1} writes each (goal <= 8); unchanged re-run {again:.2}/s, {rewrites} writes (goal 0)",
+            fresh / raw
+        );
+    }
+}
