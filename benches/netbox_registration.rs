@@ -166,7 +166,10 @@ fn main() {
         let writes = (nb.writes() - before) as f64 / rest.len().max(1) as f64;
         let before = nb.writes();
         let again = parallel(regs.len(), w, &|i| {
-            register(&nb, &regs[i], &opts).expect("re-registration");
+            let out = register(&nb, &regs[i], &opts).expect("re-registration");
+            if !out.changes.is_empty() {
+                println!("  re-run of {} changed: {:?}", regs[i].name, out.changes);
+            }
         });
         let rewrites = nb.writes() - before;
         let raw = if w == 1 { raw1 } else { raw_n };

@@ -247,6 +247,9 @@ fn register(a: &Args, inv: &dhcp_bmc_discovery::redfish::Inventory) -> Result<()
         ..Options::default()
     };
     let out = netbox::register(&nb, &reg, &opts).map_err(|e| e.to_string())?;
+    for n in &out.notes {
+        log::warn!("{n}");
+    }
     if out.changes.is_empty() {
         log::info!(
             "NetBox device {} ({}) is up to date: 0 writes",

@@ -271,6 +271,9 @@ impl DiscoveryPipeline {
         let name = reg.name.clone();
         let nb = r.client()?;
         let out = netbox::register(&nb, &reg, &r.options)?;
+        for n in &out.notes {
+            log::warn!("BMC {} at {}: NetBox: {n}", ev.mac_string(), ev.ipv4());
+        }
         if out.changes.is_empty() {
             log::info!(
                 "BMC {} at {}: NetBox device {} ({name}) is up to date",

@@ -104,7 +104,9 @@ fn registration<'a>(inv: &'a Inventory, i: u32, hostname: &str) -> Registration<
         placement: PlacementPattern::default_pattern()
             .place(hostname)
             .unwrap_or_default(),
-        dns_name: Some(format!("{hostname}.oob.example.net")),
+        // Upper case on purpose: NetBox lower-cases DNS names, and a re-run
+        // must still write nothing.
+        dns_name: Some(format!("{hostname}.OOB.Example.net")),
     }
 }
 

@@ -95,6 +95,8 @@ pub struct Outcome {
     pub device_id: u64,
     /// One line per object created or changed; empty = nothing written.
     pub changes: Vec<String>,
+    /// What was left out and why (conflicts that did not stop the rest).
+    pub notes: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -440,6 +442,20 @@ pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outco
         want.insert("asset_tag".into(), json!(a));
     }
     want.insert("tags".into(), tags.clone());
+    // Asset tags are unique in NetBox, and BMCs ship with copied defaults:
+    // a tag another device holds is left unset here, and said so.
+    if let Some(a) = &inv.asset_tag {
+        if let Some(holder) = cx.find("dcim/devices", &[("asset_tag", a)])? {
+            if device.as_ref().and_then(id_of) != id_of(&holder) {
+                want.remove("asset_tag");
+                cx.outcome.notes.push(format!(
+                    "asset tag {a:?} is held by device {:?} (id {}); left unset",
+                    holder.get("name").and_then(Value::as_str).unwrap_or(""),
+                    id_of(&holder).unwrap_or(0)
+                ));
+            }
+        }
+    }
     let device = match device {
         Some(d) => cx.update("dcim/devices", &d, &want, &format!("device {}", reg.name))?,
         None => {
@@ -623,9 +639,15 @@ fn ip_object(
     want.insert("address".into(), json!(address));
     want.insert("assigned_object_type".into(), json!("dcim.interface"));
     want.insert("assigned_object_id".into(), json!(iface_id));
+    // NetBox stores DNS names lower-cased; sending them so keeps re-runs
+    // write-free.
     want.insert(
         "dns_name".into(),
-        json!(reg.dns_name.clone().unwrap_or_default()),
+        json!(reg
+            .dns_name
+            .clone()
+            .unwrap_or_default()
+            .to_ascii_lowercase()),
     );
     want.insert("tags".into(), tags.clone());
     let found = cx.find("ipam/ip-addresses", &[("address", &ip)])?;
