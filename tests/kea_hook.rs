@@ -333,6 +333,8 @@ fn example_config_passes_kea_check() {
     let out = std::process::Command::new("kea-dhcp4")
         .arg("-t")
         .arg(&file)
+        // The example credentials file takes the password from here.
+        .env("BMC_PASSWORD", "example")
         .output()
         .unwrap();
     assert!(

@@ -292,12 +292,24 @@ mod tests {
 
     #[test]
     fn parses_entries_and_never_echoes_a_password() {
-        let c = Credentials::parse(
-            r#"[{"username": "root", "password": "calvin", "vendor": "Dell"},
-                {"username": "ADMIN", "password": "x", "oui": ["3C-EC-EF"]}]"#,
-        )
+        // The secret comes from a file, as in a real deployment.
+        let dir = std::env::temp_dir().join(format!("creds-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secret = dir.join("root-password");
+        std::fs::write(&secret, "calvin\n").unwrap();
+        let c = Credentials::parse(&format!(
+            r#"[{{"username": "root", "password_file": {:?}, "vendor": "Dell"}},
+                {{"username": "ADMIN", "password_env": "PATH", "oui": ["3C-EC-EF"]}}]"#,
+            secret.to_str().unwrap()
+        ))
         .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(c.entries.len(), 2);
+        assert_eq!(
+            c.entries[0].password.expose(),
+            "calvin",
+            "first line, newline cut"
+        );
         assert_eq!(c.entries[0].vendor.as_deref(), Some("dell"));
         assert_eq!(c.entries[1].ouis, vec!["3c:ec:ef"]);
         assert!(!format!("{c:?}").contains("calvin"));
