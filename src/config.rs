@@ -205,15 +205,10 @@ impl Config {
 
     fn from_map(map: &Map<String, Value>) -> Result<Config, ConfigError> {
         let mut config = Config::default();
-        // Sorted, so that with several mistakes the reported one is stable.
-        let mut keys: Vec<&String> = map.keys().collect();
-        keys.sort();
-        for key in keys {
-            let value = &map[key];
-            if value.is_null() {
-                return Err(err(key, "needs a value, got null"));
-            }
-            match key.as_str() {
+        for entry in entries(map, "") {
+            let (name, _, value) = entry?;
+            let key = name.as_str();
+            match key {
                 "workers" => config.workers = integer(key, value, 1, 256)? as usize,
                 "queue-capacity" => {
                     config.queue_capacity = integer(key, value, 1, 1 << 20)? as usize
@@ -253,12 +248,40 @@ impl Config {
     }
 }
 
-fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
-    let map = value
-        .as_object()
-        .ok_or_else(|| err("netbox", format!("must be a map, got {}", shown(value))))?;
+/// The entries of a parameter map in name order, so that with several
+/// mistakes the reported one is stable: (the name as the configuration
+/// writes it, `redfish.port` inside a nested map; the key; the value). A
+/// null value is an error in its place in that order.
+fn entries<'a>(
+    map: &'a Map<String, Value>,
+    prefix: &str,
+) -> Vec<Result<(String, &'a str, &'a Value), ConfigError>> {
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();
+    keys.into_iter()
+        .map(|k| {
+            let name = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match &map[k] {
+                Value::Null => Err(err(&name, "needs a value, got null")),
+                v => Ok((name, k.as_str(), v)),
+            }
+        })
+        .collect()
+}
+
+/// A nested parameter map (`redfish`, `netbox`).
+fn submap<'a>(name: &str, value: &'a Value) -> Result<&'a Map<String, Value>, ConfigError> {
+    value
+        .as_object()
+        .ok_or_else(|| err(name, format!("must be a map, got {}", shown(value))))
+}
+
+fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
+    let map = submap("netbox", value)?;
     let mut c = NetBoxConfig {
         url: String::new(),
         token_file: String::new(),
@@ -268,14 +291,10 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
         interface: "bmc".into(),
         tag: "bmc-discovery".into(),
     };
-    for key in keys {
-        let value = &map[key];
-        let name = format!("netbox.{key}");
+    for entry in entries(map, "netbox") {
+        let (name, key, value) = entry?;
         let k = name.as_str();
-        if value.is_null() {
-            return Err(err(k, "needs a value, got null"));
-        }
-        match key.as_str() {
+        match key {
             "url" => {
                 let u = text(k, value)?;
                 if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -320,11 +339,7 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
 }
 
 fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
-    let map = value
-        .as_object()
-        .ok_or_else(|| err("redfish", format!("must be a map, got {}", shown(value))))?;
-    let mut keys: Vec<&String> = map.keys().collect();
-    keys.sort();
+    let map = submap("redfish", value)?;
     let mut credentials_file = None;
     let mut c = RedfishConfig {
         credentials_file: String::new(),
@@ -341,14 +356,10 @@ fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
         max_response_bytes: 8 << 20,
         rediscover_after_s: 86_400,
     };
-    for key in keys {
-        let value = &map[key];
-        let name = format!("redfish.{key}");
+    for entry in entries(map, "redfish") {
+        let (name, key, value) = entry?;
         let k = name.as_str();
-        if value.is_null() {
-            return Err(err(k, "needs a value, got null"));
-        }
-        match key.as_str() {
+        match key {
             "credentials-file" => credentials_file = Some(text(k, value)?),
             "port" => c.port = integer(k, value, 1, 65535)? as u16,
             "tls-mode" => {

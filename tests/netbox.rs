@@ -364,17 +364,7 @@ fn netbox_down_mid_run_reports_unavailable_and_the_retry_succeeds() {
     let first = registration(&invs[2].1, 1, "us3-cab1-ru1-a");
     register(&nb, &first, &create_missing()).unwrap();
 
-    let script = |name: &str| {
-        let out = std::process::Command::new(support::netbox::scripts().join(name))
-            .env("NETBOX_PORT", support::netbox::port())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let script = support::netbox::script;
     script("netbox-down");
     let second = registration(&invs[5].1, 2, "us3-cab1-ru3-b");
     let e = register(&nb, &second, &create_missing()).unwrap_err();

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::client::{NetBox, NetBoxError};
+use super::register::has_tag;
 use crate::hostname::MAX_DEVICE_NAME;
 use crate::redfish::Inventory;
 
@@ -199,12 +200,6 @@ pub fn sync(
     let have = nb.list(&format!(
         "/api/dcim/inventory-items/?device_id={device_id}&limit=1000"
     ))?;
-    let ours = |v: &Value| {
-        v.get("tags").and_then(Value::as_array).is_some_and(|t| {
-            t.iter()
-                .any(|t| t.get("id").and_then(Value::as_u64) == Some(tag_id))
-        })
-    };
     let mut by_name: BTreeMap<String, &Value> = BTreeMap::new();
     let mut theirs = Vec::new();
     for v in &have {
@@ -213,7 +208,7 @@ pub fn sync(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        if ours(v) {
+        if has_tag(v, tag_id) {
             by_name.insert(name, v);
         } else {
             theirs.push(name);

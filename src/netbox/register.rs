@@ -133,6 +133,14 @@ fn id_of(v: &Value) -> Option<u64> {
     v.get("id").and_then(Value::as_u64)
 }
 
+/// Whether a NetBox object carries the tag with id `tag_id`: the mark of
+/// what the hook owns.
+pub(super) fn has_tag(v: &Value, tag_id: u64) -> bool {
+    v.get("tags")
+        .and_then(Value::as_array)
+        .is_some_and(|t| t.iter().any(|t| id_of(t) == Some(tag_id)))
+}
+
 /// Whether a create lost a race to an identical object: NetBox's validators
 /// answer 400 ("already exists"), and when two requests pass validation at
 /// once the database constraint answers 500 (IntegrityError).
@@ -213,6 +221,50 @@ impl Ctx<'_> {
                 Ok(v)
             }
             Err(e) if is_duplicate(&e) => self.find(endpoint, filter)?.ok_or_else(|| e.into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes `obj`; one already gone (a concurrent registration removed
+    /// it) is fine.
+    fn remove(&mut self, endpoint: &str, obj: &Value) -> Result<(), RegisterError> {
+        let path = format!("/api/{endpoint}/{}/", id_of(obj).unwrap_or(0));
+        match self.nb.delete(&path) {
+            Ok(()) | Err(NetBoxError::Rejected { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `have` brought to `want`; without one, `want` created (status
+    /// active). A create that loses a race updates the winner, found by
+    /// `filter`.
+    fn upsert(
+        &mut self,
+        endpoint: &str,
+        have: Option<Value>,
+        filter: &[(&str, &str)],
+        want: &Map<String, Value>,
+        what: &str,
+    ) -> Result<Value, RegisterError> {
+        if let Some(have) = have {
+            return self.update(endpoint, &have, want, what);
+        }
+        let mut body = want.clone();
+        body.insert("status".into(), json!("active"));
+        match self
+            .nb
+            .post(&format!("/api/{endpoint}/"), &Value::Object(body))
+        {
+            Ok(v) => {
+                self.outcome.changes.push(format!("created {what}"));
+                Ok(v)
+            }
+            Err(e) if is_duplicate(&e) => {
+                let winner = self
+                    .find(endpoint, filter)?
+                    .ok_or_else(|| RegisterError::from(e))?;
+                self.update(endpoint, &winner, want, what)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -456,31 +508,14 @@ pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outco
             }
         }
     }
-    let device = match device {
-        Some(d) => cx.update("dcim/devices", &d, &want, &format!("device {}", reg.name))?,
-        None => {
-            let mut body = want.clone();
-            body.insert("status".into(), json!("active"));
-            match nb.post("/api/dcim/devices/", &Value::Object(body)) {
-                Ok(d) => {
-                    cx.outcome
-                        .changes
-                        .push(format!("created device {}", reg.name));
-                    d
-                }
-                Err(e) if is_duplicate(&e) => {
-                    let d = cx
-                        .find(
-                            "dcim/devices",
-                            &[("name", &reg.name), ("site_id", &site_id.to_string())],
-                        )?
-                        .ok_or_else(|| RegisterError::from(e))?;
-                    cx.update("dcim/devices", &d, &want, &format!("device {}", reg.name))?
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    };
+    let site_filter = site_id.to_string();
+    let device = cx.upsert(
+        "dcim/devices",
+        device,
+        &[("name", &reg.name), ("site_id", &site_filter)],
+        &want,
+        &format!("device {}", reg.name),
+    )?;
     let device_id = id_of(&device).unwrap_or(0);
     cx.outcome.device_id = device_id;
     let dev = device_id.to_string();
@@ -559,13 +594,7 @@ fn mac_object(
                 .cloned()
                 .unwrap_or(created.clone());
             if id_of(&oldest) != id_of(&created) {
-                match cx.nb.delete(&format!(
-                    "/api/dcim/mac-addresses/{}/",
-                    id_of(&created).unwrap_or(0)
-                )) {
-                    Ok(()) | Err(NetBoxError::Rejected { status: 404, .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                cx.remove("dcim/mac-addresses", &created)?;
                 cx.outcome.changes.pop();
             }
             oldest
@@ -601,23 +630,14 @@ fn remove_stale(
         query(&[("interface_id", &iface_id.to_string())])
     ))?;
     for old in on_iface {
-        let tagged = old
-            .get("tags")
-            .and_then(Value::as_array)
-            .is_some_and(|t| t.iter().any(|t| id_of(t) == Some(cx.tag_id)));
+        let tagged = has_tag(&old, cx.tag_id);
         // Checked here too: a filter NetBox did not know would be ignored
         // and list everything.
         let on_ours = old.get("assigned_object_type").and_then(Value::as_str)
             == Some("dcim.interface")
             && old.get("assigned_object_id").and_then(Value::as_u64) == Some(iface_id);
         if id_of(&old) != keep && tagged && on_ours {
-            match cx
-                .nb
-                .delete(&format!("/api/{endpoint}/{}/", id_of(&old).unwrap_or(0)))
-            {
-                Ok(()) | Err(NetBoxError::Rejected { status: 404, .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+            cx.remove(endpoint, &old)?;
             cx.outcome.changes.push(format!(
                 "removed old {what} {}",
                 old.get(label).and_then(Value::as_str).unwrap_or("?")
@@ -651,38 +671,13 @@ fn ip_object(
     );
     want.insert("tags".into(), tags.clone());
     let found = cx.find("ipam/ip-addresses", &[("address", &ip)])?;
-    let obj = match found {
-        Some(o) => cx.update(
-            "ipam/ip-addresses",
-            &o,
-            &want,
-            &format!("IP address {address}"),
-        )?,
-        None => {
-            let mut body = want.clone();
-            body.insert("status".into(), json!("active"));
-            match cx.nb.post("/api/ipam/ip-addresses/", &Value::Object(body)) {
-                Ok(o) => {
-                    cx.outcome
-                        .changes
-                        .push(format!("created IP address {address}"));
-                    o
-                }
-                Err(e) if is_duplicate(&e) => {
-                    let o = cx
-                        .find("ipam/ip-addresses", &[("address", &ip)])?
-                        .ok_or_else(|| RegisterError::from(e))?;
-                    cx.update(
-                        "ipam/ip-addresses",
-                        &o,
-                        &want,
-                        &format!("IP address {address}"),
-                    )?
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    };
+    let obj = cx.upsert(
+        "ipam/ip-addresses",
+        found,
+        &[("address", &ip)],
+        &want,
+        &format!("IP address {address}"),
+    )?;
     // The BMC's earlier addresses on this interface, if the hook made them,
     // are gone from DHCP: remove them.
     remove_stale(

@@ -4,7 +4,6 @@
 //! `@odata.id`, so a resource is never asked for twice.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use serde_json::Value;
@@ -105,34 +104,7 @@ impl<'a> Fetcher<'a> {
 
     /// Fetches every path not asked before, `parallel` at a time.
     pub fn get_many(&self, paths: &[String]) {
-        let mut todo: Vec<&String> = Vec::new();
-        for p in paths {
-            if !self.asked(p) && !todo.iter().any(|t| key(t) == key(p)) {
-                todo.push(p);
-            }
-        }
-        if todo.is_empty() || self.fatal().is_some() {
-            return;
-        }
-        let next = AtomicUsize::new(0);
-        let threads = self.parallel.min(todo.len());
-        let work = || loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(path) = todo.get(i) else { break };
-            if self.fatal().is_some() {
-                break;
-            }
-            self.fetch_one(path);
-        };
-        if threads == 1 {
-            work();
-        } else {
-            std::thread::scope(|s| {
-                for _ in 0..threads {
-                    s.spawn(work);
-                }
-            });
-        }
+        self.crawl(&|_| paths.to_vec(), paths.len());
     }
 
     /// Fetches everything `wanted` names, and whatever it names once those
@@ -161,10 +133,13 @@ impl<'a> Fetcher<'a> {
                 }
             }
         };
-        enqueue(
-            &mut q.lock().unwrap_or_else(|p| p.into_inner()),
-            wanted(self),
-        );
+        {
+            let mut g = q.lock().unwrap_or_else(|p| p.into_inner());
+            enqueue(&mut g, wanted(self));
+            if g.todo.is_empty() || self.fatal().is_some() {
+                return;
+            }
+        }
         let work = || loop {
             let path = {
                 let mut g = q.lock().unwrap_or_else(|p| p.into_inner());

@@ -134,7 +134,7 @@ fn bmc(found: &Found, f: &Fetcher) -> Bmc {
         let ifaces = f.members(&eth);
         if let Some(i) = pick_bmc_interface(&ifaces, &found.address, found.mac.as_deref()) {
             let iface = &ifaces[i];
-            b.mac = mac_of(iface, "PermanentMACAddress").or_else(|| mac_of(iface, "MACAddress"));
+            b.mac = iface_mac(iface);
             b.hostname = text(iface, "HostName");
             b.fqdn = text(iface, "FQDN").map(|s| s.trim_end_matches('.').to_string());
             b.ipv4 = routable_ipv4(iface);
@@ -158,12 +158,10 @@ pub fn pick_bmc_interface(
     address: &str,
     lease_mac: Option<&str>,
 ) -> Option<usize> {
-    let mac_of_iface =
-        |i: &Value| mac_of(i, "PermanentMACAddress").or_else(|| mac_of(i, "MACAddress"));
     if let Some(want) = lease_mac.and_then(mac) {
         if let Some(i) = ifaces
             .iter()
-            .position(|i| mac_of_iface(i).as_deref() == Some(&want))
+            .position(|i| iface_mac(i).as_deref() == Some(&want))
         {
             return Some(i);
         }
@@ -182,7 +180,7 @@ pub fn pick_bmc_interface(
         ifaces.iter().position(|i| {
             i.get("InterfaceEnabled").and_then(Value::as_bool) != Some(false)
                 && !is_host_iface(i)
-                && mac_of_iface(i).is_some()
+                && iface_mac(i).is_some()
                 && (!need_ip || !routable_ipv4(i).is_empty())
         })
     };
@@ -328,7 +326,7 @@ fn nics(sys: &Value, f: &Fetcher) -> Vec<Nic> {
         .iter()
         .map(|n| Nic {
             name: text(n, "Id").or_else(|| text(n, "Name")),
-            mac: mac_of(n, "PermanentMACAddress").or_else(|| mac_of(n, "MACAddress")),
+            mac: iface_mac(n),
             speed_mbps: uint(n, "SpeedMbps").filter(|s| *s > 0),
             link_status: text(n, "LinkStatus"),
         })

@@ -137,18 +137,22 @@ impl Client {
             .remaining()
             .filter(|d| !d.is_zero())
             .ok_or_else(|| self.deadline_error(&format!("about to {method} {path}")))?;
-        let mut req = self
+        let req = self
             .agent
             .request(method, &self.url(path))
             .set("Accept", "application/json")
             .set("OData-Version", "4.0")
             .timeout(self.limits.request_timeout.min(remaining));
+        Ok(self.authorized(req))
+    }
+
+    /// `req` with the current session's credential.
+    fn authorized(&self, req: ureq::Request) -> ureq::Request {
         match self.auth() {
-            Auth::None => {}
-            Auth::Token(t) => req = req.set("X-Auth-Token", &t),
-            Auth::Basic(b) => req = req.set("Authorization", &b),
+            Auth::None => req,
+            Auth::Token(t) => req.set("X-Auth-Token", &t),
+            Auth::Basic(b) => req.set("Authorization", &b),
         }
-        Ok(req)
     }
 
     /// GET a JSON resource, retrying what can pass.
@@ -165,7 +169,9 @@ impl Client {
             let (err, retry_after) = match req.call() {
                 Ok(resp) => match self.read_json(path, resp) {
                     Ok(v) => return Ok(v),
-                    Err(e) => (e, None),
+                    // Too large or not JSON: asking again gets the same.
+                    Err(Unread::Final(e)) => return Err(Fetch::Failed(e)),
+                    Err(Unread::Transient(e)) => (e, None),
                 },
                 Err(ureq::Error::Status(code, resp)) => {
                     let retry_after = retry_after(&resp);
@@ -187,7 +193,7 @@ impl Client {
                     (e, None)
                 }
             };
-            if !retryable(&err) || attempt >= self.limits.retries {
+            if attempt >= self.limits.retries {
                 return Err(Fetch::Failed(err));
             }
             let backoff = retry_after.unwrap_or_else(|| self.limits.backoff * 2u32.pow(attempt));
@@ -229,7 +235,7 @@ impl Client {
         let status = resp.status();
         let token = resp.header("X-Auth-Token").map(str::to_string);
         let location = resp.header("Location").map(str::to_string);
-        let text = self.read_body(path, resp).unwrap_or_default();
+        let text = self.read_body(path, resp).ok().unwrap_or_default();
         Ok(Posted {
             status,
             token,
@@ -242,15 +248,11 @@ impl Client {
     pub fn delete(&self, path: &str) -> Result<u16, Error> {
         // Logging out must work even when the deadline has just passed:
         // give it a short grace period of its own.
-        let mut req = self
-            .agent
-            .delete(&self.url(path))
-            .timeout(self.limits.request_timeout.min(Duration::from_secs(5)));
-        match self.auth() {
-            Auth::None => {}
-            Auth::Token(t) => req = req.set("X-Auth-Token", &t),
-            Auth::Basic(b) => req = req.set("Authorization", &b),
-        }
+        let req = self.authorized(
+            self.agent
+                .delete(&self.url(path))
+                .timeout(self.limits.request_timeout.min(Duration::from_secs(5))),
+        );
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         match req.call() {
             Ok(r) => Ok(r.status()),
@@ -259,16 +261,16 @@ impl Client {
         }
     }
 
-    fn read_body(&self, path: &str, resp: ureq::Response) -> Result<Vec<u8>, Error> {
+    fn read_body(&self, path: &str, resp: ureq::Response) -> Result<Vec<u8>, Unread> {
         let max = self.limits.max_body_bytes;
         let too_big = || {
-            Error::new(
+            Unread::Final(Error::new(
                 FailureKind::Protocol,
                 format!(
                     "BMC {}: response to {path} is larger than the {max}-byte limit",
                     self.bmc
                 ),
-            )
+            ))
         };
         if let Some(len) = resp
             .header("Content-Length")
@@ -288,10 +290,10 @@ impl Client {
                 } else {
                     FailureKind::Protocol
                 };
-                Error::new(
+                Unread::Transient(Error::new(
                     kind,
                     format!("BMC {}: reading the response to {path}: {e}", self.bmc),
-                )
+                ))
             })?;
         if buf.len() as u64 > max {
             return Err(too_big());
@@ -299,17 +301,17 @@ impl Client {
         Ok(buf)
     }
 
-    fn read_json(&self, path: &str, resp: ureq::Response) -> Result<Value, Error> {
+    fn read_json(&self, path: &str, resp: ureq::Response) -> Result<Value, Unread> {
         let body = self.read_body(path, resp)?;
         serde_json::from_slice(&body).map_err(|e| {
-            Error::new(
+            Unread::Final(Error::new(
                 FailureKind::Protocol,
                 format!(
                     "BMC {}: {path} is not valid JSON ({e}; {} bytes)",
                     self.bmc,
                     body.len()
                 ),
-            )
+            ))
         })
     }
 
@@ -371,12 +373,11 @@ pub struct Posted {
     pub body: Value,
 }
 
-fn retryable(e: &Error) -> bool {
-    matches!(
-        e.kind,
-        FailureKind::Timeout | FailureKind::Unreachable | FailureKind::Protocol
-    ) && !e.message.contains("not valid JSON")
-        && !e.message.contains("-byte limit")
+/// A body that could not be read: cut off in transit (worth asking again)
+/// or unusable as sent (too large, not JSON).
+enum Unread {
+    Transient(Error),
+    Final(Error),
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {

@@ -124,6 +124,12 @@ pub fn mac_of(v: &Value, key: &str) -> Option<String> {
     mac(v.get(key)?.as_str()?)
 }
 
+/// An EthernetInterface's MAC: the burned-in one when the BMC reports it,
+/// else the current one.
+pub fn iface_mac(iface: &Value) -> Option<String> {
+    mac_of(iface, "PermanentMACAddress").or_else(|| mac_of(iface, "MACAddress"))
+}
+
 /// The IPv4 addresses of an EthernetInterface that mean something: not
 /// 0.0.0.0, not link-local.
 pub fn routable_ipv4(iface: &Value) -> Vec<String> {

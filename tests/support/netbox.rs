@@ -34,15 +34,7 @@ pub fn netbox() -> (MutexGuard<'static, ()>, &'static Instance) {
 fn instance() -> &'static Instance {
     static NB: OnceLock<Instance> = OnceLock::new();
     NB.get_or_init(|| {
-        let out = Command::new(scripts().join("netbox-up"))
-            .env("NETBOX_PORT", port())
-            .output()
-            .expect("run ../shared/netbox/netbox-up");
-        assert!(
-            out.status.success(),
-            "netbox-up failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        script("netbox-up");
         let home = std::env::var("NETBOX_HOME").unwrap_or_else(|_| {
             format!(
                 "{}/.cache/netbox-test",
@@ -68,13 +60,19 @@ fn instance() -> &'static Instance {
 static LOCK: Mutex<()> = Mutex::new(());
 
 pub fn reset() {
-    let out = Command::new(scripts().join("netbox-reset"))
+    script("netbox-reset");
+}
+
+/// Runs one of ../shared/netbox's scripts against the tests' NetBox,
+/// panicking with its stderr if it fails.
+pub fn script(name: &str) {
+    let out = Command::new(scripts().join(name))
         .env("NETBOX_PORT", port())
         .output()
-        .expect("run netbox-reset");
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
     assert!(
         out.status.success(),
-        "{}",
+        "{name} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
