@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tests/setup.sh
+# The tests serve ../shared/redfish-mockups and start ../shared/netbox.
+source tests/shared-dir.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets

@@ -41,11 +41,12 @@ done
 # this repository). The first run installs and migrates it (~8 minutes on 2
 # cores); later runs find it up in a fraction of a second. Port 18000: 8000
 # is kea-ctrl-agent's.
-netbox_scripts="${NETBOX_SCRIPTS:-$(cd "$(dirname "$0")/.." && pwd)/../shared/netbox}"
-if [[ -x "$netbox_scripts/netbox-up" ]]; then
+source "$(dirname "$0")/shared-dir.sh"
+netbox_scripts="${NETBOX_SCRIPTS:-}"
+if [[ -n "$netbox_scripts" && -x "$netbox_scripts/netbox-up" ]]; then
   NETBOX_PORT="${NETBOX_PORT:-18000}" "$netbox_scripts/netbox-up" >/dev/null
 else
-  echo "setup: $netbox_scripts/netbox-up not found; the NetBox tests will fail (set NETBOX_SCRIPTS)" >&2
+  echo "setup: netbox-up not found; the NetBox tests will fail (set SHARED_DIR or NETBOX_SCRIPTS)" >&2
 fi
 
 echo "setup: ok (kea-dhcp4 $(kea-dhcp4 -v), $(cargo --version))" >&2
