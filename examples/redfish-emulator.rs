@@ -2,8 +2,11 @@
 //! as many HTTPS BMCs on loopback addresses, for trying the hook and
 //! bmc-discover without hardware. The same emulator the tests use.
 //!
-//!   redfish-emulator [--port N] [--ca-out FILE] [--latency-ms N]
+//!   redfish-emulator [--port N] [--ca-out FILE] [--latency-ms N] [--mockups DIR]
 //!                    (--bmc ADDR=MODEL[#INSTANCE] ... | --all FIRST_ADDR)
+//!
+//! The payloads come from --mockups, else REDFISH_MOCKUPS, else
+//! ../shared/redfish-mockups beside the repository.
 //!
 //! Every BMC accepts the username/password in EMULATOR_USERNAME /
 //! EMULATOR_PASSWORD (default root / calvin). `--all 127.0.10.1` serves
@@ -22,10 +25,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("redfish-emulator: {e}");
+            let models = match emulator::find_mockups_dir() {
+                Ok(_) => emulator::all_models().join(" "),
+                Err(_) => "(give --mockups DIR to list them)".into(),
+            };
             eprintln!(
-                "usage: redfish-emulator [--port N] [--ca-out FILE] [--latency-ms N] \
-                 (--bmc ADDR=MODEL[#INSTANCE] ... | --all FIRST_ADDR)\nmodels: {}",
-                emulator::all_models().join(" ")
+                "usage: redfish-emulator [--port N] [--ca-out FILE] [--latency-ms N] [--mockups DIR] \
+                 (--bmc ADDR=MODEL[#INSTANCE] ... | --all FIRST_ADDR)\nmodels: {models}"
             );
             ExitCode::from(2)
         }
@@ -37,10 +43,23 @@ fn run() -> Result<(), String> {
     let mut ca_out = None;
     let mut latency = Duration::ZERO;
     let mut bmcs: Vec<(Ipv4Addr, String, u32)> = Vec::new();
-    let mut it = std::env::args().skip(1);
+    // --mockups first: the other arguments are checked against its models.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--mockups") {
+        let dir = args.get(i + 1).ok_or("--mockups needs a value")?;
+        if !std::path::Path::new(dir).is_dir() {
+            return Err(format!("--mockups {dir}: not a directory"));
+        }
+        std::env::set_var("REDFISH_MOCKUPS", dir);
+    }
+    emulator::find_mockups_dir().map_err(|e| format!("{e} (or give --mockups DIR)"))?;
+    let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
+            "--mockups" => {
+                value()?;
+            }
             "--port" => {
                 let v = value()?;
                 port = v

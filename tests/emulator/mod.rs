@@ -26,25 +26,31 @@ use serde_json::{json, Value};
 /// The shared mockups, relative to the repository root.
 /// The shared mockups: `REDFISH_MOCKUPS`, else `../shared/redfish-mockups`
 /// beside the repository, else `shared/redfish-mockups` inside it.
-pub fn mockups_dir() -> PathBuf {
+pub fn find_mockups_dir() -> Result<PathBuf, String> {
     if let Some(d) = std::env::var_os("REDFISH_MOCKUPS") {
-        return PathBuf::from(d);
+        return Ok(PathBuf::from(d));
     }
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let candidates = [
         here.join("../shared/redfish-mockups"),
         here.join("shared/redfish-mockups"),
     ];
-    for c in &candidates {
-        if c.is_dir() {
-            return c.clone();
-        }
-    }
-    panic!(
-        "the Redfish mockups are not at {} or {}; set REDFISH_MOCKUPS to their folder",
-        candidates[0].display(),
-        candidates[1].display()
-    );
+    candidates
+        .iter()
+        .find(|c| c.is_dir())
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "the Redfish mockups are not at {} or {}; set REDFISH_MOCKUPS to their folder",
+                candidates[0].display(),
+                candidates[1].display()
+            )
+        })
+}
+
+/// `find_mockups_dir`, for tests: a missing folder fails the test.
+pub fn mockups_dir() -> PathBuf {
+    find_mockups_dir().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Every model folder in the mockups.
