@@ -7,7 +7,8 @@
 //! 2. fresh registrations of BENCH_SERVERS discovered servers (all mockup
 //!    models, distinct serials and MACs) with 1 and BENCH_WORKERS workers:
 //!    registrations/s, NetBox writes per registration;
-//! 3. the same registrations again (nothing changed): writes and rate.
+//! 3. the same registrations again (nothing changed): writes and rate;
+//! 4. the fresh registrations as a dry run (reads only, writes planned).
 //!
 //! Runs only under `cargo bench --bench netbox_registration`. Resets the
 //! test NetBox.
@@ -159,11 +160,18 @@ fn main() {
             register(&nb, r, &opts).expect("warm-up registration");
         }
         let rest = &regs[models.len().min(regs.len())..];
-        let before = nb.writes();
+        let per = |n: u64| n as f64 / rest.len().max(1) as f64;
+        let mut dry = NetBox::connect(&inst.url, &inst.token).expect("connect");
+        dry.set_dry_run(true);
+        let dry_rate = parallel(rest.len(), w, &|i| {
+            register(&dry, &rest[i], &opts).expect("dry-run registration");
+        });
+        let (before, reads_before) = (nb.writes(), nb.reads());
         let fresh = parallel(rest.len(), w, &|i| {
             register(&nb, &rest[i], &opts).expect("registration");
         });
-        let writes = (nb.writes() - before) as f64 / rest.len().max(1) as f64;
+        let writes = per(nb.writes() - before);
+        let reads = per(nb.reads() - reads_before);
         let before = nb.writes();
         let again = parallel(regs.len(), w, &|i| {
             let out = register(&nb, &regs[i], &opts).expect("re-registration");
@@ -175,8 +183,11 @@ fn main() {
         let raw = if w == 1 { raw1 } else { raw_n };
         println!(
             "{w} worker(s): fresh {fresh:.2} registrations/s = {:.2} x raw device creates, \
-             {writes:.1} writes each (goal <= 8); unchanged re-run {again:.2}/s, {rewrites} writes (goal 0)",
-            fresh / raw
+             {writes:.1} writes + {reads:.1} reads each (goal <= 8 writes); \
+             unchanged re-run {again:.2}/s, {rewrites} writes (goal 0); \
+             dry run {dry_rate:.2}/s = {:.1} x fresh",
+            fresh / raw,
+            dry_rate / fresh
         );
     }
 }

@@ -4,11 +4,13 @@
 //!   bmc-discover [--port N] [--credentials-file F] [--ca-file F | --pin-file F | --insecure]
 //!                [--mac MAC] [--timeout S] [--deadline S]
 //!                [--register --netbox-url URL --netbox-token-file F
-//!                 [--hostname H] [--site S] [--prefix-len N] [--create-missing]] HOST
+//!                 [--hostname H] [--site S] [--prefix-len N] [--create-missing]
+//!                 [--custom-fields off|use|create] [--dry-run]] HOST
 //!
 //! With --register, the server is also registered in NetBox exactly as the
 //! hook would (HOST must then be the BMC's IPv4 address), and what changed
-//! is printed on stderr.
+//! is printed on stderr; with --dry-run, what would change, and nothing is
+//! written.
 //!
 //! Credentials come from --credentials-file (the hook's format) or from the
 //! environment variables BMC_USERNAME and BMC_PASSWORD; never from the
@@ -25,12 +27,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dhcp_bmc_discovery::netbox::CustomFields;
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Limits, PinStore, Target, TlsPolicy};
 
 const USAGE: &str = "usage: bmc-discover [--port N] [--credentials-file F] \
 [--ca-file F | --pin-file F | --insecure] [--mac MAC] [--timeout S] [--deadline S] \
 [--register --netbox-url URL --netbox-token-file F [--hostname H] [--site S] \
-[--prefix-len N] [--create-missing]] HOST
+[--prefix-len N] [--create-missing] [--custom-fields off|use|create] [--dry-run]] HOST
 credentials: --credentials-file F, or BMC_USERNAME and BMC_PASSWORD in the environment";
 
 struct Args {
@@ -45,6 +48,8 @@ struct Args {
     register: bool,
     netbox_url: Option<String>,
     netbox_token_file: Option<PathBuf>,
+    dry_run: bool,
+    custom_fields: CustomFields,
     hostname: Option<String>,
     site: Option<String>,
     prefix_len: u8,
@@ -64,6 +69,8 @@ fn parse() -> Result<Args, String> {
         register: false,
         netbox_url: None,
         netbox_token_file: None,
+        dry_run: false,
+        custom_fields: CustomFields::Use,
         hostname: None,
         site: None,
         prefix_len: 32,
@@ -116,6 +123,20 @@ fn parse() -> Result<Args, String> {
                     .ok_or_else(|| format!("--prefix-len must be 1..=32, got {v:?}"))?;
             }
             "--create-missing" => a.create_missing = true,
+            "--dry-run" => a.dry_run = true,
+            "--custom-fields" => {
+                let v = value("--custom-fields")?;
+                a.custom_fields = match v.as_str() {
+                    "off" => CustomFields::Off,
+                    "use" => CustomFields::Use,
+                    "create" => CustomFields::Create,
+                    _ => {
+                        return Err(format!(
+                            "--custom-fields must be off, use or create, got {v:?}"
+                        ))
+                    }
+                };
+            }
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s if a.host.is_empty() => a.host = s.to_string(),
@@ -226,7 +247,8 @@ fn register(a: &Args, inv: &dhcp_bmc_discovery::redfish::Inventory) -> Result<()
     let (Some(url), Some(token_file)) = (&a.netbox_url, &a.netbox_token_file) else {
         return Err("--register needs --netbox-url and --netbox-token-file".into());
     };
-    let nb = NetBox::connect_with_token_file(url, token_file)?;
+    let mut nb = NetBox::connect_with_token_file(url, token_file)?;
+    nb.set_dry_run(a.dry_run);
     let mac = a
         .mac
         .clone()
@@ -244,6 +266,7 @@ fn register(a: &Args, inv: &dhcp_bmc_discovery::redfish::Inventory) -> Result<()
     );
     let opts = Options {
         create_missing: a.create_missing,
+        custom_fields: a.custom_fields,
         ..Options::default()
     };
     let out = netbox::register(&nb, &reg, &opts).map_err(|e| e.to_string())?;
@@ -255,6 +278,12 @@ fn register(a: &Args, inv: &dhcp_bmc_discovery::redfish::Inventory) -> Result<()
             "NetBox device {} ({}) is up to date: 0 writes",
             out.device_id,
             reg.name
+        );
+    } else if out.dry_run {
+        log::info!(
+            "dry run: registering {} would make {} writes:",
+            reg.name,
+            nb.writes()
         );
     } else {
         log::info!(

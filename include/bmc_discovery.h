@@ -30,6 +30,7 @@ extern "C" {
 /* Which callout saw the lease. */
 #define BMC_LEASE_SELECT 1 /* lease4_select, real allocation (DHCPREQUEST) */
 #define BMC_LEASE_RENEW 2  /* lease4_renew: the client already held it */
+#define BMC_LEASE_REPLAY 3 /* Rust only: a retry or command, from the state store */
 
 /* Bits of bmc_lease_event.truncated: the field did not fit its buffer. */
 #define BMC_TRUNC_HOSTNAME 1

@@ -4,10 +4,22 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::event::LeaseEvent;
 use crate::runtime::Runtime;
+use crate::state::{State, Store};
 
 /// Every command the hook registers with Kea.
-pub const COMMANDS: &[&str] = &["bmc-status"];
+pub const COMMANDS: &[&str] = &[
+    "bmc-status",
+    "bmc-list",
+    "bmc-get",
+    "bmc-retry",
+    "bmc-discover",
+];
+
+/// The most BMCs one `bmc-list` returns (its `limit` argument may ask for
+/// fewer).
+const LIST_MAX: u64 = 10_000;
 
 /// Kea's result codes.
 pub mod result {
@@ -52,6 +64,10 @@ pub fn handle(request: &[u8], runtime: Option<&Runtime>) -> Value {
     };
     match name {
         "bmc-status" => status(runtime, arguments),
+        "bmc-list" => with_store(runtime, name, |s| list(s, arguments)),
+        "bmc-get" => with_store(runtime, name, |s| get(s, arguments)),
+        "bmc-retry" => with_store(runtime, name, |s| retry(runtime, s, arguments)),
+        "bmc-discover" => with_store(runtime, name, |s| discover(runtime, s, arguments)),
         other => answer(
             result::UNSUPPORTED,
             format!(
@@ -80,7 +96,13 @@ fn status(runtime: &Runtime, arguments: Option<&Value>) -> Value {
     if let Err(e) = no_arguments("bmc-status", arguments) {
         return e;
     }
-    let status = runtime.status();
+    let mut status = runtime.status();
+    if let Some(store) = runtime.pipeline().and_then(|p| p.state()) {
+        status["bmcs"] = match store.counts() {
+            Ok(c) => json!(c),
+            Err(e) => json!({ "error": e }),
+        };
+    }
     let text = format!(
         "{} {}: {} workers, queue {}/{}, {} events accepted",
         crate::HOOK_NAME,
@@ -91,6 +113,237 @@ fn status(runtime: &Runtime, arguments: Option<&Value>) -> Value {
         status["events"]["accepted"],
     );
     answer(result::SUCCESS, text, Some(status))
+}
+
+/// Runs a command that needs the state store (`redfish` configured).
+fn with_store(runtime: &Runtime, name: &str, f: impl FnOnce(&Store) -> Value) -> Value {
+    match runtime.pipeline().and_then(|p| p.state()) {
+        Some(store) => f(store),
+        None => answer(
+            result::ERROR,
+            format!(
+                "{name}: no BMC state: discovery is off (configure the hook's 'redfish' parameters)"
+            ),
+            None,
+        ),
+    }
+}
+
+/// The arguments as a map whose keys are all in `known`.
+fn arguments_map<'a>(
+    name: &str,
+    arguments: Option<&'a Value>,
+    known: &[&str],
+) -> Result<Option<&'a Map<String, Value>>, Value> {
+    let map = match arguments {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            return Err(answer(
+                result::ERROR,
+                format!("{name}: arguments must be a map, got {other}"),
+                None,
+            ))
+        }
+    };
+    if let Some(k) = map.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(answer(
+            result::ERROR,
+            format!(
+                "{name}: unknown argument '{k}'; arguments: {}",
+                known.join(", ")
+            ),
+            None,
+        ));
+    }
+    Ok(Some(map))
+}
+
+fn list(store: &Store, arguments: Option<&Value>) -> Value {
+    let map = match arguments_map("bmc-list", arguments, &["state", "site", "limit"]) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let arg = |k: &str| map.and_then(|m| m.get(k));
+    let state = match arg("state") {
+        None => None,
+        Some(v) => match v.as_str().and_then(State::parse) {
+            Some(s) => Some(s),
+            None => {
+                let names: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+                return answer(
+                    result::ERROR,
+                    format!(
+                        "bmc-list: 'state' must be one of {}, got {v}",
+                        names.join(", ")
+                    ),
+                    None,
+                );
+            }
+        },
+    };
+    let site = match arg("site") {
+        None => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(v) => {
+            return answer(
+                result::ERROR,
+                format!("bmc-list: 'site' must be a string, got {v}"),
+                None,
+            )
+        }
+    };
+    let limit = match arg("limit") {
+        None => LIST_MAX,
+        Some(v) => match v.as_u64().filter(|n| (1..=LIST_MAX).contains(n)) {
+            Some(n) => n,
+            None => {
+                return answer(
+                    result::ERROR,
+                    format!("bmc-list: 'limit' must be 1..={LIST_MAX}, got {v}"),
+                    None,
+                )
+            }
+        },
+    };
+    match store.list(state, site, limit as usize) {
+        Ok(bmcs) if bmcs.is_empty() => {
+            answer(result::EMPTY, "no BMCs match", Some(json!({ "bmcs": [] })))
+        }
+        Ok(bmcs) => answer(
+            result::SUCCESS,
+            format!("{} BMCs", bmcs.len()),
+            Some(json!({ "bmcs": bmcs })),
+        ),
+        Err(e) => answer(result::ERROR, format!("bmc-list: state file: {e}"), None),
+    }
+}
+
+/// The `mac` or `ip` argument (exactly one).
+fn key_argument(name: &str, arguments: Option<&Value>) -> Result<String, Value> {
+    let map = arguments_map(name, arguments, &["mac", "ip"])?;
+    let pick = |k: &str| map.and_then(|m| m.get(k));
+    let usage = |why: String| {
+        answer(
+            result::ERROR,
+            format!("{name}: {why}; e.g. {{\"mac\": \"14:18:77:0a:0b:0c\"}} or {{\"ip\": \"10.0.5.17\"}}"),
+            None,
+        )
+    };
+    match (pick("mac"), pick("ip")) {
+        (Some(Value::String(m)), None) => {
+            let ok = m.split(':').count() == 6
+                && m.split(':')
+                    .all(|h| h.len() == 2 && u8::from_str_radix(h, 16).is_ok());
+            if ok {
+                Ok(m.to_ascii_lowercase())
+            } else {
+                Err(usage(format!(
+                    "'mac' must be like 14:18:77:0a:0b:0c, got {m:?}"
+                )))
+            }
+        }
+        (None, Some(Value::String(ip))) => match ip.parse::<std::net::Ipv4Addr>() {
+            Ok(a) => Ok(a.to_string()),
+            Err(_) => Err(usage(format!("'ip' must be an IPv4 address, got {ip:?}"))),
+        },
+        (None, None) => Err(usage("needs 'mac' or 'ip'".into())),
+        (Some(_), Some(_)) => Err(usage("takes 'mac' or 'ip', not both".into())),
+        (Some(v), None) | (None, Some(v)) => Err(usage(format!("expects a string, got {v}"))),
+    }
+}
+
+fn get(store: &Store, arguments: Option<&Value>) -> Value {
+    let key = match key_argument("bmc-get", arguments) {
+        Ok(k) => k,
+        Err(e) => return e,
+    };
+    match store.get(&key) {
+        Ok(Some(b)) => answer(
+            result::SUCCESS,
+            format!("BMC {} at {}: {}", b.mac, b.ip, b.state.as_str()),
+            Some(json!(b)),
+        ),
+        Ok(None) => answer(result::EMPTY, format!("no BMC {key} is known"), None),
+        Err(e) => answer(result::ERROR, format!("bmc-get: state file: {e}"), None),
+    }
+}
+
+/// `bmc-retry`: a failed or dead BMC tried again now, attempts reset.
+fn retry(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Value {
+    let key = match key_argument("bmc-retry", arguments) {
+        Ok(k) => k,
+        Err(e) => return e,
+    };
+    let bmc = match store.get(&key) {
+        Ok(Some(b)) => b,
+        Ok(None) => return answer(result::EMPTY, format!("no BMC {key} is known"), None),
+        Err(e) => return answer(result::ERROR, format!("bmc-retry: state file: {e}"), None),
+    };
+    if !matches!(bmc.state, State::Failed | State::Dead) {
+        return answer(
+            result::ERROR,
+            format!(
+                "bmc-retry: BMC {} is {}, not failed or dead; bmc-discover runs it again anyway",
+                bmc.mac,
+                bmc.state.as_str()
+            ),
+            None,
+        );
+    }
+    if let Err(e) = store.retry(&bmc.mac, std::time::Duration::from_secs(60)) {
+        return answer(result::ERROR, format!("bmc-retry: state file: {e}"), None);
+    }
+    queue_now(runtime, "bmc-retry", &bmc)
+}
+
+/// `bmc-discover`: discover (and register) a known BMC now, whatever its
+/// state.
+fn discover(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Value {
+    let key = match key_argument("bmc-discover", arguments) {
+        Ok(k) => k,
+        Err(e) => return e,
+    };
+    match store.get(&key) {
+        Ok(Some(b)) => queue_now(runtime, "bmc-discover", &b),
+        Ok(None) => answer(
+            result::EMPTY,
+            format!("no BMC {key} is known; it is discovered when it takes a lease"),
+            None,
+        ),
+        Err(e) => answer(
+            result::ERROR,
+            format!("bmc-discover: state file: {e}"),
+            None,
+        ),
+    }
+}
+
+fn queue_now(runtime: &Runtime, name: &str, bmc: &crate::state::Bmc) -> Value {
+    let Some(ev) = bmc
+        .ip
+        .parse()
+        .ok()
+        .and_then(|ip| LeaseEvent::replay(&bmc.mac, ip, bmc.subnet_id, &bmc.hostname))
+    else {
+        return answer(
+            result::ERROR,
+            format!("{name}: the state of {} is unreadable", bmc.mac),
+            None,
+        );
+    };
+    match runtime.submit(&ev) {
+        Ok(()) => answer(
+            result::SUCCESS,
+            format!("BMC {} at {} queued", bmc.mac, bmc.ip),
+            Some(json!({ "mac": bmc.mac, "ip": bmc.ip })),
+        ),
+        Err(why) => answer(
+            result::ERROR,
+            format!("{name}: BMC {} not queued: {why}", bmc.mac),
+            None,
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,18 @@ pub struct Config {
     pub redfish: Option<RedfishConfig>,
     /// NetBox registration of what discovery found; None = off.
     pub netbox: Option<NetBoxConfig>,
+    /// The SQLite file of every BMC's state (used with `redfish`).
+    pub state_file: String,
+    /// Attempts per BMC before it is dead.
+    pub retry_attempts: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub retry_backoff_s: u64,
+    /// The longest wait between attempts.
+    pub retry_backoff_max_s: u64,
 }
+
+/// Where Debian's Kea keeps its state (owned by Kea's user `_kea`).
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/kea/bmc-discovery.sqlite";
 
 /// The `netbox` map: where discovered servers are registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +57,13 @@ pub struct NetBoxConfig {
     pub interface: String,
     /// The tag marking what the hook owns.
     pub tag: String,
+    /// "off", "use" (set the hook's custom fields where they exist) or
+    /// "create" (create them too).
+    pub custom_fields: String,
+    /// A journal entry on the device per registration that changed it.
+    pub journal: bool,
+    /// Plan and log the changes, write nothing.
+    pub dry_run: bool,
 }
 
 pub const NETBOX_KNOWN: &[&str] = &[
@@ -56,6 +74,9 @@ pub const NETBOX_KNOWN: &[&str] = &[
     "placement-pattern",
     "interface",
     "tag",
+    "custom-fields",
+    "journal",
+    "dry-run",
 ];
 
 /// The `redfish` map: how workers reach and trust BMCs.
@@ -133,6 +154,10 @@ impl Default for Config {
             mac_ouis: Vec::new(),
             redfish: None,
             netbox: None,
+            state_file: DEFAULT_STATE_FILE.into(),
+            retry_attempts: 3,
+            retry_backoff_s: 30,
+            retry_backoff_max_s: 3600,
         }
     }
 }
@@ -147,6 +172,10 @@ pub const KNOWN: &[&str] = &[
     "mac-ouis",
     "redfish",
     "netbox",
+    "state-file",
+    "retry-attempts",
+    "retry-backoff-s",
+    "retry-backoff-max-s",
 ];
 
 /// A parameter Kea's configuration got wrong. `Display` is the line Kea logs.
@@ -236,6 +265,12 @@ impl Config {
                 }
                 "redfish" => config.redfish = Some(redfish(value)?),
                 "netbox" => config.netbox = Some(netbox(value)?),
+                "state-file" => config.state_file = text(key, value)?,
+                "retry-attempts" => config.retry_attempts = integer(key, value, 1, 100)? as u32,
+                "retry-backoff-s" => config.retry_backoff_s = integer(key, value, 0, 86_400)?,
+                "retry-backoff-max-s" => {
+                    config.retry_backoff_max_s = integer(key, value, 0, 604_800)?
+                }
                 _ => {
                     return Err(err(
                         key,
@@ -243,6 +278,15 @@ impl Config {
                     ))
                 }
             }
+        }
+        if config.retry_backoff_max_s < config.retry_backoff_s {
+            return Err(err(
+                "retry-backoff-max-s",
+                format!(
+                    "must be at least retry-backoff-s ({}), got {}",
+                    config.retry_backoff_s, config.retry_backoff_max_s
+                ),
+            ));
         }
         Ok(config)
     }
@@ -290,6 +334,14 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
         placement_pattern: crate::hostname::DEFAULT_PATTERN.into(),
         interface: "bmc".into(),
         tag: "bmc-discovery".into(),
+        custom_fields: "use".into(),
+        journal: true,
+        dry_run: false,
+    };
+    let boolean = |k: &str, value: &Value| {
+        value
+            .as_bool()
+            .ok_or_else(|| err(k, format!("must be true or false, got {}", shown(value))))
     };
     for entry in entries(map, "netbox") {
         let (name, key, value) = entry?;
@@ -307,10 +359,21 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
             }
             "token-file" => c.token_file = text(k, value)?,
             "role" => c.role = text(k, value)?,
-            "create-missing" => {
-                c.create_missing = value
-                    .as_bool()
-                    .ok_or_else(|| err(k, format!("must be true or false, got {}", shown(value))))?
+            "create-missing" => c.create_missing = boolean(k, value)?,
+            "journal" => c.journal = boolean(k, value)?,
+            "dry-run" => c.dry_run = boolean(k, value)?,
+            "custom-fields" => {
+                let v = text(k, value)?;
+                if !["off", "use", "create"].contains(&v.as_str()) {
+                    return Err(err(
+                        k,
+                        format!(
+                            "must be \"off\", \"use\" or \"create\", got {}",
+                            shown(value)
+                        ),
+                    ));
+                }
+                c.custom_fields = v;
             }
             "placement-pattern" => {
                 let p = text(k, value)?;
@@ -601,6 +664,12 @@ mod tests {
                 r#"{"netbox": {"url": "http://n", "token-file": "t", "create-missing": "yes"}}"#
             ),
             "parameter 'netbox.create-missing' must be true or false, got \"yes\""
+        );
+        assert_eq!(
+            error_of(
+                r#"{"netbox": {"url": "http://n", "token-file": "t", "custom-fields": "yes"}}"#
+            ),
+            "parameter 'netbox.custom-fields' must be \"off\", \"use\" or \"create\", got \"yes\""
         );
         assert!(error_of(
             r#"{"netbox": {"url": "http://n", "token-file": "t", "placement-pattern": "^(?P<room>x)"}}"#

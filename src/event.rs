@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::bindings::{bmc_lease_event, BMC_LEASE_RENEW, BMC_LEASE_SELECT};
+use crate::bindings::{bmc_lease_event, BMC_LEASE_RENEW, BMC_LEASE_REPLAY, BMC_LEASE_SELECT};
 
 /// A lease event by value: plain bytes, no pointers, no heap. It moves into a
 /// preallocated channel slot with one copy.
@@ -18,6 +18,8 @@ pub enum LeaseKind {
     Select,
     /// A client that already held the lease asked for it again.
     Renew,
+    /// Not from a callout: a retry, or a command, from the state store.
+    Replay,
     /// A value the shim should never send; kept rather than trusted.
     Unknown(u8),
 }
@@ -68,8 +70,35 @@ impl LeaseEvent {
         match u32::from(self.0.kind) {
             BMC_LEASE_SELECT => LeaseKind::Select,
             BMC_LEASE_RENEW => LeaseKind::Renew,
+            BMC_LEASE_REPLAY => LeaseKind::Replay,
             _ => LeaseKind::Unknown(self.0.kind),
         }
+    }
+
+    /// A replayed lease: `mac` (`aa:bb:..`), address, subnet and hostname
+    /// as the state store keeps them. None if the MAC does not parse.
+    pub fn replay(mac: &str, ipv4: Ipv4Addr, subnet_id: u32, hostname: &str) -> Option<LeaseEvent> {
+        let mut ev = LeaseEvent::empty();
+        let bytes: Vec<u8> = mac
+            .split(':')
+            .map(|h| u8::from_str_radix(h, 16).ok())
+            .collect::<Option<_>>()?;
+        if bytes.is_empty() || bytes.len() > ev.0.hwaddr.len() {
+            return None;
+        }
+        ev.0.kind = BMC_LEASE_REPLAY as u8;
+        ev.0.htype = 1;
+        ev.0.hwaddr[..bytes.len()].copy_from_slice(&bytes);
+        ev.0.hwaddr_len = bytes.len() as u8;
+        ev.0.ipv4 = u32::from(ipv4);
+        ev.0.subnet_id = subnet_id;
+        let mut end = hostname.len().min(ev.0.hostname.len());
+        while !hostname.is_char_boundary(end) {
+            end -= 1;
+        }
+        ev.0.hostname[..end].copy_from_slice(&hostname.as_bytes()[..end]);
+        ev.0.hostname_len = end as u8;
+        Some(ev)
     }
 
     /// The MAC as `aa:bb:cc:dd:ee:ff` (allocates: workers only).
@@ -153,6 +182,23 @@ pub(crate) mod tests {
         assert_eq!(ev.subnet_id(), 7);
         assert_eq!(ev.kind(), LeaseKind::Select);
         assert_eq!(ev.ipv4(), Ipv4Addr::new(127, 1, 0, 10));
+    }
+
+    #[test]
+    fn replays_carry_what_the_store_keeps() {
+        let ev = LeaseEvent::replay(
+            "14:18:77:0a:0b:0c",
+            Ipv4Addr::new(10, 0, 5, 17),
+            4,
+            "us3-cab1-ru2-x",
+        )
+        .unwrap();
+        assert_eq!(ev.kind(), LeaseKind::Replay);
+        assert_eq!(ev.mac_string(), "14:18:77:0a:0b:0c");
+        assert_eq!(ev.ipv4(), Ipv4Addr::new(10, 0, 5, 17));
+        assert_eq!((ev.subnet_id(), ev.hostname()), (4, &b"us3-cab1-ru2-x"[..]));
+        assert!(LeaseEvent::replay("zz:00", Ipv4Addr::LOCALHOST, 1, "").is_none());
+        assert!(LeaseEvent::replay("", Ipv4Addr::LOCALHOST, 1, "").is_none());
     }
 
     #[test]

@@ -87,10 +87,13 @@ pub extern "C" fn version() -> c_int {
 
 /// Parses and compiles the hook parameters; the one path both version() and
 /// load() take, so they cannot disagree.
-fn parse_parameters(json: &str) -> Result<(Config, Filter, Arc<dyn Pipeline>), String> {
+fn parse_parameters(
+    json: &str,
+    mode: pipeline::Mode,
+) -> Result<(Config, Filter, Arc<dyn Pipeline>), String> {
     let config = Config::from_json(json).map_err(|e| e.to_string())?;
     let filter = Filter::new(&config).map_err(|e| e.to_string())?;
-    let pipeline = pipeline::build(&config).map_err(|e| e.to_string())?;
+    let pipeline = pipeline::build(&config, mode).map_err(|e| e.to_string())?;
     Ok((config, filter, pipeline))
 }
 
@@ -117,7 +120,7 @@ fn check_staged_parameters() -> Result<(), String> {
             let params = lib
                 .get("parameters")
                 .map_or_else(|| "null".to_string(), |p| p.to_string());
-            parse_parameters(&params)?;
+            parse_parameters(&params, pipeline::Mode::Check)?;
         }
     }
     Ok(())
@@ -181,7 +184,7 @@ fn start(handle: *mut c_void) -> Result<(), String> {
     if rc != 0 {
         return Err(format!("cannot read the hook parameters: {params}"));
     }
-    let (config, filter, pipeline) = parse_parameters(&params)?;
+    let (config, filter, pipeline) = parse_parameters(&params, pipeline::Mode::Load)?;
     let workers = config.workers;
     let capacity = config.queue_capacity;
     let discovery = match &config.redfish {

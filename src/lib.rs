@@ -19,6 +19,7 @@ pub mod netbox;
 pub mod pipeline;
 pub mod redfish;
 pub mod runtime;
+pub mod state;
 pub mod stats;
 pub mod subnets;
 pub mod worker;

@@ -1,7 +1,7 @@
 //! What a worker does with an accepted BMC lease: discover the server over
 //! Redfish (when the `redfish` parameters are given), register it in NetBox
-//! (when the `netbox` parameters are given too), and report it. The state
-//! store plugs in after registration.
+//! (when the `netbox` parameters are given too), record the outcome in the
+//! state store, and report it. Failures are retried from the store.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,15 +11,25 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, ConfigError, NetBoxConfig, RedfishConfig, TlsMode};
 use crate::event::{LeaseEvent, LeaseKind};
 use crate::hostname::PlacementPattern;
-use crate::netbox::{self, NetBox, Options, RegisterError, Registration};
+use crate::netbox::{self, CustomFields, NetBox, Options, RegisterError, Registration};
 use crate::redfish::{Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy};
+use crate::state::{self, Failure, Lease, RetryPolicy, Store, Success};
 use crate::subnets::SubnetInfo;
 use crate::worker::{LogPipeline, Pipeline};
+
+/// Whether `build` is checking a configuration (`kea-dhcp4 -t`, Kea's
+/// validation before a load) or loading it. Only a load opens the state
+/// file: a check run as root must not create it root-owned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Check,
+    Load,
+}
 
 /// The pipeline for a configuration: discovery when `redfish` is set, the
 /// lease log otherwise. Reads the credentials and pin files, so a bad path
 /// refuses the configuration at load (and in `kea-dhcp4 -t`).
-pub fn build(config: &Config) -> Result<Arc<dyn Pipeline>, ConfigError> {
+pub fn build(config: &Config, mode: Mode) -> Result<Arc<dyn Pipeline>, ConfigError> {
     match (&config.redfish, &config.netbox) {
         (None, None) => Ok(Arc::new(LogPipeline)),
         (None, Some(_)) => Err(bad(
@@ -31,8 +41,37 @@ pub fn build(config: &Config) -> Result<Arc<dyn Pipeline>, ConfigError> {
             if let Some(nb) = nb {
                 p.netbox = Some(Registrar::new(nb)?);
             }
+            p.retry = RetryPolicy {
+                attempts: config.retry_attempts,
+                backoff: Duration::from_secs(config.retry_backoff_s),
+                max_backoff: Duration::from_secs(config.retry_backoff_max_s),
+            };
+            p.state = open_state(&config.state_file, mode)?;
             Ok(Arc::new(p))
         }
+    }
+}
+
+fn open_state(file: &str, mode: Mode) -> Result<Option<Store>, ConfigError> {
+    let path = Path::new(file);
+    let dir_ok = path
+        .parent()
+        .map(|d| d.as_os_str().is_empty() || d.is_dir())
+        .unwrap_or(false);
+    if !dir_ok || path.is_dir() {
+        return Err(bad(
+            "state-file",
+            format!(
+                "must be a file in an existing directory, got {file:?}; create the directory \
+                 (owned by Kea's user) or choose another path"
+            ),
+        ));
+    }
+    match mode {
+        Mode::Check => Ok(None),
+        Mode::Load => Store::open(path)
+            .map(Some)
+            .map_err(|e| bad("state-file", format!("cannot be used: {e}"))),
     }
 }
 
@@ -43,6 +82,7 @@ struct Registrar {
     token: String,
     pattern: PlacementPattern,
     options: Options,
+    dry_run: bool,
     client: Mutex<Option<Arc<NetBox>>>,
 }
 
@@ -72,7 +112,14 @@ impl Registrar {
                 create_missing: c.create_missing,
                 tag: c.tag.clone(),
                 interface: c.interface.clone(),
+                custom_fields: match c.custom_fields.as_str() {
+                    "off" => CustomFields::Off,
+                    "create" => CustomFields::Create,
+                    _ => CustomFields::Use,
+                },
+                journal: c.journal,
             },
+            dry_run: c.dry_run,
             client: Mutex::new(None),
         })
     }
@@ -82,8 +129,18 @@ impl Registrar {
         if let Some(nb) = &*c {
             return Ok(nb.clone());
         }
-        let nb = NetBox::connect(&self.url, &self.token).map_err(RegisterError::from)?;
-        log::info!("connected to NetBox {} at {}", nb.version, self.url);
+        let mut nb = NetBox::connect(&self.url, &self.token).map_err(RegisterError::from)?;
+        nb.set_dry_run(self.dry_run);
+        log::info!(
+            "connected to NetBox {} at {}{}",
+            nb.version,
+            self.url,
+            if self.dry_run {
+                " (dry run: changes are logged, not written)"
+            } else {
+                ""
+            }
+        );
         let nb = Arc::new(nb);
         *c = Some(nb.clone());
         Ok(nb)
@@ -103,10 +160,9 @@ pub struct DiscoveryPipeline {
     /// A renewal within this long of a successful discovery of the same
     /// BMC at the same address is not discovered again.
     rediscover_after: Duration,
-    /// MAC -> (address, when) of the last successful discovery. Workers
-    /// only; bounded by pruning what is older than `rediscover_after`.
-    /// (The state store of a later version will keep this across restarts.)
-    recent: Mutex<HashMap<String, (std::net::Ipv4Addr, Instant)>>,
+    /// Every BMC's state; None only while checking a configuration.
+    state: Option<Store>,
+    retry: RetryPolicy,
     netbox: Option<Registrar>,
     /// Kea's subnets by id (prefix length, user-context site), as of the
     /// last configuration.
@@ -170,7 +226,8 @@ impl DiscoveryPipeline {
             ),
             port: r.port,
             rediscover_after: Duration::from_secs(r.rediscover_after_s),
-            recent: Mutex::new(HashMap::new()),
+            state: None,
+            retry: RetryPolicy::default(),
             netbox: None,
             subnets: Mutex::new(HashMap::new()),
         })
@@ -180,53 +237,64 @@ impl DiscoveryPipeline {
 impl Pipeline for DiscoveryPipeline {
     fn process(&self, ev: &LeaseEvent) -> Result<(), String> {
         let mac = ev.mac_string();
-        if ev.kind() == LeaseKind::Renew && self.fresh(&mac, ev.ipv4()) {
-            log::debug!(
-                "BMC {mac} at {} renewed; discovered less than {} s ago, not again",
-                ev.ipv4(),
-                self.rediscover_after.as_secs()
-            );
-            return Ok(());
+        let ip = ev.ipv4().to_string();
+        if ev.kind() == LeaseKind::Renew {
+            let skip = self
+                .state
+                .as_ref()
+                .and_then(|s| s.renewal_needs_nothing(&mac, &ip, self.rediscover_after));
+            match skip {
+                Some(state::State::Dead) => {
+                    log::debug!("BMC {mac} at {ip} renewed; it is dead (bmc-retry tries it again)");
+                    return Ok(());
+                }
+                Some(_) => {
+                    log::debug!(
+                        "BMC {mac} at {ip} renewed; discovered less than {} s ago, not again",
+                        self.rediscover_after.as_secs()
+                    );
+                    return Ok(());
+                }
+                None => {}
+            }
         }
-        let mut target = Target::new(&ev.ipv4().to_string(), self.port);
-        target.mac = Some(ev.mac_string());
-        match self.discoverer.discover(&target) {
-            Ok(d) => {
-                let inv = &d.inventory;
-                log::info!(
-                    "discovered BMC {} at {}: {} {} serial {} ({} module), BMC {} firmware {}; \
-                     {} requests in {} ms{}",
-                    ev.mac_string(),
-                    ev.ipv4(),
-                    inv.manufacturer.as_deref().unwrap_or("unknown"),
-                    inv.model.as_deref().unwrap_or("unknown model"),
-                    inv.serial_number.as_deref().unwrap_or("unknown"),
-                    inv.vendor,
-                    inv.bmc.model.as_deref().unwrap_or("unknown"),
-                    inv.bmc.firmware_version.as_deref().unwrap_or("unknown"),
-                    d.round_trips,
-                    d.elapsed_ms,
-                    if d.warnings.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; {} resources missing", d.warnings.len())
-                    }
-                );
-                for w in &d.warnings {
-                    log::debug!("BMC {}: {w}", ev.mac_string());
-                }
-                if let Some(r) = &self.netbox {
-                    self.register(r, ev, &d.inventory)
-                        .map_err(|e| format!("registration failed: {e}"))?;
-                }
-                self.remember(mac, ev.ipv4());
+        let hostname = String::from_utf8_lossy(ev.hostname()).into_owned();
+        self.with_state(|s| {
+            s.begin(
+                &Lease {
+                    mac: &mac,
+                    ip: &ip,
+                    subnet_id: ev.subnet_id(),
+                    hostname: &hostname,
+                },
+                leased_at_ms(ev),
+                ev.kind() == LeaseKind::Select,
+            )
+        });
+        match self.attempt(ev, &mac) {
+            Ok(success) => {
+                self.with_state(|s| s.succeeded(&mac, &success));
                 Ok(())
             }
-            Err(e) => Err(format!(
-                "discovery failed ({}): {}",
-                e.kind.as_str(),
-                e.message
-            )),
+            Err((failure, message)) => {
+                let f = Failure {
+                    class: failure.class,
+                    message: &message,
+                    counts: failure.counts,
+                };
+                let next = self.with_state(|s| s.failed(&mac, &f, &self.retry));
+                Err(match next {
+                    Some((state::State::Dead, _)) => format!(
+                        "{message}; dead after {} attempts (bmc-retry {mac} tries again)",
+                        self.retry.attempts
+                    ),
+                    Some((_, Some(at))) => format!(
+                        "{message}; next attempt in {} s",
+                        (at - state::now_s()).max(0)
+                    ),
+                    _ => message,
+                })
+            }
         }
     }
 
@@ -238,6 +306,134 @@ impl Pipeline for DiscoveryPipeline {
         let mut map = self.subnets.lock().unwrap_or_else(|p| p.into_inner());
         *map = subnets.iter().map(|s| (s.id, s.clone())).collect();
     }
+
+    fn due(&self, limit: usize) -> Vec<LeaseEvent> {
+        // Held for a minute: handed out once, and due again if the attempt
+        // never runs.
+        let rows = self
+            .with_state(|s| s.take_due(limit, Duration::from_secs(60)))
+            .unwrap_or_default();
+        rows.iter()
+            .filter_map(|b| {
+                LeaseEvent::replay(&b.mac, b.ip.parse().ok()?, b.subnet_id, &b.hostname)
+            })
+            .collect()
+    }
+
+    fn state(&self) -> Option<&Store> {
+        self.state.as_ref()
+    }
+}
+
+/// Why an attempt failed: a class for the state store and whether it counts
+/// towards `dead`.
+struct Failed {
+    class: &'static str,
+    counts: bool,
+}
+
+/// When the lease was seen, in Unix milliseconds: the callout's monotonic
+/// timestamp carried over to the wall clock (replays: now).
+fn leased_at_ms(ev: &LeaseEvent) -> i64 {
+    let now = state::now_ms();
+    if ev.0.start_ns == 0 {
+        return now;
+    }
+    let age_ms = crate::clock::monotonic_ns().saturating_sub(ev.0.start_ns) / 1_000_000;
+    now - age_ms as i64
+}
+
+impl DiscoveryPipeline {
+    /// Runs `f` on the state store, logging (not failing on) its errors:
+    /// a full disk must not stop discovery.
+    fn with_state<R>(&self, f: impl FnOnce(&Store) -> Result<R, String>) -> Option<R> {
+        let store = self.state.as_ref()?;
+        match f(store) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                log::error!("state file: {e}");
+                None
+            }
+        }
+    }
+
+    /// One discovery (and registration) of the BMC of `ev`.
+    fn attempt(&self, ev: &LeaseEvent, mac: &str) -> Result<Success, (Failed, String)> {
+        let mut target = Target::new(&ev.ipv4().to_string(), self.port);
+        target.mac = Some(mac.to_string());
+        let d = self.discoverer.discover(&target).map_err(|e| {
+            (
+                Failed {
+                    class: e.kind.as_str(),
+                    counts: true,
+                },
+                format!("discovery failed ({}): {}", e.kind.as_str(), e.message),
+            )
+        })?;
+        let inv = &d.inventory;
+        log::info!(
+            "discovered BMC {mac} at {}: {} {} serial {} ({} module), BMC {} firmware {}; \
+             {} requests in {} ms{}",
+            ev.ipv4(),
+            inv.manufacturer.as_deref().unwrap_or("unknown"),
+            inv.model.as_deref().unwrap_or("unknown model"),
+            inv.serial_number.as_deref().unwrap_or("unknown"),
+            inv.vendor,
+            inv.bmc.model.as_deref().unwrap_or("unknown"),
+            inv.bmc.firmware_version.as_deref().unwrap_or("unknown"),
+            d.round_trips,
+            d.elapsed_ms,
+            if d.warnings.is_empty() {
+                String::new()
+            } else {
+                format!("; {} resources missing", d.warnings.len())
+            }
+        );
+        for w in &d.warnings {
+            log::debug!("BMC {mac}: {w}");
+        }
+        let mut success = Success {
+            manufacturer: inv.manufacturer.clone(),
+            model: inv.model.clone(),
+            serial: inv.serial_number.clone(),
+            discovery_ms: d.elapsed_ms,
+            ..Success::default()
+        };
+        if let Some(r) = &self.netbox {
+            let t = Instant::now();
+            let (out, reg) = self.register(r, ev, inv).map_err(|e| {
+                let class = match e {
+                    RegisterError::Unavailable(_) => "netbox-unavailable",
+                    RegisterError::Refused(_) => "netbox-refused",
+                    RegisterError::Failed(_) => "netbox-failed",
+                };
+                (
+                    Failed {
+                        class,
+                        // NetBox being down is not this BMC's failure: it
+                        // is retried until NetBox is back.
+                        counts: !matches!(e, RegisterError::Unavailable(_)),
+                    },
+                    format!("registration failed: {e}"),
+                )
+            })?;
+            success.registered = !out.dry_run;
+            success.device_id =
+                (out.device_id != netbox::client::DRY_RUN_ID).then_some(out.device_id);
+            success.name = Some(reg.name);
+            success.site = reg.placement.site;
+            success.rack = reg.placement.rack;
+            success.unit = reg.placement.position;
+            success.register_ms = t.elapsed().as_millis() as u64;
+        }
+        Ok(success)
+    }
+}
+
+/// What a registration was made of, for the state store.
+struct Registered {
+    name: String,
+    placement: crate::hostname::Placement,
 }
 
 impl DiscoveryPipeline {
@@ -246,7 +442,7 @@ impl DiscoveryPipeline {
         r: &Registrar,
         ev: &LeaseEvent,
         inv: &crate::redfish::Inventory,
-    ) -> Result<(), RegisterError> {
+    ) -> Result<(netbox::Outcome, Registered), RegisterError> {
         let subnet = self
             .subnets
             .lock()
@@ -274,7 +470,19 @@ impl DiscoveryPipeline {
         for n in &out.notes {
             log::warn!("BMC {} at {}: NetBox: {n}", ev.mac_string(), ev.ipv4());
         }
-        if out.changes.is_empty() {
+        if out.dry_run && !out.changes.is_empty() {
+            log::info!(
+                "NetBox dry run for BMC {} at {} ({name}, device {}): would have: {}",
+                ev.mac_string(),
+                ev.ipv4(),
+                if out.device_id == netbox::client::DRY_RUN_ID {
+                    "new".to_string()
+                } else {
+                    out.device_id.to_string()
+                },
+                out.changes.join("; ")
+            );
+        } else if out.changes.is_empty() {
             log::info!(
                 "BMC {} at {}: NetBox device {} ({name}) is up to date",
                 ev.mac_string(),
@@ -290,20 +498,10 @@ impl DiscoveryPipeline {
                 out.changes.join("; ")
             );
         }
-        Ok(())
-    }
-
-    fn fresh(&self, mac: &str, ip: std::net::Ipv4Addr) -> bool {
-        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent
-            .get(mac)
-            .is_some_and(|(addr, at)| *addr == ip && at.elapsed() < self.rediscover_after)
-    }
-
-    fn remember(&self, mac: String, ip: std::net::Ipv4Addr) {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        let keep = self.rediscover_after;
-        recent.retain(|_, (_, at)| at.elapsed() < keep);
-        recent.insert(mac, (ip, Instant::now()));
+        let done = Registered {
+            name,
+            placement: reg.placement.clone(),
+        };
+        Ok((out, done))
     }
 }

@@ -39,6 +39,116 @@ pub struct Runtime {
     inflight: Arc<InFlight>,
     stats: Arc<Stats>,
     loaded_at: u64,
+    /// Queues failed BMCs again when their next attempt is due.
+    retry: Option<RetryThread>,
+}
+
+struct RetryThread {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+/// How often the retry thread looks for due BMCs.
+const RETRY_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Hands `ev` to the workers unless its MAC is in flight or the queue is
+/// full. Shared by the packet path and the retry thread.
+fn hand_over(
+    sender: &Sender<Job>,
+    inflight: &InFlight,
+    stats: &Stats,
+    ev: &LeaseEvent,
+) -> Result<(), Refusal> {
+    let key = ev.hwaddr_key();
+    let claimed = match key {
+        0 => false,
+        _ => match inflight.claim(key) {
+            Claim::Claimed => true,
+            Claim::Unclaimed => false,
+            Claim::AlreadyInFlight => {
+                stats.bump(Counter::DuplicateInFlight);
+                return Err(Refusal::InFlight);
+            }
+        },
+    };
+    match sender.try_send(Job {
+        event: *ev,
+        claimed,
+    }) {
+        Ok(()) => {
+            stats.bump(Counter::Accepted);
+            Ok(())
+        }
+        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            stats.bump(Counter::DroppedQueueFull);
+            if claimed {
+                inflight.release(key);
+            }
+            Err(Refusal::QueueFull)
+        }
+    }
+}
+
+/// Why a lease was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The same MAC is queued or being worked on already.
+    InFlight,
+    /// The queue is full (or the hook is stopping).
+    QueueFull,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::InFlight => "it is queued or being worked on already",
+            Refusal::QueueFull => "the queue is full; try again shortly",
+        })
+    }
+}
+
+fn start_retry_thread(
+    sender: Sender<Job>,
+    inflight: Arc<InFlight>,
+    stats: Arc<Stats>,
+    pipeline: Arc<dyn Pipeline>,
+) -> Result<RetryThread, String> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("bmc-retry".into())
+        .spawn(move || {
+            let step = std::time::Duration::from_millis(50);
+            let mut waited = std::time::Duration::ZERO;
+            while !flag.load(Ordering::Acquire) {
+                std::thread::sleep(step);
+                waited += step;
+                if waited < RETRY_TICK {
+                    continue;
+                }
+                waited = std::time::Duration::ZERO;
+                // Only as many as the queue has room for: the rest stay due.
+                let room = sender.capacity().unwrap_or(0).saturating_sub(sender.len());
+                if room == 0 {
+                    continue;
+                }
+                let due = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    pipeline.due(room.min(256))
+                }))
+                .unwrap_or_default();
+                for ev in &due {
+                    match hand_over(&sender, &inflight, &stats, ev) {
+                        Ok(()) => log::debug!("retrying BMC {} at {}", ev.mac_string(), ev.ipv4()),
+                        Err(why) => log::debug!(
+                            "retry of BMC {} not queued now ({why}); due again in a minute",
+                            ev.mac_string()
+                        ),
+                    }
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the retry thread: {e}"))?;
+    Ok(RetryThread { stop, handle })
 }
 
 impl Runtime {
@@ -54,10 +164,20 @@ impl Runtime {
         let workers = WorkerPool::start(
             config.workers,
             receiver,
-            pipeline,
+            pipeline.clone(),
             stats.clone(),
             inflight.clone(),
         )?;
+        let retry =
+            match start_retry_thread(sender.clone(), inflight.clone(), stats.clone(), pipeline) {
+                Ok(r) => r,
+                Err(e) => {
+                    workers.request_stop();
+                    drop(sender);
+                    workers.join();
+                    return Err(e);
+                }
+            };
         Ok(Runtime {
             config,
             filter,
@@ -71,7 +191,22 @@ impl Runtime {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            retry: Some(retry),
         })
+    }
+
+    /// The pipeline the workers run (its state store serves commands).
+    pub fn pipeline(&self) -> Option<&dyn Pipeline> {
+        self.workers.as_ref().map(|w| w.pipeline())
+    }
+
+    /// Queues a lease from outside a callout (a command): the packet
+    /// path's rules, without its filter.
+    pub fn submit(&self, ev: &LeaseEvent) -> Result<(), Refusal> {
+        let Some(sender) = &self.sender else {
+            return Err(Refusal::QueueFull);
+        };
+        hand_over(sender, &self.inflight, &self.stats, ev)
     }
 
     /// The validated parameters.
@@ -126,30 +261,8 @@ impl Runtime {
     }
 
     fn enqueue(&self, ev: &LeaseEvent) {
-        let key = ev.hwaddr_key();
-        let claimed = match key {
-            0 => false,
-            _ => match self.inflight.claim(key) {
-                Claim::Claimed => true,
-                Claim::Unclaimed => false,
-                Claim::AlreadyInFlight => {
-                    self.stats.bump(Counter::DuplicateInFlight);
-                    return;
-                }
-            },
-        };
-        let Some(sender) = &self.sender else { return };
-        match sender.try_send(Job {
-            event: *ev,
-            claimed,
-        }) {
-            Ok(()) => self.stats.bump(Counter::Accepted),
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.stats.bump(Counter::DroppedQueueFull);
-                if claimed {
-                    self.inflight.release(key);
-                }
-            }
+        if let Some(sender) = &self.sender {
+            let _ = hand_over(sender, &self.inflight, &self.stats, ev);
         }
     }
 
@@ -194,8 +307,16 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        if let Some(workers) = self.workers.take() {
+        if let Some(workers) = &self.workers {
             workers.request_stop();
+        }
+        // The retry thread holds a sender: it goes before the workers are
+        // joined, so that they see the queue disconnected.
+        if let Some(retry) = self.retry.take() {
+            retry.stop.store(true, Ordering::Release);
+            let _ = retry.handle.join();
+        }
+        if let Some(workers) = self.workers.take() {
             // Dropping the only sender wakes idle workers with "disconnected"
             // once they have drained (and counted) what is queued.
             self.sender = None;

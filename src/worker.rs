@@ -35,6 +35,17 @@ pub trait Pipeline: Send + Sync + 'static {
 
     /// Kea's subnets after a (re)configuration, on Kea's main thread.
     fn subnets_changed(&self, _subnets: &[crate::subnets::SubnetInfo]) {}
+
+    /// Up to `limit` earlier failures whose next attempt is due, to be
+    /// queued again (the retry thread asks about once a second).
+    fn due(&self, _limit: usize) -> Vec<LeaseEvent> {
+        Vec::new()
+    }
+
+    /// The state store, for the control commands; None without one.
+    fn state(&self) -> Option<&crate::state::Store> {
+        None
+    }
 }
 
 /// The pipeline until discovery lands: one log line per BMC lease.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use dhcp_bmc_discovery::hostname::{Placement, PlacementPattern};
 use dhcp_bmc_discovery::netbox::{
-    register, NetBox, NetBoxError, Options, RegisterError, Registration,
+    register, CustomFields, NetBox, NetBoxError, Options, RegisterError, Registration,
 };
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Inventory, Limits, Target, TlsPolicy};
 use serde_json::{json, Value};
@@ -134,6 +134,29 @@ fn every_model_registers_completely_and_a_second_run_writes_nothing() {
         let before = nb.writes();
         let out = register(&nb, &reg, &create_missing()).unwrap_or_else(|e| panic!("{model}: {e}"));
         let fresh_writes = nb.writes() - before;
+        // The goal: at most 8 writes for a server, plus one per shared
+        // object (site, rack, model...) seen for the first time.
+        let shared_creates = out
+            .changes
+            .iter()
+            .filter(|c| {
+                [
+                    "created tag",
+                    "created site",
+                    "created rack",
+                    "created manufacturer",
+                    "created device type",
+                    "created role",
+                ]
+                .iter()
+                .any(|p| c.starts_with(p))
+            })
+            .count() as u64;
+        assert!(
+            fresh_writes - shared_creates <= 8,
+            "{model}: {fresh_writes} writes: {:?}",
+            out.changes
+        );
         let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
         assert_eq!(dev["name"], host, "{model}");
         assert_eq!(
@@ -376,4 +399,268 @@ fn netbox_down_mid_run_reports_unavailable_and_the_retry_succeeds() {
     register(&nb, &second, &create_missing()).unwrap();
     let again = register(&nb, &first, &create_missing()).unwrap();
     assert!(again.changes.is_empty(), "{:?}", again.changes);
+}
+
+fn model<'a>(invs: &'a [(String, Inventory)], name: &str) -> &'a Inventory {
+    &invs
+        .iter()
+        .find(|(m, _)| m == name)
+        .unwrap_or_else(|| panic!("no mockup {name}"))
+        .1
+}
+
+/// Through `Registration::for_lease`, as the hook names and places a lease.
+fn lease<'a>(inv: &'a Inventory, i: u32, hostname: &str) -> Registration<'a> {
+    Registration::for_lease(
+        inv,
+        &format!("02:00:00:00:02:{i:02x}"),
+        Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 30, 0, 10)) + i),
+        24,
+        Some(hostname),
+        None,
+        &PlacementPattern::default_pattern(),
+    )
+}
+
+#[test]
+fn hostnames_multi_unit_long_non_ascii_and_missing_racks() {
+    let invs = inventories();
+    let (_guard, inst) = netbox();
+    reset();
+    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+
+    // Units 17-18: position 17, and the new device type is 2 units high.
+    let r750 = model(&invs, "dell-idrac9-r750");
+    let out = register(
+        &nb,
+        &lease(r750, 1, "us3-cab10-ru17-18-idrac"),
+        &create_missing(),
+    )
+    .unwrap();
+    let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
+    assert_eq!(dev["name"], "us3-cab10-ru17-18-idrac");
+    assert_eq!(dev["position"].as_f64(), Some(17.0));
+    let dtype = get(
+        &nb,
+        &format!("/api/dcim/device-types/{}/", dev["device_type"]["id"]),
+    );
+    assert_eq!(dtype["u_height"].as_f64(), Some(2.0));
+
+    // A 90-character FQDN: the first label, cut to NetBox's 64 characters,
+    // still placed by its rack unit; the re-run writes nothing.
+    let long = format!("us3-cab10-ru20-{}.oob.example.net", "x".repeat(75));
+    let reg = lease(model(&invs, "hpe-ilo6-dl380agen11"), 2, &long);
+    assert_eq!(reg.name.chars().count(), 64);
+    let out = register(&nb, &reg, &create_missing()).unwrap();
+    let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
+    assert_eq!(dev["name"].as_str(), Some(reg.name.as_str()));
+    assert_eq!(dev["position"].as_f64(), Some(20.0));
+    let before = nb.writes();
+    assert!(register(&nb, &reg, &create_missing())
+        .unwrap()
+        .changes
+        .is_empty());
+    assert_eq!(nb.writes(), before);
+
+    // Non-ASCII: kept as it is in the name (NetBox allows it).
+    let name = "us3-cab10-ru22-sérveur-ünïcode-Ω";
+    let reg = lease(model(&invs, "lenovo-xcc-sr670v2"), 3, name);
+    let out = register(&nb, &reg, &create_missing()).unwrap();
+    let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
+    assert_eq!(dev["name"], name);
+    assert_eq!(dev["rack"]["name"], "cab10");
+    let before = nb.writes();
+    assert!(register(&nb, &reg, &create_missing())
+        .unwrap()
+        .changes
+        .is_empty());
+    assert_eq!(nb.writes(), before);
+
+    // A rack the site lacks: refused by default, with the parameter to
+    // change; created when allowed.
+    let reg = lease(
+        model(&invs, "supermicro-x13-sys821ge-tnhr"),
+        4,
+        "us3-cab99-ru5-bmc",
+    );
+    let e = register(&nb, &reg, &Options::default()).unwrap_err();
+    assert!(matches!(e, RegisterError::Refused(_)), "{e}");
+    assert!(
+        e.to_string()
+            .contains("rack \"cab99\" does not exist in site \"us3\"")
+            && e.to_string().contains("netbox.create-missing"),
+        "{e}"
+    );
+    assert_eq!(get(&nb, "/api/dcim/racks/?name=cab99")["count"], 0);
+    let out = register(&nb, &reg, &create_missing()).unwrap();
+    let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
+    assert_eq!(dev["rack"]["name"], "cab99");
+    assert_eq!(dev["position"].as_f64(), Some(5.0));
+}
+
+fn journal_count(nb: &NetBox, device_id: u64) -> u64 {
+    get(
+        nb,
+        &format!(
+            "/api/extras/journal-entries/?assigned_object_type=dcim.device&assigned_object_id={device_id}"
+        ),
+    )["count"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn custom_fields_journal_entries_and_dry_runs() {
+    let invs = inventories();
+    let (_guard, inst) = netbox();
+    reset();
+    let inv = model(&invs, "dell-idrac9-r750");
+    let reg = registration(inv, 1, "us3-cab1-ru1-r750");
+
+    // The fields do not exist and the hook may not create them: registered
+    // without them, said once.
+    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+    let out = register(&nb, &reg, &create_missing()).unwrap();
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.contains("custom field bmc_firmware does not exist")),
+        "{:?}",
+        out.notes
+    );
+    assert_eq!(
+        get(&nb, "/api/extras/custom-fields/?name=bmc_firmware")["count"],
+        0
+    );
+    let again = register(&nb, &reg, &create_missing()).unwrap();
+    assert!(again.notes.is_empty(), "noted twice: {:?}", again.notes);
+    assert_eq!(journal_count(&nb, out.device_id), 1);
+    let entry = &get(
+        &nb,
+        &format!(
+            "/api/extras/journal-entries/?assigned_object_id={}",
+            out.device_id
+        ),
+    )["results"][0];
+    let text = entry["comments"].as_str().unwrap_or("");
+    assert!(
+        text.contains(&reg.bmc_mac) && text.contains("created device us3-cab1-ru1-r750"),
+        "{text}"
+    );
+
+    // Allowed to create them: created, set, and a journal entry says so.
+    let create = Options {
+        custom_fields: CustomFields::Create,
+        ..create_missing()
+    };
+    let out = register(&nb, &reg, &create).unwrap();
+    assert_eq!(
+        get(&nb, "/api/extras/custom-fields/?name=bmc_firmware")["count"],
+        1
+    );
+    let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
+    let cf = &dev["custom_fields"];
+    assert_eq!(
+        cf["bmc_firmware"].as_str(),
+        inv.bmc.firmware_version.as_deref()
+    );
+    assert_eq!(cf["bmc_bios_version"].as_str(), inv.bios_version.as_deref());
+    assert_eq!(cf["bmc_discovery_state"], "registered");
+    assert_eq!(journal_count(&nb, out.device_id), 2);
+    let before = nb.writes();
+    assert!(register(&nb, &reg, &create).unwrap().changes.is_empty());
+    assert_eq!(
+        nb.writes(),
+        before,
+        "unchanged: no writes, no journal entry"
+    );
+    assert_eq!(journal_count(&nb, out.device_id), 2);
+
+    // A firmware update: one field patched, one journal entry.
+    let mut updated = inv.clone();
+    updated.bmc.firmware_version = Some("7.99.99.99".into());
+    let reg2 = registration(&updated, 1, "us3-cab1-ru1-r750");
+    let before = nb.writes();
+    let out = register(&nb, &reg2, &create).unwrap();
+    assert_eq!(
+        out.changes,
+        vec!["updated device us3-cab1-ru1-r750: bmc_firmware".to_string()]
+    );
+    assert_eq!(nb.writes() - before, 2);
+    assert_eq!(journal_count(&nb, out.device_id), 3);
+
+    // Dry run: the change is planned, NetBox keeps the old value.
+    let mut dry = NetBox::connect(&inst.url, &inst.token).unwrap();
+    dry.set_dry_run(true);
+    let planned = register(&dry, &registration(inv, 1, "us3-cab1-ru1-r750"), &create).unwrap();
+    assert!(planned.dry_run);
+    assert_eq!(
+        planned.changes,
+        vec!["updated device us3-cab1-ru1-r750: bmc_firmware".to_string()]
+    );
+    let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
+    assert_eq!(dev["custom_fields"]["bmc_firmware"], "7.99.99.99");
+    assert_eq!(journal_count(&nb, out.device_id), 3);
+
+    // Dry run of a new server in a new site: every create planned, none made.
+    let other = model(&invs, "hpe-ilo6-dl380agen11");
+    let planned = register(&dry, &registration(other, 2, "fra9-r1-ru3-ilo"), &create).unwrap();
+    for what in [
+        "created site fra9",
+        "created rack r1 in fra9",
+        "created device fra9-r1-ru3-ilo",
+        "created interface bmc",
+        "created IP address",
+    ] {
+        assert!(
+            planned.changes.iter().any(|c| c.starts_with(what)),
+            "{what}: {:?}",
+            planned.changes
+        );
+    }
+    assert_eq!(get(&nb, "/api/dcim/sites/?slug=fra9")["count"], 0);
+    let serial = other.serial_number.clone().unwrap();
+    assert_eq!(
+        get(&nb, &format!("/api/dcim/devices/?serial={serial}"))["count"],
+        0
+    );
+}
+
+#[test]
+fn remembered_objects_deleted_in_netbox_are_read_again() {
+    let invs = inventories();
+    let (_guard, inst) = netbox();
+    reset();
+    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+    let first = register(
+        &nb,
+        &registration(&invs[0].1, 1, "us3-cab1-ru1-a"),
+        &create_missing(),
+    )
+    .unwrap();
+    let dev = get(&nb, &format!("/api/dcim/devices/{}/", first.device_id));
+    let old_rack = dev["rack"]["id"].as_u64().unwrap();
+    // Someone removes the server and its rack; the client still remembers
+    // the rack.
+    nb.delete(&format!("/api/dcim/devices/{}/", first.device_id))
+        .unwrap();
+    nb.delete(&format!("/api/dcim/racks/{old_rack}/")).unwrap();
+    let reads = nb.reads();
+    let out = register(
+        &nb,
+        &registration(&invs[1].1, 2, "us3-cab1-ru3-b"),
+        &create_missing(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
+    assert_eq!(dev["rack"]["name"], "cab1");
+    assert_ne!(dev["rack"]["id"].as_u64(), Some(old_rack));
+    assert!(
+        out.changes
+            .iter()
+            .any(|c| c.starts_with("created rack cab1")),
+        "{:?}",
+        out.changes
+    );
+    assert!(nb.reads() > reads);
 }

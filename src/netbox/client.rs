@@ -1,6 +1,7 @@
 //! The NetBox REST client: token from a file (either token format), a version
 //! check at connect, keep-alive, 429/5xx retried with backoff, pagination,
-//! and a count of writes (the goal is few of them).
+//! a count of reads and writes (the goal is few of them), and a dry-run
+//! mode in which writes are planned and counted but never sent.
 
 use std::io::Read;
 use std::path::Path;
@@ -8,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+
+use super::shared::SharedObjects;
 
 /// Why a NetBox call failed. Messages never carry the token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,8 +50,19 @@ pub struct NetBox {
     /// `netbox-version` from `/api/status/`.
     pub version: String,
     retries: u32,
+    reads: AtomicU64,
     writes: AtomicU64,
+    dry_run: bool,
+    /// Objects registrations share, remembered for a while.
+    pub(super) shared: SharedObjects,
 }
+
+/// The id a dry run gives the objects it would have created. NetBox ids
+/// start at 1, and a filter on this id is answered here, never sent.
+pub const DRY_RUN_ID: u64 = 0;
+
+/// How long shared objects (sites, racks, device types...) are remembered.
+const SHARED_TTL: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for NetBox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,7 +111,10 @@ impl NetBox {
             auth: auth_header(token),
             version: String::new(),
             retries: 3,
+            reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            dry_run: false,
+            shared: SharedObjects::new(SHARED_TTL),
         };
         let status = nb.get("/api/status/")?;
         let version = status
@@ -127,33 +144,72 @@ impl NetBox {
         Ok(nb)
     }
 
-    /// Write requests (POST, PATCH, DELETE) made so far.
+    /// From now on, plan writes instead of sending them: POST answers the
+    /// body with id `DRY_RUN_ID`, PATCH the body with the object's id,
+    /// DELETE nothing. Reads still go to NetBox.
+    pub fn set_dry_run(&mut self, on: bool) {
+        self.dry_run = on;
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Write requests (POST, PATCH, DELETE) made, or planned in a dry run.
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
     }
 
+    /// GET requests made.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
     pub fn get(&self, path: &str) -> Result<Value, NetBoxError> {
+        if self.dry_run && filters_on_planned_object(path) {
+            // Nothing in NetBox refers to an object a dry run only planned.
+            return Ok(serde_json::json!({"count": 0, "next": null, "results": []}));
+        }
+        self.reads.fetch_add(1, Ordering::Relaxed);
         self.call("GET", path, None)
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, NetBoxError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
+        if self.dry_run {
+            return Ok(planned(body, DRY_RUN_ID));
+        }
         self.call("POST", path, Some(body))
     }
 
     pub fn patch(&self, path: &str, body: &Value) -> Result<Value, NetBoxError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
+        if self.dry_run {
+            let id = path
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(DRY_RUN_ID);
+            return Ok(planned(body, id));
+        }
         self.call("PATCH", path, Some(body))
     }
 
     pub fn delete(&self, path: &str) -> Result<(), NetBoxError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
+        if self.dry_run {
+            return Ok(());
+        }
         self.call("DELETE", path, None).map(|_| ())
     }
 
     /// Bulk delete: `[{"id": 1}, ...]` in one request.
     pub fn delete_many(&self, path: &str, ids: &[u64]) -> Result<(), NetBoxError> {
         self.writes.fetch_add(1, Ordering::Relaxed);
+        if self.dry_run {
+            return Ok(());
+        }
         let body = Value::from(
             ids.iter()
                 .map(|id| serde_json::json!({ "id": id }))
@@ -251,6 +307,34 @@ impl NetBox {
     }
 }
 
+/// What a dry-run write answers: the body, with `id` on each object.
+fn planned(body: &Value, id: u64) -> Value {
+    match body {
+        Value::Array(a) => Value::from(a.iter().map(|b| planned(b, id)).collect::<Vec<_>>()),
+        Value::Object(o) => {
+            let mut o = o.clone();
+            o.entry("id").or_insert(Value::from(id));
+            Value::Object(o)
+        }
+        other => other.clone(),
+    }
+}
+
+/// Whether a query filters on the id a dry run gives planned objects
+/// (`?device_id=0`, `?interface_id=0`): NetBox would refuse it.
+fn filters_on_planned_object(path: &str) -> bool {
+    let planned = format!("_id={DRY_RUN_ID}");
+    path.split_once('?').is_some_and(|(_, q)| {
+        q.split('&').any(|pair| {
+            pair.ends_with(&planned)
+                && pair.len() > planned.len()
+                && pair[..pair.len() - planned.len()]
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_')
+        })
+    })
+}
+
 fn body_text(resp: ureq::Response) -> String {
     let mut buf = Vec::new();
     let _ = resp.into_reader().take(4096).read_to_end(&mut buf);
@@ -286,5 +370,15 @@ mod tests {
             super::auth_header("0123456789abcdef"),
             "Token 0123456789abcdef"
         );
+    }
+
+    #[test]
+    fn dry_runs_answer_filters_on_planned_objects() {
+        use super::filters_on_planned_object as f;
+        assert!(f("/api/dcim/interfaces/?device_id=0&name=bmc"));
+        assert!(f("/api/dcim/inventory-items/?limit=1000&device_id=0"));
+        assert!(!f("/api/dcim/interfaces/?device_id=10&name=bmc"));
+        assert!(!f("/api/dcim/devices/?serial=AB_id=0"));
+        assert!(!f("/api/dcim/devices/0/"));
     }
 }

@@ -190,16 +190,22 @@ pub fn desired(inv: &Inventory) -> Vec<Item> {
 }
 
 /// Brings the device's tagged items in line with `want`. Returns a change
-/// line per kind of write made.
+/// line per kind of write made. `existing`: whether the device may have
+/// items already (false for one just created: nothing to read).
 pub fn sync(
     nb: &NetBox,
     device_id: u64,
     tag_id: u64,
     want: &[Item],
+    existing: bool,
 ) -> Result<Vec<String>, NetBoxError> {
-    let have = nb.list(&format!(
-        "/api/dcim/inventory-items/?device_id={device_id}&limit=1000"
-    ))?;
+    let have = if existing {
+        nb.list(&format!(
+            "/api/dcim/inventory-items/?device_id={device_id}&limit=1000"
+        ))?
+    } else {
+        Vec::new()
+    };
     let mut by_name: BTreeMap<String, &Value> = BTreeMap::new();
     let mut theirs = Vec::new();
     for v in &have {

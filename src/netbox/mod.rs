@@ -4,6 +4,7 @@
 pub mod client;
 pub mod items;
 pub mod register;
+mod shared;
 
 pub use client::{NetBox, NetBoxError};
-pub use register::{register, Options, Outcome, RegisterError, Registration};
+pub use register::{register, CustomFields, Options, Outcome, RegisterError, Registration};

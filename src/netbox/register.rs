@@ -4,7 +4,8 @@
 //! writes nothing. Concurrent registrations of one server (two workers, two
 //! Kea servers) converge: NetBox's uniqueness errors are answered by
 //! reading the winner's object, and MAC objects, which NetBox does not keep
-//! unique, are settled by keeping the oldest.
+//! unique, are settled by keeping the oldest. What changed goes into a
+//! journal entry on the device.
 
 use std::net::Ipv4Addr;
 
@@ -76,7 +77,45 @@ pub struct Options {
     pub tag: String,
     /// Name of the BMC's interface on the device.
     pub interface: String,
+    /// Whether the device's BMC custom fields are set, and created.
+    pub custom_fields: CustomFields,
+    /// A journal entry on the device for each registration that changed
+    /// something.
+    pub journal: bool,
 }
+
+/// What the hook does with its custom fields on devices (`FIELDS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CustomFields {
+    /// Leave them alone.
+    Off,
+    /// Set those the operator has created; ignore the others.
+    Use,
+    /// Create those missing, then set them.
+    Create,
+}
+
+/// The device custom fields the hook keeps: name, label, description.
+/// A "last discovered" time is deliberately not among them: it would
+/// make every re-discovery a write (see docs/NETBOX.md); the state store
+/// keeps that.
+pub const FIELDS: &[(&str, &str, &str)] = &[
+    (
+        "bmc_firmware",
+        "BMC firmware",
+        "Firmware version of the BMC, as its Redfish service reports it",
+    ),
+    (
+        "bmc_bios_version",
+        "BIOS version",
+        "System BIOS/UEFI version, as the BMC reports it",
+    ),
+    (
+        "bmc_discovery_state",
+        "Discovery state",
+        "State of the server in kea-hook-bmc-discovery",
+    ),
+];
 
 impl Default for Options {
     fn default() -> Options {
@@ -85,6 +124,8 @@ impl Default for Options {
             create_missing: false,
             tag: "bmc-discovery".into(),
             interface: "bmc".into(),
+            custom_fields: CustomFields::Use,
+            journal: true,
         }
     }
 }
@@ -97,6 +138,8 @@ pub struct Outcome {
     pub changes: Vec<String>,
     /// What was left out and why (conflicts that did not stop the rest).
     pub notes: Vec<String>,
+    /// The changes were planned, not made (`NetBox::set_dry_run`).
+    pub dry_run: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,9 +229,50 @@ struct Ctx<'a> {
     nb: &'a NetBox,
     outcome: Outcome,
     tag_id: u64,
+    /// Shared objects taken from the client's memory rather than NetBox:
+    /// if the registration fails, one of them may be stale.
+    remembered: u32,
 }
 
 impl Ctx<'_> {
+    /// A shared object (tag, site, rack, manufacturer, device type, role,
+    /// custom field): remembered, else found, else created from `create`
+    /// (None: not created, and None is the answer). With
+    /// `remember_absent`, "not there" is remembered too.
+    fn shared(
+        &mut self,
+        endpoint: &str,
+        filter: &[(&str, &str)],
+        create: Option<Value>,
+        remember_absent: bool,
+        what: &str,
+    ) -> Result<Option<Value>, RegisterError> {
+        let key = format!("{endpoint}{}", query(filter));
+        match self.nb.shared.get(&key) {
+            // "Not there" does not stop a create.
+            Some(Value::Null) if create.is_some() => {}
+            Some(v) => {
+                self.remembered += 1;
+                return Ok((!v.is_null()).then_some(v));
+            }
+            None => {}
+        }
+        let found = match create {
+            Some(body) => Some(self.get_or_create(endpoint, filter, body, what)?),
+            None => self.find(endpoint, filter)?,
+        };
+        match &found {
+            // Planned objects of a dry run are not remembered: they are not
+            // there.
+            Some(v) if id_of(v) != Some(super::client::DRY_RUN_ID) => {
+                self.nb.shared.put(key, v.clone())
+            }
+            None if remember_absent => self.nb.shared.put(key, Value::Null),
+            _ => {}
+        }
+        Ok(found)
+    }
+
     /// The first object the filter finds.
     fn find(
         &self,
@@ -215,6 +299,18 @@ impl Ctx<'_> {
         if let Some(v) = self.find(endpoint, filter)? {
             return Ok(v);
         }
+        self.create(endpoint, filter, body, what)
+    }
+
+    /// Creates `body`; one that loses a race to an identical object
+    /// (uniqueness error) reads the winner's, found by `filter`.
+    fn create(
+        &mut self,
+        endpoint: &str,
+        filter: &[(&str, &str)],
+        body: Value,
+        what: &str,
+    ) -> Result<Value, RegisterError> {
         match self.nb.post(&format!("/api/{endpoint}/"), &body) {
             Ok(v) => {
                 self.outcome.changes.push(format!("created {what}"));
@@ -280,6 +376,19 @@ impl Ctx<'_> {
         let id = id_of(have).unwrap_or(0);
         let mut diff = Map::new();
         for (k, v) in want {
+            // Custom fields: only those that differ are sent (NetBox merges
+            // them into the object's others).
+            if let (Value::Object(fields), "custom_fields") = (v, k.as_str()) {
+                let changed: Map<String, Value> = fields
+                    .iter()
+                    .filter(|(f, val)| have.pointer(&format!("/custom_fields/{f}")) != Some(*val))
+                    .map(|(f, val)| (f.clone(), val.clone()))
+                    .collect();
+                if !changed.is_empty() {
+                    diff.insert(k.clone(), Value::Object(changed));
+                }
+                continue;
+            }
             let current = match v {
                 // A number, or a nested object ({"id": 3, ...}) for a
                 // foreign key.
@@ -331,38 +440,87 @@ impl Ctx<'_> {
         if diff.is_empty() {
             return Ok(have.clone());
         }
-        let fields: Vec<&String> = diff.keys().collect();
-        self.outcome.changes.push(format!(
-            "updated {what}: {}",
-            fields
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        Ok(self
-            .nb
-            .patch(&format!("/api/{endpoint}/{id}/"), &Value::Object(diff))?)
+        let fields: Vec<String> = diff
+            .iter()
+            .flat_map(|(k, v)| match (k.as_str(), v) {
+                ("custom_fields", Value::Object(f)) => f.keys().cloned().collect(),
+                _ => vec![k.clone()],
+            })
+            .collect();
+        self.outcome
+            .changes
+            .push(format!("updated {what}: {}", fields.join(", ")));
+        let patched = self.nb.patch(
+            &format!("/api/{endpoint}/{id}/"),
+            &Value::Object(diff.clone()),
+        )?;
+        if !self.nb.dry_run() {
+            return Ok(patched);
+        }
+        // A dry run answers only what was sent: the object as it would be
+        // is the one read, with the changes on top.
+        let mut merged = have.clone();
+        if let Value::Object(m) = &mut merged {
+            for (k, v) in diff {
+                m.insert(k, v);
+            }
+        }
+        Ok(merged)
     }
 }
 
 /// Registers one server. See the module comment for the guarantees.
 pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outcome, RegisterError> {
+    let mut cx = Ctx::new(nb);
+    match register_with(&mut cx, reg, opts) {
+        Ok(()) => Ok(cx.outcome),
+        Err(e) => {
+            // A remembered object someone deleted or changed in NetBox
+            // makes writes that refer to it fail: forget them all, and try
+            // once more with what NetBox holds now.
+            nb.shared.clear();
+            if cx.remembered == 0 || matches!(e, RegisterError::Unavailable(_)) {
+                return Err(e);
+            }
+            log::debug!(
+                "NetBox registration of {} failed ({e}); retrying with fresh reads",
+                reg.name
+            );
+            let mut cx = Ctx::new(nb);
+            register_with(&mut cx, reg, opts)?;
+            Ok(cx.outcome)
+        }
+    }
+}
+
+impl<'a> Ctx<'a> {
+    fn new(nb: &'a NetBox) -> Ctx<'a> {
+        Ctx {
+            nb,
+            outcome: Outcome {
+                dry_run: nb.dry_run(),
+                ..Outcome::default()
+            },
+            tag_id: 0,
+            remembered: 0,
+        }
+    }
+}
+
+fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(), RegisterError> {
     let inv = reg.inventory;
-    let mut cx = Ctx {
-        nb,
-        outcome: Outcome::default(),
-        tag_id: 0,
-    };
     let tag_slug = slug(&opts.tag);
-    let tag = cx.get_or_create(
+    let tag = cx.shared(
         "extras/tags",
         &[("slug", &tag_slug)],
-        json!({"name": opts.tag, "slug": tag_slug, "color": "2196f3",
+        Some(
+            json!({"name": opts.tag, "slug": tag_slug, "color": "2196f3",
                "description": "created and updated by kea-hook-bmc-discovery"}),
+        ),
+        false,
         &format!("tag {}", opts.tag),
     )?;
-    cx.tag_id = id_of(&tag).unwrap_or(0);
+    cx.tag_id = tag.as_ref().and_then(id_of).unwrap_or(0);
     let tags = json!([cx.tag_id]);
 
     // Site and rack: from the placement; missing ones per policy.
@@ -373,42 +531,43 @@ pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outco
         ))
     })?;
     let site_slug = slug(&site_name);
-    let site = match cx.find("dcim/sites", &[("slug", &site_slug)])? {
-        Some(s) => s,
-        None if opts.create_missing => cx.get_or_create(
+    let site = cx
+        .shared(
             "dcim/sites",
             &[("slug", &site_slug)],
-            json!({"name": site_name, "slug": site_slug, "status": "active", "tags": tags}),
+            opts.create_missing.then(
+                || json!({"name": site_name, "slug": site_slug, "status": "active", "tags": tags}),
+            ),
+            false,
             &format!("site {site_name}"),
-        )?,
-        None => {
-            return Err(RegisterError::Refused(format!(
+        )?
+        .ok_or_else(|| {
+            RegisterError::Refused(format!(
                 "site {site_name:?} (slug {site_slug}) does not exist in NetBox; create it, \
-                 or let the hook create missing sites and racks"
-            )))
-        }
-    };
+                 or let the hook create missing sites and racks (netbox.create-missing)"
+            ))
+        })?;
     let site_id = id_of(&site).unwrap_or(0);
+    let sid = site_id.to_string();
     let rack = match &reg.placement.rack {
         None => None,
-        Some(rack_name) => {
-            let sid = site_id.to_string();
-            match cx.find("dcim/racks", &[("site_id", &sid), ("name", rack_name)])? {
-                Some(r) => Some(r),
-                None if opts.create_missing => Some(cx.get_or_create(
-                    "dcim/racks",
-                    &[("site_id", &sid), ("name", rack_name)],
-                    json!({"name": rack_name, "site": site_id, "status": "active", "tags": tags}),
-                    &format!("rack {rack_name} in {site_name}"),
-                )?),
-                None => {
-                    return Err(RegisterError::Refused(format!(
-                        "rack {rack_name:?} does not exist in site {site_name:?}; create it, \
-                         or let the hook create missing sites and racks"
-                    )))
-                }
-            }
-        }
+        Some(rack_name) => Some(
+            cx.shared(
+                "dcim/racks",
+                &[("site_id", &sid), ("name", rack_name)],
+                opts.create_missing.then(|| {
+                    json!({"name": rack_name, "site": site_id, "status": "active", "tags": tags})
+                }),
+                false,
+                &format!("rack {rack_name} in {site_name}"),
+            )?
+            .ok_or_else(|| {
+                RegisterError::Refused(format!(
+                    "rack {rack_name:?} does not exist in site {site_name:?}; create it, \
+                     or let the hook create missing sites and racks (netbox.create-missing)"
+                ))
+            })?,
+        ),
     };
 
     // Manufacturer, device type, role.
@@ -417,31 +576,35 @@ pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outco
         .clone()
         .unwrap_or_else(|| format!("Unknown ({})", inv.vendor));
     let mfr_slug = slug(&mfr_name);
-    let mfr = cx.get_or_create(
+    let mfr = cx.shared(
         "dcim/manufacturers",
         &[("slug", &mfr_slug)],
-        json!({"name": mfr_name, "slug": mfr_slug}),
+        Some(json!({"name": mfr_name, "slug": mfr_slug})),
+        false,
         &format!("manufacturer {mfr_name}"),
     )?;
-    let mfr_id = id_of(&mfr).unwrap_or(0).to_string();
+    let mfr_id = mfr.as_ref().and_then(id_of).unwrap_or(0);
     let model = inv.model.clone().unwrap_or_else(|| "Unknown model".into());
     let model_slug = slug(&format!("{mfr_slug}-{model}"));
     let height = reg.placement.height.or(inv.height_u).unwrap_or(1);
-    let dtype = cx.get_or_create(
+    let dtype = cx.shared(
         "dcim/device-types",
-        &[("manufacturer_id", &mfr_id), ("slug", &model_slug)],
-        json!({"manufacturer": id_of(&mfr), "model": model, "slug": model_slug,
+        &[("manufacturer_id", &mfr_id.to_string()), ("slug", &model_slug)],
+        Some(json!({"manufacturer": mfr_id, "model": model, "slug": model_slug,
                "part_number": inv.sku.clone().or_else(|| inv.part_number.clone()).unwrap_or_default(),
-               "u_height": height, "tags": tags}),
+               "u_height": height, "tags": tags})),
+        false,
         &format!("device type {model}"),
     )?;
     let role_slug = slug(&opts.role);
-    let role = cx.get_or_create(
+    let role = cx.shared(
         "dcim/device-roles",
         &[("slug", &role_slug)],
-        json!({"name": opts.role, "slug": role_slug, "color": "9e9e9e"}),
+        Some(json!({"name": opts.role, "slug": role_slug, "color": "9e9e9e"})),
+        false,
         &format!("role {}", opts.role),
     )?;
+    let custom = custom_fields(cx, opts, inv)?;
 
     // The device: by serial, then by BMC MAC, then by name in the site.
     let mut device = None;
@@ -454,15 +617,12 @@ pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outco
                 .pointer("/assigned_object/device/id")
                 .and_then(Value::as_u64)
             {
-                device = Some(nb.get(&format!("/api/dcim/devices/{dev_id}/"))?);
+                device = Some(cx.nb.get(&format!("/api/dcim/devices/{dev_id}/"))?);
             }
         }
     }
     if device.is_none() {
-        device = cx.find(
-            "dcim/devices",
-            &[("name", &reg.name), ("site_id", &site_id.to_string())],
-        )?;
+        device = cx.find("dcim/devices", &[("name", &reg.name), ("site_id", &sid)])?;
     }
     if let (Some(d), Some(serial)) = (&device, &inv.serial_number) {
         let theirs = d.get("serial").and_then(Value::as_str).unwrap_or("");
@@ -477,8 +637,8 @@ pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outco
     }
     let mut want = Map::new();
     want.insert("name".into(), json!(reg.name));
-    want.insert("device_type".into(), json!(id_of(&dtype)));
-    want.insert("role".into(), json!(id_of(&role)));
+    want.insert("device_type".into(), json!(dtype.as_ref().and_then(id_of)));
+    want.insert("role".into(), json!(role.as_ref().and_then(id_of)));
     want.insert("site".into(), json!(site_id));
     if let Some(r) = &rack {
         want.insert("rack".into(), json!(id_of(r)));
@@ -494,6 +654,9 @@ pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outco
         want.insert("asset_tag".into(), json!(a));
     }
     want.insert("tags".into(), tags.clone());
+    if !custom.is_empty() {
+        want.insert("custom_fields".into(), Value::Object(custom));
+    }
     // Asset tags are unique in NetBox, and BMCs ship with copied defaults:
     // a tag another device holds is left unset here, and said so.
     if let Some(a) = &inv.asset_tag {
@@ -508,55 +671,137 @@ pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outco
             }
         }
     }
-    let site_filter = site_id.to_string();
+    // Only a device this registration created is known to have nothing on
+    // it yet: then the lookups of its interface, addresses and items are
+    // skipped.
+    let new_device = device.is_none();
     let device = cx.upsert(
         "dcim/devices",
         device,
-        &[("name", &reg.name), ("site_id", &site_filter)],
+        &[("name", &reg.name), ("site_id", &sid)],
         &want,
         &format!("device {}", reg.name),
     )?;
+    let new_device = new_device
+        && cx
+            .outcome
+            .changes
+            .last()
+            .is_some_and(|c| c.starts_with("created device"));
     let device_id = id_of(&device).unwrap_or(0);
     cx.outcome.device_id = device_id;
     let dev = device_id.to_string();
 
     // The BMC's interface.
-    let iface = cx.get_or_create(
-        "dcim/interfaces",
-        &[("device_id", &dev), ("name", &opts.interface)],
-        json!({"device": device_id, "name": opts.interface, "type": "1000base-t",
-               "mgmt_only": true, "description": "BMC", "tags": tags}),
-        &format!("interface {}", opts.interface),
-    )?;
+    let iface_filter = [
+        ("device_id", dev.as_str()),
+        ("name", opts.interface.as_str()),
+    ];
+    let iface_body = json!({"device": device_id, "name": opts.interface, "type": "1000base-t",
+               "mgmt_only": true, "description": "BMC", "tags": tags});
+    let iface_what = format!("interface {}", opts.interface);
+    let iface = if new_device {
+        cx.create("dcim/interfaces", &iface_filter, iface_body, &iface_what)?
+    } else {
+        cx.get_or_create("dcim/interfaces", &iface_filter, iface_body, &iface_what)?
+    };
     let iface_id = id_of(&iface).unwrap_or(0);
 
     // The MAC: NetBox does not keep MACs unique, so after a create the
     // oldest object for this MAC wins and the others are removed.
-    let mac = mac_object(&mut cx, &reg.bmc_mac, iface_id, &tags)?;
+    let mac = mac_object(cx, &reg.bmc_mac, iface_id, &tags)?;
     let mac_id = id_of(&mac).unwrap_or(0);
     let mut want = Map::new();
     want.insert("primary_mac_address".into(), json!(mac_id));
     cx.update("dcim/interfaces", &iface, &want, "interface primary MAC")?;
-    remove_stale(
-        &mut cx,
-        "dcim/mac-addresses",
-        iface_id,
-        Some(mac_id),
-        "MAC address",
-        "mac_address",
-    )?;
+    if !new_device {
+        remove_stale(
+            cx,
+            "dcim/mac-addresses",
+            iface_id,
+            Some(mac_id),
+            "MAC address",
+            "mac_address",
+        )?;
+    }
 
     // The IP address, and the device's out-of-band IP.
-    let ip = ip_object(&mut cx, reg, iface_id, &tags)?;
+    let ip = ip_object(cx, reg, iface_id, &tags, !new_device)?;
     let mut want = Map::new();
     want.insert("oob_ip".into(), json!(id_of(&ip)));
     cx.update("dcim/devices", &device, &want, "device oob_ip")?;
 
     // The parts, as inventory items.
     let items = super::items::desired(inv);
-    let changed = super::items::sync(nb, device_id, cx.tag_id, &items)?;
+    let changed = super::items::sync(cx.nb, device_id, cx.tag_id, &items, !new_device)?;
     cx.outcome.changes.extend(changed);
-    Ok(cx.outcome)
+
+    if opts.journal && !cx.outcome.changes.is_empty() {
+        journal(cx, reg, device_id)?;
+    }
+    Ok(())
+}
+
+/// The values of the hook's custom fields that exist (or were created, per
+/// `opts.custom_fields`); one missing is noted once per a few minutes.
+fn custom_fields(
+    cx: &mut Ctx,
+    opts: &Options,
+    inv: &Inventory,
+) -> Result<Map<String, Value>, RegisterError> {
+    let mut values = Map::new();
+    if opts.custom_fields == CustomFields::Off {
+        return Ok(values);
+    }
+    for (name, label, description) in FIELDS {
+        let create = (opts.custom_fields == CustomFields::Create).then(|| {
+            json!({"name": name, "label": label, "description": description, "type": "text",
+                   "object_types": ["dcim.device"], "group_name": "BMC discovery",
+                   "required": false})
+        });
+        let found = cx.shared(
+            "extras/custom-fields",
+            &[("name", name)],
+            create,
+            true,
+            &format!("custom field {name}"),
+        )?;
+        if found.is_none() {
+            let key = format!("noted missing custom field {name}");
+            if cx.nb.shared.get(&key).is_none() {
+                cx.nb.shared.put(key, Value::Bool(true));
+                cx.outcome.notes.push(format!(
+                    "custom field {name} does not exist in NetBox; create it, or set \
+                     netbox.custom-fields to \"create\" (or \"off\" to silence this)"
+                ));
+            }
+            continue;
+        }
+        let value = match *name {
+            "bmc_firmware" => inv.bmc.firmware_version.clone(),
+            "bmc_bios_version" => inv.bios_version.clone(),
+            _ => Some("registered".to_string()),
+        };
+        values.insert(name.to_string(), json!(value));
+    }
+    Ok(values)
+}
+
+/// One journal entry on the device listing what this registration changed.
+fn journal(cx: &mut Ctx, reg: &Registration, device_id: u64) -> Result<(), RegisterError> {
+    let mut text = format!(
+        "kea-hook-bmc-discovery: BMC `{}` at {} (Redfish: {} module)\n",
+        reg.bmc_mac, reg.bmc_ip, reg.inventory.vendor
+    );
+    for c in &cx.outcome.changes {
+        text.push_str(&format!("\n- {c}"));
+    }
+    cx.nb.post(
+        "/api/extras/journal-entries/",
+        &json!({"assigned_object_type": "dcim.device", "assigned_object_id": device_id,
+                "kind": "info", "comments": text}),
+    )?;
+    Ok(())
 }
 
 fn mac_object(
@@ -652,6 +897,7 @@ fn ip_object(
     reg: &Registration,
     iface_id: u64,
     tags: &Value,
+    look_for_stale: bool,
 ) -> Result<Value, RegisterError> {
     let ip = reg.bmc_ip.to_string();
     let address = format!("{ip}/{}", reg.prefix_len);
@@ -680,6 +926,9 @@ fn ip_object(
     )?;
     // The BMC's earlier addresses on this interface, if the hook made them,
     // are gone from DHCP: remove them.
+    if !look_for_stale {
+        return Ok(obj);
+    }
     remove_stale(
         cx,
         "ipam/ip-addresses",

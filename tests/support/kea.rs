@@ -63,10 +63,22 @@ pub fn config(net: Net, dir: &Path, hooks: &[Hook], log_severity: &str) -> Value
         .iter()
         .filter_map(|h| match h {
             Hook::None => None,
-            Hook::Library { path, parameters } => Some(json!({
-                "library": path.to_str().unwrap(),
-                "parameters": parameters,
-            })),
+            Hook::Library { path, parameters } => {
+                // Each test keeps its BMC state in its own directory.
+                let mut parameters = parameters.clone();
+                if let Some(p) = parameters.as_object_mut() {
+                    if p.contains_key("redfish") && !p.contains_key("state-file") {
+                        p.insert(
+                            "state-file".into(),
+                            json!(dir.join("bmc-state.sqlite").to_str().unwrap()),
+                        );
+                    }
+                }
+                Some(json!({
+                    "library": path.to_str().unwrap(),
+                    "parameters": parameters,
+                }))
+            }
         })
         .collect();
     json!({"Dhcp4": {

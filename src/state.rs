@@ -1,0 +1,666 @@
+//! What the hook knows about every BMC it has seen, in one SQLite file that
+//! survives reloads, restarts and crashes: where each BMC is in the
+//! pipeline, how often it failed and why, when to try again, and what
+//! NetBox device it became. Workers write it; control commands and the
+//! retry scheduler read it. Never touched on a packet thread.
+//!
+//! States: `discovering` (a worker has it) → `registered` (in NetBox) or
+//! `discovered` (no NetBox configured); or `failed` (waiting for its next
+//! attempt) → `dead` after the last attempt. A BMC whose work was cut
+//! short (Kea stopped or crashed) is `failed` again at the next start, due
+//! at once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+/// Bumped when the table changes; older files are migrated at open.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS bmc (
+    mac             TEXT PRIMARY KEY,
+    ip              TEXT NOT NULL,
+    subnet_id       INTEGER NOT NULL,
+    hostname        TEXT NOT NULL DEFAULT '',
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    last_error      TEXT,
+    error_class     TEXT,
+    device_id       INTEGER,
+    name            TEXT,
+    site            TEXT,
+    rack            TEXT,
+    unit            INTEGER,
+    manufacturer    TEXT,
+    model           TEXT,
+    serial          TEXT,
+    first_seen      INTEGER NOT NULL,
+    leased_at_ms    INTEGER NOT NULL,
+    discovered_at   INTEGER,
+    registered_at   INTEGER,
+    discovery_ms    INTEGER,
+    register_ms     INTEGER,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bmc_due ON bmc(state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS bmc_ip ON bmc(ip);
+";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Discovering,
+    Discovered,
+    Registered,
+    Failed,
+    Dead,
+}
+
+impl State {
+    pub const ALL: [State; 5] = [
+        State::Discovering,
+        State::Discovered,
+        State::Registered,
+        State::Failed,
+        State::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Discovering => "discovering",
+            State::Discovered => "discovered",
+            State::Registered => "registered",
+            State::Failed => "failed",
+            State::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// One BMC, as `bmc-get` and `bmc-list` show it. Times are Unix seconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Bmc {
+    pub mac: String,
+    pub ip: String,
+    #[serde(rename = "subnet-id")]
+    pub subnet_id: u32,
+    pub hostname: String,
+    pub state: State,
+    pub attempts: u32,
+    #[serde(rename = "next-attempt-at")]
+    pub next_attempt_at: Option<i64>,
+    #[serde(rename = "last-error")]
+    pub last_error: Option<String>,
+    #[serde(rename = "error-class")]
+    pub error_class: Option<String>,
+    #[serde(rename = "netbox-device-id")]
+    pub device_id: Option<u64>,
+    pub name: Option<String>,
+    pub site: Option<String>,
+    pub rack: Option<String>,
+    pub unit: Option<u32>,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    #[serde(rename = "first-seen")]
+    pub first_seen: i64,
+    /// When the lease that started the current or last attempt was seen
+    /// (Unix milliseconds).
+    #[serde(rename = "leased-at-ms")]
+    pub leased_at_ms: i64,
+    #[serde(rename = "discovered-at")]
+    pub discovered_at: Option<i64>,
+    #[serde(rename = "registered-at")]
+    pub registered_at: Option<i64>,
+    #[serde(rename = "discovery-ms")]
+    pub discovery_ms: Option<u64>,
+    #[serde(rename = "register-ms")]
+    pub register_ms: Option<u64>,
+}
+
+const COLUMNS: &str = "mac, ip, subnet_id, hostname, state, attempts, next_attempt_at, \
+    last_error, error_class, device_id, name, site, rack, unit, manufacturer, model, serial, \
+    first_seen, leased_at_ms, discovered_at, registered_at, discovery_ms, register_ms";
+
+fn from_row(r: &Row) -> rusqlite::Result<Bmc> {
+    let state: String = r.get(4)?;
+    Ok(Bmc {
+        mac: r.get(0)?,
+        ip: r.get(1)?,
+        subnet_id: r.get(2)?,
+        hostname: r.get(3)?,
+        // A state this version does not know (a newer file) reads as
+        // failed: it will be tried again, never lost.
+        state: State::parse(&state).unwrap_or(State::Failed),
+        attempts: r.get(5)?,
+        next_attempt_at: r.get(6)?,
+        last_error: r.get(7)?,
+        error_class: r.get(8)?,
+        device_id: r.get(9)?,
+        name: r.get(10)?,
+        site: r.get(11)?,
+        rack: r.get(12)?,
+        unit: r.get(13)?,
+        manufacturer: r.get(14)?,
+        model: r.get(15)?,
+        serial: r.get(16)?,
+        first_seen: r.get(17)?,
+        leased_at_ms: r.get(18)?,
+        discovered_at: r.get(19)?,
+        registered_at: r.get(20)?,
+        discovery_ms: r.get(21)?,
+        register_ms: r.get(22)?,
+    })
+}
+
+/// How failures are retried: `attempts` in all, the n-th retry `backoff`
+/// × 2^(n-1) later, at most `max_backoff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 3,
+            backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before the attempt after `failed` failed attempts.
+    pub fn delay(&self, failed: u32) -> Duration {
+        let factor = 1u32 << failed.saturating_sub(1).min(20);
+        self.backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+/// A lease a worker starts on.
+pub struct Lease<'a> {
+    pub mac: &'a str,
+    pub ip: &'a str,
+    pub subnet_id: u32,
+    pub hostname: &'a str,
+}
+
+/// What a successful attempt found and did.
+#[derive(Default)]
+pub struct Success {
+    pub registered: bool,
+    pub device_id: Option<u64>,
+    pub name: Option<String>,
+    pub site: Option<String>,
+    pub rack: Option<String>,
+    pub unit: Option<u32>,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub discovery_ms: u64,
+    pub register_ms: u64,
+}
+
+/// Why an attempt failed.
+pub struct Failure<'a> {
+    /// A short class: auth, timeout, tls, netbox-unavailable, ...
+    pub class: &'a str,
+    pub message: &'a str,
+    /// Whether this attempt counts towards `dead`. An outage of NetBox is
+    /// not the BMC's fault: it is retried until NetBox is back.
+    pub counts: bool,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+pub fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn text(e: rusqlite::Error) -> String {
+    e.to_string()
+}
+
+impl Store {
+    /// Opens (creating if needed) the state file. Work that a stop or crash
+    /// cut short is made due again.
+    pub fn open(path: &Path) -> Result<Store, String> {
+        let conn = Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Store::init(conn).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// A store that lives in memory only (tests, tools).
+    pub fn in_memory() -> Result<Store, String> {
+        Store::init(Connection::open_in_memory().map_err(text)?)
+    }
+
+    fn init(conn: Connection) -> Result<Store, String> {
+        // WAL: readers (commands) never wait for the workers' writes;
+        // NORMAL sync: a power cut may lose the last transactions, which
+        // reconciliation finds again, but never corrupts the file.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(text)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(text)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(text)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(text)?;
+        if version > SCHEMA_VERSION {
+            return Err(format!(
+                "written by a newer version of the hook (schema {version}, this one knows \
+                 {SCHEMA_VERSION}); upgrade the hook or move the file away"
+            ));
+        }
+        conn.execute_batch(SCHEMA).map_err(text)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(text)?;
+        conn.execute(
+            "UPDATE bmc SET state = 'failed', next_attempt_at = ?1, error_class = 'interrupted', \
+             last_error = 'interrupted: Kea stopped or the hook was unloaded during the attempt', \
+             updated_at = ?1 WHERE state = 'discovering'",
+            params![now_s()],
+        )
+        .map_err(text)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A worker starts on `lease`. `new_lease`: a fresh allocation (the
+    /// BMC came back, maybe repaired or replaced): its failed attempts are
+    /// forgotten.
+    pub fn begin(&self, lease: &Lease, leased_at_ms: i64, new_lease: bool) -> Result<(), String> {
+        let now = now_s();
+        self.conn()
+            .execute(
+                "INSERT INTO bmc (mac, ip, subnet_id, hostname, state, first_seen, leased_at_ms, \
+                 updated_at) VALUES (?1, ?2, ?3, ?4, 'discovering', ?5, ?6, ?5) \
+                 ON CONFLICT(mac) DO UPDATE SET ip = ?2, subnet_id = ?3, \
+                 hostname = CASE WHEN ?4 = '' THEN hostname ELSE ?4 END, \
+                 attempts = CASE WHEN ?7 THEN 0 ELSE attempts END, \
+                 state = 'discovering', next_attempt_at = NULL, leased_at_ms = ?6, updated_at = ?5",
+                params![
+                    lease.mac,
+                    lease.ip,
+                    lease.subnet_id,
+                    lease.hostname,
+                    now,
+                    leased_at_ms,
+                    new_lease
+                ],
+            )
+            .map(|_| ())
+            .map_err(text)
+    }
+
+    /// The attempt succeeded.
+    pub fn succeeded(&self, mac: &str, s: &Success) -> Result<(), String> {
+        let now = now_s();
+        let state = if s.registered {
+            State::Registered
+        } else {
+            State::Discovered
+        };
+        self.conn()
+            .execute(
+                "UPDATE bmc SET state = ?2, attempts = 0, next_attempt_at = NULL, \
+                 last_error = NULL, error_class = NULL, \
+                 device_id = COALESCE(?3, device_id), name = COALESCE(?4, name), \
+                 site = ?5, rack = ?6, unit = ?7, manufacturer = ?8, model = ?9, serial = ?10, \
+                 discovered_at = ?11, registered_at = CASE WHEN ?12 THEN ?11 ELSE registered_at END, \
+                 discovery_ms = ?13, register_ms = ?14, updated_at = ?11 WHERE mac = ?1",
+                params![
+                    mac,
+                    state.as_str(),
+                    s.device_id,
+                    s.name,
+                    s.site,
+                    s.rack,
+                    s.unit,
+                    s.manufacturer,
+                    s.model,
+                    s.serial,
+                    now,
+                    s.registered,
+                    s.discovery_ms,
+                    s.register_ms
+                ],
+            )
+            .map(|_| ())
+            .map_err(text)
+    }
+
+    /// The attempt failed: `failed` with its next attempt, or `dead` after
+    /// the last one. Returns the new state and, when failed, the next
+    /// attempt's time.
+    pub fn failed(
+        &self,
+        mac: &str,
+        f: &Failure,
+        policy: &RetryPolicy,
+    ) -> Result<(State, Option<i64>), String> {
+        let conn = self.conn();
+        let attempts: u32 = conn
+            .query_row(
+                "SELECT attempts FROM bmc WHERE mac = ?1",
+                params![mac],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(text)?
+            .unwrap_or(0);
+        let attempts = if f.counts { attempts + 1 } else { attempts };
+        let now = now_s();
+        let (state, next) = if attempts >= policy.attempts {
+            (State::Dead, None)
+        } else {
+            let wait = policy.delay(attempts.max(1)).as_secs() as i64;
+            (State::Failed, Some(now + wait))
+        };
+        conn.execute(
+            "UPDATE bmc SET state = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5, \
+             error_class = ?6, updated_at = ?7 WHERE mac = ?1",
+            params![mac, state.as_str(), attempts, next, f.message, f.class, now],
+        )
+        .map_err(text)?;
+        Ok((state, next))
+    }
+
+    /// Why a renewal of `mac` at `ip` needs no attempt: the BMC was
+    /// discovered less than `within` ago (its state is returned), or it is
+    /// dead at this address (only `bmc-retry`, or a new lease, tries it
+    /// again). None: try it.
+    pub fn renewal_needs_nothing(&self, mac: &str, ip: &str, within: Duration) -> Option<State> {
+        let since = now_s() - within.as_secs() as i64;
+        let state: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT state FROM bmc WHERE mac = ?1 AND ip = ?2 AND \
+                 ((state IN ('registered', 'discovered') AND discovered_at > ?3) \
+                  OR state = 'dead')",
+                params![mac, ip, since],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten();
+        state.as_deref().and_then(State::parse)
+    }
+
+    /// Failed BMCs whose next attempt is due, oldest lease first, at most
+    /// `limit`. Each is held for `hold` (its next attempt moved that far
+    /// ahead) so it is handed out once; the attempt itself then rewrites
+    /// the row, and if it never runs (queue full, Kea stopped) it is due
+    /// again after `hold`.
+    pub fn take_due(&self, limit: usize, hold: Duration) -> Result<Vec<Bmc>, String> {
+        let now = now_s();
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(text)?;
+        let rows = {
+            let mut st = tx
+                .prepare(&format!(
+                    "SELECT {COLUMNS} FROM bmc WHERE state = 'failed' AND next_attempt_at <= ?1 \
+                     ORDER BY leased_at_ms LIMIT ?2"
+                ))
+                .map_err(text)?;
+            let rows = st
+                .query_map(params![now, limit as i64], from_row)
+                .map_err(text)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(text)?;
+            rows
+        };
+        for b in &rows {
+            tx.execute(
+                "UPDATE bmc SET next_attempt_at = ?2 WHERE mac = ?1",
+                params![b.mac, now + hold.as_secs() as i64],
+            )
+            .map_err(text)?;
+        }
+        tx.commit().map_err(text)?;
+        Ok(rows)
+    }
+
+    /// One BMC by MAC (any case) or IPv4 address.
+    pub fn get(&self, key: &str) -> Result<Option<Bmc>, String> {
+        let key = key.trim().to_ascii_lowercase();
+        self.conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM bmc WHERE mac = ?1 OR ip = ?1 LIMIT 1"),
+                params![key],
+                from_row,
+            )
+            .optional()
+            .map_err(text)
+    }
+
+    /// BMCs in `state` and `site` (either optional), by MAC, at most `limit`.
+    pub fn list(
+        &self,
+        state: Option<State>,
+        site: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Bmc>, String> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM bmc WHERE (?1 IS NULL OR state = ?1) \
+                 AND (?2 IS NULL OR site = ?2) ORDER BY mac LIMIT ?3"
+            ))
+            .map_err(text)?;
+        let rows = st
+            .query_map(
+                params![state.map(State::as_str), site, limit as i64],
+                from_row,
+            )
+            .map_err(text)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(text);
+        rows
+    }
+
+    /// How many BMCs are in each state (every state present, 0 or more).
+    pub fn counts(&self) -> Result<BTreeMap<&'static str, u64>, String> {
+        let mut out: BTreeMap<&'static str, u64> =
+            State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT state, COUNT(*) FROM bmc GROUP BY state")
+            .map_err(text)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))
+            .map_err(text)?;
+        for row in rows {
+            let (state, n) = row.map_err(text)?;
+            let state = State::parse(&state).unwrap_or(State::Failed);
+            *out.entry(state.as_str()).or_insert(0) += n;
+        }
+        Ok(out)
+    }
+
+    /// Makes a failed or dead BMC `failed` with its attempts reset and due
+    /// in `due_in` (`bmc-retry`, which also queues it at once, holds it a
+    /// minute). Returns the BMC, or None if `key` is unknown.
+    pub fn retry(&self, key: &str, due_in: Duration) -> Result<Option<Bmc>, String> {
+        let Some(b) = self.get(key)? else {
+            return Ok(None);
+        };
+        self.conn()
+            .execute(
+                "UPDATE bmc SET state = 'failed', attempts = 0, next_attempt_at = ?2, \
+                 updated_at = ?3 WHERE mac = ?1 AND state IN ('failed', 'dead')",
+                params![b.mac, now_s() + due_in.as_secs() as i64, now_s()],
+            )
+            .map_err(text)?;
+        self.get(&b.mac)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease<'a>(mac: &'a str, ip: &'a str) -> Lease<'a> {
+        Lease {
+            mac,
+            ip,
+            subnet_id: 1,
+            hostname: "us3-cab1-ru1-idrac",
+        }
+    }
+
+    fn fail(counts: bool) -> Failure<'static> {
+        Failure {
+            class: "timeout",
+            message: "BMC did not answer",
+            counts,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = RetryPolicy {
+            attempts: 10,
+            backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(100),
+        };
+        assert_eq!(p.delay(1).as_secs(), 30);
+        assert_eq!(p.delay(2).as_secs(), 60);
+        assert_eq!(p.delay(3).as_secs(), 100);
+        assert_eq!(p.delay(40).as_secs(), 100);
+    }
+
+    #[test]
+    fn failures_end_dead_and_retry_brings_them_back() {
+        let s = Store::in_memory().unwrap();
+        let p = RetryPolicy {
+            attempts: 3,
+            backoff: Duration::ZERO,
+            max_backoff: Duration::ZERO,
+        };
+        s.begin(&lease("aa:bb:cc:00:00:01", "10.0.0.1"), now_ms(), true)
+            .unwrap();
+        assert_eq!(
+            s.failed("aa:bb:cc:00:00:01", &fail(true), &p).unwrap().0,
+            State::Failed
+        );
+        // NetBox outages do not count.
+        for _ in 0..5 {
+            let (st, _) = s.failed("aa:bb:cc:00:00:01", &fail(false), &p).unwrap();
+            assert_eq!(st, State::Failed);
+        }
+        assert_eq!(
+            s.failed("aa:bb:cc:00:00:01", &fail(true), &p).unwrap().0,
+            State::Failed
+        );
+        assert_eq!(
+            s.failed("aa:bb:cc:00:00:01", &fail(true), &p).unwrap().0,
+            State::Dead
+        );
+        let b = s.get("AA:BB:CC:00:00:01").unwrap().unwrap();
+        assert_eq!((b.state, b.attempts), (State::Dead, 3));
+        assert_eq!(
+            s.renewal_needs_nothing("aa:bb:cc:00:00:01", "10.0.0.1", Duration::from_secs(60)),
+            Some(State::Dead)
+        );
+        assert_eq!(b.last_error.as_deref(), Some("BMC did not answer"));
+        assert!(s.take_due(10, Duration::from_secs(60)).unwrap().is_empty());
+        let b = s.retry("10.0.0.1", Duration::ZERO).unwrap().unwrap();
+        assert_eq!((b.state, b.attempts), (State::Failed, 0));
+        let due = s.take_due(10, Duration::from_secs(60)).unwrap();
+        assert_eq!(due.len(), 1);
+        // Held: not handed out twice.
+        assert!(s.take_due(10, Duration::from_secs(60)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn success_is_remembered_and_makes_renewals_fresh() {
+        let s = Store::in_memory().unwrap();
+        let mac = "aa:bb:cc:00:00:02";
+        s.begin(&lease(mac, "10.0.0.2"), now_ms(), true).unwrap();
+        let within = Duration::from_secs(60);
+        assert_eq!(s.renewal_needs_nothing(mac, "10.0.0.2", within), None);
+        s.succeeded(
+            mac,
+            &Success {
+                registered: true,
+                device_id: Some(42),
+                site: Some("us3".into()),
+                ..Success::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            s.renewal_needs_nothing(mac, "10.0.0.2", within),
+            Some(State::Registered)
+        );
+        assert_eq!(
+            s.renewal_needs_nothing(mac, "10.0.0.9", within),
+            None,
+            "new IP"
+        );
+        assert_eq!(
+            s.renewal_needs_nothing(mac, "10.0.0.2", Duration::ZERO),
+            None
+        );
+        let c = s.counts().unwrap();
+        assert_eq!((c["registered"], c["failed"], c["dead"]), (1, 0, 0));
+        assert_eq!(
+            s.list(Some(State::Registered), Some("us3"), 10)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(s.list(None, Some("fra1"), 10).unwrap().len(), 0);
+        assert_eq!(s.get(mac).unwrap().unwrap().device_id, Some(42));
+    }
+
+    #[test]
+    fn work_cut_short_is_due_again_after_a_restart() {
+        let dir = std::env::temp_dir().join(format!("bmc-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.sqlite");
+        let _ = std::fs::remove_file(&path);
+        {
+            let s = Store::open(&path).unwrap();
+            s.begin(&lease("aa:bb:cc:00:00:03", "10.0.0.3"), now_ms(), true)
+                .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let b = s.get("aa:bb:cc:00:00:03").unwrap().unwrap();
+        assert_eq!(b.state, State::Failed);
+        assert_eq!(b.error_class.as_deref(), Some("interrupted"));
+        assert_eq!(s.take_due(10, Duration::from_secs(60)).unwrap().len(), 1);
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
