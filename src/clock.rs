@@ -1,6 +1,22 @@
 //! The monotonic clock shared with the C++ shim, which stamps each event with
 //! `CLOCK_MONOTONIC` at callout entry (std's `Instant` cannot be compared with
-//! a raw timestamp taken in C++).
+//! a raw timestamp taken in C++), and the wall clock as Unix time for what is
+//! shown to operators or kept across restarts.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_s() -> i64 {
+    unix_ms() / 1000
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 /// Nanoseconds on `CLOCK_MONOTONIC`. Served from the vDSO: no system call.
 pub fn monotonic_ns() -> u64 {

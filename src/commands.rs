@@ -4,7 +4,6 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::event::LeaseEvent;
 use crate::runtime::Runtime;
 use crate::state::{State, Store};
 
@@ -215,7 +214,7 @@ fn list(store: &Store, arguments: Option<&Value>) -> Value {
             format!("{} BMCs", bmcs.len()),
             Some(json!({ "bmcs": bmcs })),
         ),
-        Err(e) => answer(result::ERROR, format!("bmc-list: state file: {e}"), None),
+        Err(e) => state_error("bmc-list", &e),
     }
 }
 
@@ -265,7 +264,7 @@ fn get(store: &Store, arguments: Option<&Value>) -> Value {
             Some(json!(b)),
         ),
         Ok(None) => answer(result::EMPTY, format!("no BMC {key} is known"), None),
-        Err(e) => answer(result::ERROR, format!("bmc-get: state file: {e}"), None),
+        Err(e) => state_error("bmc-get", &e),
     }
 }
 
@@ -278,7 +277,7 @@ fn retry(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Value {
     let bmc = match store.get(&key) {
         Ok(Some(b)) => b,
         Ok(None) => return answer(result::EMPTY, format!("no BMC {key} is known"), None),
-        Err(e) => return answer(result::ERROR, format!("bmc-retry: state file: {e}"), None),
+        Err(e) => return state_error("bmc-retry", &e),
     };
     if !matches!(bmc.state, State::Failed | State::Dead) {
         return answer(
@@ -292,7 +291,7 @@ fn retry(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Value {
         );
     }
     if let Err(e) = store.retry(&bmc.mac, std::time::Duration::from_secs(60)) {
-        return answer(result::ERROR, format!("bmc-retry: state file: {e}"), None);
+        return state_error("bmc-retry", &e);
     }
     queue_now(runtime, "bmc-retry", &bmc)
 }
@@ -311,21 +310,17 @@ fn discover(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Valu
             format!("no BMC {key} is known; it is discovered when it takes a lease"),
             None,
         ),
-        Err(e) => answer(
-            result::ERROR,
-            format!("bmc-discover: state file: {e}"),
-            None,
-        ),
+        Err(e) => state_error("bmc-discover", &e),
     }
 }
 
+/// The state file failed under command `name`.
+fn state_error(name: &str, e: &str) -> Value {
+    answer(result::ERROR, format!("{name}: state file: {e}"), None)
+}
+
 fn queue_now(runtime: &Runtime, name: &str, bmc: &crate::state::Bmc) -> Value {
-    let Some(ev) = bmc
-        .ip
-        .parse()
-        .ok()
-        .and_then(|ip| LeaseEvent::replay(&bmc.mac, ip, bmc.subnet_id, &bmc.hostname))
-    else {
+    let Some(ev) = bmc.lease_event() else {
         return answer(
             result::ERROR,
             format!("{name}: the state of {} is unreadable", bmc.mac),

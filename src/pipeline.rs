@@ -54,11 +54,7 @@ pub fn build(config: &Config, mode: Mode) -> Result<Arc<dyn Pipeline>, ConfigErr
 
 fn open_state(file: &str, mode: Mode) -> Result<Option<Store>, ConfigError> {
     let path = Path::new(file);
-    let dir_ok = path
-        .parent()
-        .map(|d| d.as_os_str().is_empty() || d.is_dir())
-        .unwrap_or(false);
-    if !dir_ok || path.is_dir() {
+    if !in_existing_dir(path) || path.is_dir() {
         return Err(bad(
             "state-file",
             format!(
@@ -147,6 +143,13 @@ impl Registrar {
     }
 }
 
+/// Whether `path`'s directory exists (a bare file name: the current one),
+/// for files the hook creates there.
+fn in_existing_dir(path: &Path) -> bool {
+    path.parent()
+        .is_some_and(|d| d.as_os_str().is_empty() || d.is_dir())
+}
+
 fn bad(parameter: &str, problem: String) -> ConfigError {
     ConfigError {
         parameter: parameter.to_string(),
@@ -176,11 +179,7 @@ impl DiscoveryPipeline {
         let tls = match r.tls_mode {
             TlsMode::Pin => {
                 let path = Path::new(&r.tls_pin_file);
-                let dir_ok = path
-                    .parent()
-                    .map(|d| d.as_os_str().is_empty() || d.is_dir())
-                    .unwrap_or(false);
-                if !dir_ok {
+                if !in_existing_dir(path) {
                     return Err(bad(
                         "redfish.tls-pin-file",
                         format!(
@@ -290,7 +289,7 @@ impl Pipeline for DiscoveryPipeline {
                     ),
                     Some((_, Some(at))) => format!(
                         "{message}; next attempt in {} s",
-                        (at - state::now_s()).max(0)
+                        (at - crate::clock::unix_s()).max(0)
                     ),
                     _ => message,
                 })
@@ -313,11 +312,7 @@ impl Pipeline for DiscoveryPipeline {
         let rows = self
             .with_state(|s| s.take_due(limit, Duration::from_secs(60)))
             .unwrap_or_default();
-        rows.iter()
-            .filter_map(|b| {
-                LeaseEvent::replay(&b.mac, b.ip.parse().ok()?, b.subnet_id, &b.hostname)
-            })
-            .collect()
+        rows.iter().filter_map(state::Bmc::lease_event).collect()
     }
 
     fn state(&self) -> Option<&Store> {
@@ -335,7 +330,7 @@ struct Failed {
 /// When the lease was seen, in Unix milliseconds: the callout's monotonic
 /// timestamp carried over to the wall clock (replays: now).
 fn leased_at_ms(ev: &LeaseEvent) -> i64 {
-    let now = state::now_ms();
+    let now = crate::clock::unix_ms();
     if ev.0.start_ns == 0 {
         return now;
     }

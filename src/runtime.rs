@@ -8,7 +8,6 @@
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Sender, TrySendError};
 use serde_json::{json, Value};
@@ -187,10 +186,7 @@ impl Runtime {
             workers: Some(workers),
             inflight,
             stats,
-            loaded_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            loaded_at: crate::clock::unix_s() as u64,
             retry: Some(retry),
         })
     }

@@ -13,7 +13,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::clock::unix_s;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
@@ -88,19 +90,16 @@ impl State {
 
 /// One BMC, as `bmc-get` and `bmc-list` show it. Times are Unix seconds.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Bmc {
     pub mac: String,
     pub ip: String,
-    #[serde(rename = "subnet-id")]
     pub subnet_id: u32,
     pub hostname: String,
     pub state: State,
     pub attempts: u32,
-    #[serde(rename = "next-attempt-at")]
     pub next_attempt_at: Option<i64>,
-    #[serde(rename = "last-error")]
     pub last_error: Option<String>,
-    #[serde(rename = "error-class")]
     pub error_class: Option<String>,
     #[serde(rename = "netbox-device-id")]
     pub device_id: Option<u64>,
@@ -111,20 +110,22 @@ pub struct Bmc {
     pub manufacturer: Option<String>,
     pub model: Option<String>,
     pub serial: Option<String>,
-    #[serde(rename = "first-seen")]
     pub first_seen: i64,
     /// When the lease that started the current or last attempt was seen
     /// (Unix milliseconds).
-    #[serde(rename = "leased-at-ms")]
     pub leased_at_ms: i64,
-    #[serde(rename = "discovered-at")]
     pub discovered_at: Option<i64>,
-    #[serde(rename = "registered-at")]
     pub registered_at: Option<i64>,
-    #[serde(rename = "discovery-ms")]
     pub discovery_ms: Option<u64>,
-    #[serde(rename = "register-ms")]
     pub register_ms: Option<u64>,
+}
+
+impl Bmc {
+    /// The lease to queue again for this BMC (a retry or a command).
+    pub fn lease_event(&self) -> Option<crate::event::LeaseEvent> {
+        let ip = self.ip.parse().ok()?;
+        crate::event::LeaseEvent::replay(&self.mac, ip, self.subnet_id, &self.hostname)
+    }
 }
 
 const COLUMNS: &str = "mac, ip, subnet_id, hostname, state, attempts, next_attempt_at, \
@@ -227,20 +228,6 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
-pub fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn text(e: rusqlite::Error) -> String {
     e.to_string()
 }
@@ -283,7 +270,7 @@ impl Store {
             "UPDATE bmc SET state = 'failed', next_attempt_at = ?1, error_class = 'interrupted', \
              last_error = 'interrupted: Kea stopped or the hook was unloaded during the attempt', \
              updated_at = ?1 WHERE state = 'discovering'",
-            params![now_s()],
+            params![unix_s()],
         )
         .map_err(text)?;
         Ok(Store {
@@ -299,7 +286,7 @@ impl Store {
     /// BMC came back, maybe repaired or replaced): its failed attempts are
     /// forgotten.
     pub fn begin(&self, lease: &Lease, leased_at_ms: i64, new_lease: bool) -> Result<(), String> {
-        let now = now_s();
+        let now = unix_s();
         self.conn()
             .execute(
                 "INSERT INTO bmc (mac, ip, subnet_id, hostname, state, first_seen, leased_at_ms, \
@@ -324,7 +311,7 @@ impl Store {
 
     /// The attempt succeeded.
     pub fn succeeded(&self, mac: &str, s: &Success) -> Result<(), String> {
-        let now = now_s();
+        let now = unix_s();
         let state = if s.registered {
             State::Registered
         } else {
@@ -379,7 +366,7 @@ impl Store {
             .map_err(text)?
             .unwrap_or(0);
         let attempts = if f.counts { attempts + 1 } else { attempts };
-        let now = now_s();
+        let now = unix_s();
         let (state, next) = if attempts >= policy.attempts {
             (State::Dead, None)
         } else {
@@ -400,7 +387,7 @@ impl Store {
     /// dead at this address (only `bmc-retry`, or a new lease, tries it
     /// again). None: try it.
     pub fn renewal_needs_nothing(&self, mac: &str, ip: &str, within: Duration) -> Option<State> {
-        let since = now_s() - within.as_secs() as i64;
+        let since = unix_s() - within.as_secs() as i64;
         let state: Option<String> = self
             .conn()
             .query_row(
@@ -422,7 +409,7 @@ impl Store {
     /// the row, and if it never runs (queue full, Kea stopped) it is due
     /// again after `hold`.
     pub fn take_due(&self, limit: usize, hold: Duration) -> Result<Vec<Bmc>, String> {
-        let now = now_s();
+        let now = unix_s();
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(text)?;
         let rows = {
@@ -518,7 +505,7 @@ impl Store {
             .execute(
                 "UPDATE bmc SET state = 'failed', attempts = 0, next_attempt_at = ?2, \
                  updated_at = ?3 WHERE mac = ?1 AND state IN ('failed', 'dead')",
-                params![b.mac, now_s() + due_in.as_secs() as i64, now_s()],
+                params![b.mac, unix_s() + due_in.as_secs() as i64, unix_s()],
             )
             .map_err(text)?;
         self.get(&b.mac)
@@ -528,6 +515,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::unix_ms;
 
     fn lease<'a>(mac: &'a str, ip: &'a str) -> Lease<'a> {
         Lease {
@@ -567,7 +555,7 @@ mod tests {
             backoff: Duration::ZERO,
             max_backoff: Duration::ZERO,
         };
-        s.begin(&lease("aa:bb:cc:00:00:01", "10.0.0.1"), now_ms(), true)
+        s.begin(&lease("aa:bb:cc:00:00:01", "10.0.0.1"), unix_ms(), true)
             .unwrap();
         assert_eq!(
             s.failed("aa:bb:cc:00:00:01", &fail(true), &p).unwrap().0,
@@ -606,7 +594,7 @@ mod tests {
     fn success_is_remembered_and_makes_renewals_fresh() {
         let s = Store::in_memory().unwrap();
         let mac = "aa:bb:cc:00:00:02";
-        s.begin(&lease(mac, "10.0.0.2"), now_ms(), true).unwrap();
+        s.begin(&lease(mac, "10.0.0.2"), unix_ms(), true).unwrap();
         let within = Duration::from_secs(60);
         assert_eq!(s.renewal_needs_nothing(mac, "10.0.0.2", within), None);
         s.succeeded(
@@ -652,7 +640,7 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         {
             let s = Store::open(&path).unwrap();
-            s.begin(&lease("aa:bb:cc:00:00:03", "10.0.0.3"), now_ms(), true)
+            s.begin(&lease("aa:bb:cc:00:00:03", "10.0.0.3"), unix_ms(), true)
                 .unwrap();
         }
         let s = Store::open(&path).unwrap();

@@ -110,6 +110,18 @@ fn registration<'a>(inv: &'a Inventory, i: u32, hostname: &str) -> Registration<
     }
 }
 
+/// The tests' NetBox, emptied, its lock held, and a client of it.
+fn empty_netbox() -> (
+    std::sync::MutexGuard<'static, ()>,
+    &'static support::netbox::Instance,
+    NetBox,
+) {
+    let (guard, inst) = netbox();
+    reset();
+    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+    (guard, inst, nb)
+}
+
 fn create_missing() -> Options {
     Options {
         create_missing: true,
@@ -124,9 +136,7 @@ fn get(nb: &NetBox, path: &str) -> Value {
 #[test]
 fn every_model_registers_completely_and_a_second_run_writes_nothing() {
     let invs = inventories();
-    let (_guard, inst) = netbox();
-    reset();
-    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+    let (_guard, _, nb) = empty_netbox();
     for (i, (model, inv)) in invs.iter().enumerate() {
         let i = i as u32;
         let host = format!("us3-cab{}-ru{}-bmc", i % 3 + 1, 2 * i + 1);
@@ -225,14 +235,8 @@ fn every_model_registers_completely_and_a_second_run_writes_nothing() {
 #[test]
 fn concurrent_registrations_of_one_server_converge() {
     let invs = inventories();
-    let inv = &invs
-        .iter()
-        .find(|(m, _)| m == "dell-idrac9-r750")
-        .unwrap()
-        .1;
-    let (_guard, inst) = netbox();
-    reset();
-    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+    let inv = model(&invs, "dell-idrac9-r750");
+    let (_guard, inst, nb) = empty_netbox();
     // The shared objects exist already (a site with other servers).
     register(
         &nb,
@@ -285,14 +289,8 @@ fn concurrent_registrations_of_one_server_converge() {
 #[test]
 fn ip_change_bmc_replacement_conflicts_and_missing_sites() {
     let invs = inventories();
-    let inv = &invs
-        .iter()
-        .find(|(m, _)| m == "hpe-ilo6-dl380agen11")
-        .unwrap()
-        .1;
-    let (_guard, inst) = netbox();
-    reset();
-    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+    let inv = model(&invs, "hpe-ilo6-dl380agen11");
+    let (_guard, _, nb) = empty_netbox();
 
     // Missing site: refused by default, created when allowed.
     let reg = registration(inv, 1, "fra1-r7-ru12-ilo");
@@ -356,11 +354,7 @@ fn ip_change_bmc_replacement_conflicts_and_missing_sites() {
 
     // Another server with the same name in the site: a conflict, nothing
     // overwritten.
-    let other = &invs
-        .iter()
-        .find(|(m, _)| m == "lenovo-xcc-sr670v2")
-        .unwrap()
-        .1;
+    let other = model(&invs, "lenovo-xcc-sr670v2");
     let clash = registration(other, 3, "fra1-r7-ru12-ilo");
     let e = register(&nb, &clash, &create_missing()).unwrap_err();
     assert!(e.to_string().contains("conflict"), "{e}");
@@ -381,9 +375,7 @@ fn ip_change_bmc_replacement_conflicts_and_missing_sites() {
 #[test]
 fn netbox_down_mid_run_reports_unavailable_and_the_retry_succeeds() {
     let invs = inventories();
-    let (_guard, inst) = netbox();
-    reset();
-    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+    let (_guard, _, nb) = empty_netbox();
     let first = registration(&invs[2].1, 1, "us3-cab1-ru1-a");
     register(&nb, &first, &create_missing()).unwrap();
 
@@ -425,9 +417,7 @@ fn lease<'a>(inv: &'a Inventory, i: u32, hostname: &str) -> Registration<'a> {
 #[test]
 fn hostnames_multi_unit_long_non_ascii_and_missing_racks() {
     let invs = inventories();
-    let (_guard, inst) = netbox();
-    reset();
-    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+    let (_guard, _, nb) = empty_netbox();
 
     // Units 17-18: position 17, and the new device type is 2 units high.
     let r750 = model(&invs, "dell-idrac9-r750");
@@ -629,9 +619,7 @@ fn custom_fields_journal_entries_and_dry_runs() {
 #[test]
 fn remembered_objects_deleted_in_netbox_are_read_again() {
     let invs = inventories();
-    let (_guard, inst) = netbox();
-    reset();
-    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+    let (_guard, _, nb) = empty_netbox();
     let first = register(
         &nb,
         &registration(&invs[0].1, 1, "us3-cab1-ru1-a"),

@@ -333,7 +333,7 @@ impl Ctx<'_> {
 
     /// `have` brought to `want`; without one, `want` created (status
     /// active). A create that loses a race updates the winner, found by
-    /// `filter`.
+    /// `filter`. The flag: whether this call created the object.
     fn upsert(
         &mut self,
         endpoint: &str,
@@ -341,9 +341,9 @@ impl Ctx<'_> {
         filter: &[(&str, &str)],
         want: &Map<String, Value>,
         what: &str,
-    ) -> Result<Value, RegisterError> {
+    ) -> Result<(Value, bool), RegisterError> {
         if let Some(have) = have {
-            return self.update(endpoint, &have, want, what);
+            return Ok((self.update(endpoint, &have, want, what)?, false));
         }
         let mut body = want.clone();
         body.insert("status".into(), json!("active"));
@@ -353,13 +353,13 @@ impl Ctx<'_> {
         {
             Ok(v) => {
                 self.outcome.changes.push(format!("created {what}"));
-                Ok(v)
+                Ok((v, true))
             }
             Err(e) if is_duplicate(&e) => {
                 let winner = self
                     .find(endpoint, filter)?
                     .ok_or_else(|| RegisterError::from(e))?;
-                self.update(endpoint, &winner, want, what)
+                Ok((self.update(endpoint, &winner, want, what)?, false))
             }
             Err(e) => Err(e.into()),
         }
@@ -674,20 +674,13 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
     // Only a device this registration created is known to have nothing on
     // it yet: then the lookups of its interface, addresses and items are
     // skipped.
-    let new_device = device.is_none();
-    let device = cx.upsert(
+    let (device, new_device) = cx.upsert(
         "dcim/devices",
         device,
         &[("name", &reg.name), ("site_id", &sid)],
         &want,
         &format!("device {}", reg.name),
     )?;
-    let new_device = new_device
-        && cx
-            .outcome
-            .changes
-            .last()
-            .is_some_and(|c| c.starts_with("created device"));
     let device_id = id_of(&device).unwrap_or(0);
     cx.outcome.device_id = device_id;
     let dev = device_id.to_string();
@@ -917,7 +910,7 @@ fn ip_object(
     );
     want.insert("tags".into(), tags.clone());
     let found = cx.find("ipam/ip-addresses", &[("address", &ip)])?;
-    let obj = cx.upsert(
+    let (obj, _) = cx.upsert(
         "ipam/ip-addresses",
         found,
         &[("address", &ip)],
