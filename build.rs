@@ -14,6 +14,7 @@ const KEA_LIBS: &[&str] = &[
     "kea-dhcpsrv",
     "kea-dhcp++",
     "kea-hooks",
+    "kea-stats",
     "kea-cc",
     "kea-log",
     "kea-asiolink",

@@ -30,7 +30,9 @@ extern "C" {
 /* Which callout saw the lease. */
 #define BMC_LEASE_SELECT 1 /* lease4_select, real allocation (DHCPREQUEST) */
 #define BMC_LEASE_RENEW 2  /* lease4_renew: the client already held it */
-#define BMC_LEASE_REPLAY 3 /* Rust only: a retry or command, from the state store */
+#define BMC_LEASE_REPLAY 3 /* Rust only: scheduled from the state store (retry, reconciliation) */
+#define BMC_LEASE_ACTIVE 4 /* an active lease read from Kea's lease database (reconciliation) */
+#define BMC_LEASE_FORCED 5 /* Rust only: bmc-discover, whatever the BMC's state */
 
 /* Bits of bmc_lease_event.truncated: the field did not fit its buffer. */
 #define BMC_TRUNC_HOSTNAME 1
@@ -46,7 +48,8 @@ extern "C" {
 
 /* One lease as the shim copied it out of Kea's objects on a packet thread. */
 typedef struct bmc_lease_event {
-    uint64_t start_ns;       /* CLOCK_MONOTONIC at callout entry (cost histogram) */
+    uint64_t start_ns;       /* CLOCK_MONOTONIC at callout entry (cost histogram); 0 outside callouts */
+    int64_t cltt;            /* lease's client last transaction time, Unix seconds */
     uint32_t ipv4;           /* leased address, host byte order */
     uint32_t subnet_id;
     uint32_t valid_lifetime; /* seconds */
@@ -65,6 +68,9 @@ typedef struct bmc_lease_event {
 
 /* Receives bytes the other side owns; valid only during the call. */
 typedef void (*bmc_sink)(void *ctx, const char *data, size_t len);
+
+/* Receives one lease the other side owns; valid only during the call. */
+typedef void (*bmc_lease_sink)(void *ctx, const bmc_lease_event *event);
 
 /* ---- C++ side (src/shim/), called from Rust ------------------------------ */
 
@@ -87,6 +93,26 @@ int shim_staged_hooks_libraries(bmc_sink sink, void *ctx);
 int shim_register(void *library_handle, const char *const *commands, size_t n_commands,
                   bmc_sink sink, void *ctx);
 
+/* Every active lease (default state, not expired) in Kea's lease database,
+ * read page by page, each passed to `leases` (kind BMC_LEASE_ACTIVE). Kea's
+ * main thread only. Returns 0, or 1 on error (error text to sink). */
+int shim_active_leases4(bmc_lease_sink leases, void *leases_ctx, bmc_sink sink, void *ctx);
+
+/* Starts (or restarts) a repeating timer on Kea's TimerMgr that calls
+ * bmc_on_tick() on Kea's main thread every interval_ms. Kea's main thread
+ * only. Returns 0, or 1 on error (error text to sink). */
+int shim_timer_start(uint32_t interval_ms, bmc_sink sink, void *ctx);
+
+/* Unregisters that timer if it is registered. TimerMgr's own handler looks
+ * the timer up by name, so a tick already queued finds nothing to call once
+ * the library is gone. Kea's main thread only. */
+void shim_timer_stop(void);
+
+/* Sets an integer statistic in Kea's StatsMgr (statistic-get-all), or
+ * removes it. Kea's main thread only. Return 0, or 1 on error. */
+int shim_stat_set(const char *name, int64_t value);
+int shim_stat_del(const char *name);
+
 /* Kea logger "bmc-discovery" (kea-dhcp4.bmc-discovery). */
 int shim_log_enabled(int severity);
 void shim_log(int severity, const char *message, size_t len);
@@ -100,6 +126,9 @@ void bmc_on_lease(const bmc_lease_event *event);
  * {"subnet4": [...], "shared-networks": [...]} of the live configuration
  * (Kea's own toElement(), so every subnet has its id). Kea's main thread. */
 void bmc_on_configured(const char *json, size_t len);
+
+/* Kea's main thread, every interval of shim_timer_start(). */
+void bmc_on_tick(void);
 
 /* A control command: the request as JSON in, Kea's answer shape
  * {"result", "text", "arguments"} as JSON to sink. Kea's main thread. */

@@ -14,6 +14,7 @@ pub const COMMANDS: &[&str] = &[
     "bmc-get",
     "bmc-retry",
     "bmc-discover",
+    "bmc-reconcile",
 ];
 
 /// The most BMCs one `bmc-list` returns (its `limit` argument may ask for
@@ -65,8 +66,9 @@ pub fn handle(request: &[u8], runtime: Option<&Runtime>) -> Value {
         "bmc-status" => status(runtime, arguments),
         "bmc-list" => with_store(runtime, name, |s| list(s, arguments)),
         "bmc-get" => with_store(runtime, name, |s| get(s, arguments)),
-        "bmc-retry" => with_store(runtime, name, |s| retry(runtime, s, arguments)),
+        "bmc-retry" => with_store(runtime, name, |s| retry(s, arguments)),
         "bmc-discover" => with_store(runtime, name, |s| discover(runtime, s, arguments)),
+        "bmc-reconcile" => with_store(runtime, name, |_| reconcile(runtime, arguments)),
         other => answer(
             result::UNSUPPORTED,
             format!(
@@ -96,11 +98,27 @@ fn status(runtime: &Runtime, arguments: Option<&Value>) -> Value {
         return e;
     }
     let mut status = runtime.status();
-    if let Some(store) = runtime.pipeline().and_then(|p| p.state()) {
-        status["bmcs"] = match store.counts() {
-            Ok(c) => json!(c),
-            Err(e) => json!({ "error": e }),
-        };
+    if let Some(p) = runtime.pipeline() {
+        if let Some(store) = p.state() {
+            status["bmcs"] = match store.counts() {
+                Ok(c) => json!(c),
+                Err(e) => json!({ "error": e }),
+            };
+        }
+        if let Some(m) = p.metrics() {
+            status["latency"] = json!({
+                "lease-to-done": m.lease_to_done.snapshot(),
+                "discovery": m.discovery.snapshot(),
+                "netbox": m.netbox.snapshot(),
+            });
+            status["failures"] = json!(m.failures());
+            status["attempts-succeeded"] = json!(m.successes());
+            status["netbox"] = if p.netbox_configured() {
+                json!({ "configured": true, "reachable": m.netbox() })
+            } else {
+                json!({ "configured": false })
+            };
+        }
     }
     let text = format!(
         "{} {}: {} workers, queue {}/{}, {} events accepted",
@@ -269,7 +287,7 @@ fn get(store: &Store, arguments: Option<&Value>) -> Value {
 }
 
 /// `bmc-retry`: a failed or dead BMC tried again now, attempts reset.
-fn retry(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Value {
+fn retry(store: &Store, arguments: Option<&Value>) -> Value {
     let key = match key_argument("bmc-retry", arguments) {
         Ok(k) => k,
         Err(e) => return e,
@@ -290,10 +308,18 @@ fn retry(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Value {
             None,
         );
     }
-    if let Err(e) = store.retry(&bmc.mac, std::time::Duration::from_secs(60)) {
-        return state_error("bmc-retry", &e);
+    match store.retry(&bmc.mac) {
+        Ok(_) => answer(
+            result::SUCCESS,
+            format!(
+                "BMC {} at {} queued; attempts reset to 0 (it starts within a second when the \
+                 queue has room)",
+                bmc.mac, bmc.ip
+            ),
+            Some(json!({ "mac": bmc.mac, "ip": bmc.ip })),
+        ),
+        Err(e) => state_error("bmc-retry", &e),
     }
-    queue_now(runtime, "bmc-retry", &bmc)
 }
 
 /// `bmc-discover`: discover (and register) a known BMC now, whatever its
@@ -319,8 +345,46 @@ fn state_error(name: &str, e: &str) -> Value {
     answer(result::ERROR, format!("{name}: state file: {e}"), None)
 }
 
+/// `bmc-reconcile`: walk Kea's lease database now and queue every BMC
+/// with an active lease that is not registered or is due; answers with
+/// what was found (waits up to 10 s for the state file).
+fn reconcile(runtime: &Runtime, arguments: Option<&Value>) -> Value {
+    if let Err(e) = no_arguments("bmc-reconcile", arguments) {
+        return e;
+    }
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let walked = match runtime.reconcile(Some(tx)) {
+        Ok(n) => n,
+        Err(e) => return answer(result::ERROR, format!("bmc-reconcile: {e}"), None),
+    };
+    match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(Ok(r)) => {
+            let mut args = json!(r);
+            args["active-leases"] = json!(walked);
+            answer(
+                result::SUCCESS,
+                format!(
+                    "{walked} active leases in Kea's lease database, {} of BMCs: {} queued, {} up \
+                     to date, {} in progress, {} failed (waiting), {} dead",
+                    r.leases, r.queued, r.up_to_date, r.in_progress, r.failed, r.dead
+                ),
+                Some(args),
+            )
+        }
+        Ok(Err(e)) => state_error("bmc-reconcile", &e),
+        Err(_) => answer(
+            result::SUCCESS,
+            format!(
+                "{walked} active leases handed to reconciliation; the state file is busy, see \
+                 bmc-status in a moment"
+            ),
+            Some(json!({ "active-leases": walked })),
+        ),
+    }
+}
+
 fn queue_now(runtime: &Runtime, name: &str, bmc: &crate::state::Bmc) -> Value {
-    let Some(ev) = bmc.lease_event() else {
+    let Some(ev) = bmc.forced_event() else {
         return answer(
             result::ERROR,
             format!("{name}: the state of {} is unreadable", bmc.mac),

@@ -35,6 +35,10 @@ pub struct Config {
     pub retry_backoff_s: u64,
     /// The longest wait between attempts.
     pub retry_backoff_max_s: u64,
+    /// How often Kea's lease database is reconciled with the state file
+    /// (besides at start-up, after queue drops and on `bmc-reconcile`);
+    /// 0 = never on a timer.
+    pub reconcile_interval_s: u64,
 }
 
 /// Where Debian's Kea keeps its state (owned by Kea's user `_kea`).
@@ -158,6 +162,7 @@ impl Default for Config {
             retry_attempts: 3,
             retry_backoff_s: 30,
             retry_backoff_max_s: 3600,
+            reconcile_interval_s: 600,
         }
     }
 }
@@ -176,6 +181,7 @@ pub const KNOWN: &[&str] = &[
     "retry-attempts",
     "retry-backoff-s",
     "retry-backoff-max-s",
+    "reconcile-interval-s",
 ];
 
 /// A parameter Kea's configuration got wrong. `Display` is the line Kea logs.
@@ -270,6 +276,9 @@ impl Config {
                 "retry-backoff-s" => config.retry_backoff_s = integer(key, value, 0, 86_400)?,
                 "retry-backoff-max-s" => {
                     config.retry_backoff_max_s = integer(key, value, 0, 604_800)?
+                }
+                "reconcile-interval-s" => {
+                    config.reconcile_interval_s = integer(key, value, 0, 604_800)?
                 }
                 _ => {
                     return Err(err(

@@ -3,7 +3,10 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::bindings::{bmc_lease_event, BMC_LEASE_RENEW, BMC_LEASE_REPLAY, BMC_LEASE_SELECT};
+use crate::bindings::{
+    bmc_lease_event, BMC_LEASE_ACTIVE, BMC_LEASE_FORCED, BMC_LEASE_RENEW, BMC_LEASE_REPLAY,
+    BMC_LEASE_SELECT,
+};
 
 /// A lease event by value: plain bytes, no pointers, no heap. It moves into a
 /// preallocated channel slot with one copy.
@@ -18,8 +21,13 @@ pub enum LeaseKind {
     Select,
     /// A client that already held the lease asked for it again.
     Renew,
-    /// Not from a callout: a retry, or a command, from the state store.
+    /// Not from a callout: scheduled from the state store (a retry, or a
+    /// lease found by reconciliation); done only if still wanted.
     Replay,
+    /// An active lease read from Kea's lease database (reconciliation).
+    Active,
+    /// Not from a callout: `bmc-discover`, done whatever the BMC's state.
+    Forced,
     /// A value the shim should never send; kept rather than trusted.
     Unknown(u8),
 }
@@ -71,6 +79,8 @@ impl LeaseEvent {
             BMC_LEASE_SELECT => LeaseKind::Select,
             BMC_LEASE_RENEW => LeaseKind::Renew,
             BMC_LEASE_REPLAY => LeaseKind::Replay,
+            BMC_LEASE_ACTIVE => LeaseKind::Active,
+            BMC_LEASE_FORCED => LeaseKind::Forced,
             _ => LeaseKind::Unknown(self.0.kind),
         }
     }
@@ -78,6 +88,21 @@ impl LeaseEvent {
     /// A replayed lease: `mac` (`aa:bb:..`), address, subnet and hostname
     /// as the state store keeps them. None if the MAC does not parse.
     pub fn replay(mac: &str, ipv4: Ipv4Addr, subnet_id: u32, hostname: &str) -> Option<LeaseEvent> {
+        LeaseEvent::from_store(LeaseKind::Replay, mac, ipv4, subnet_id, hostname)
+    }
+
+    /// Like `replay`, for `bmc-discover`: done whatever the BMC's state.
+    pub fn forced(mac: &str, ipv4: Ipv4Addr, subnet_id: u32, hostname: &str) -> Option<LeaseEvent> {
+        LeaseEvent::from_store(LeaseKind::Forced, mac, ipv4, subnet_id, hostname)
+    }
+
+    fn from_store(
+        kind: LeaseKind,
+        mac: &str,
+        ipv4: Ipv4Addr,
+        subnet_id: u32,
+        hostname: &str,
+    ) -> Option<LeaseEvent> {
         let mut ev = LeaseEvent::empty();
         let bytes: Vec<u8> = mac
             .split(':')
@@ -86,7 +111,10 @@ impl LeaseEvent {
         if bytes.is_empty() || bytes.len() > ev.0.hwaddr.len() {
             return None;
         }
-        ev.0.kind = BMC_LEASE_REPLAY as u8;
+        ev.0.kind = match kind {
+            LeaseKind::Forced => BMC_LEASE_FORCED,
+            _ => BMC_LEASE_REPLAY,
+        } as u8;
         ev.0.htype = 1;
         ev.0.hwaddr[..bytes.len()].copy_from_slice(&bytes);
         ev.0.hwaddr_len = bytes.len() as u8;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::bindings::{
     bmc_lease_event, bmc_sink, shim_hooks_version, shim_library_parameters, shim_register,
-    shim_staged_hooks_libraries,
+    shim_staged_hooks_libraries, shim_timer_start, shim_timer_stop,
 };
 use crate::config::Config;
 use crate::event::LeaseEvent;
@@ -52,7 +52,7 @@ fn with_sink(f: impl FnOnce(bmc_sink, *mut c_void) -> c_int) -> (c_int, String) 
 }
 
 /// Collects what the shim passes to a `bmc_sink`.
-unsafe extern "C" fn collect(ctx: *mut c_void, data: *const c_char, len: usize) {
+pub(crate) unsafe extern "C" fn collect(ctx: *mut c_void, data: *const c_char, len: usize) {
     // SAFETY: ctx is the &mut Vec<u8> passed alongside this sink; data/len
     // describe bytes the shim owns for the duration of the call.
     let out = unsafe { &mut *(ctx as *mut Vec<u8>) };
@@ -238,7 +238,10 @@ fn start(handle: *mut c_void) -> Result<(), String> {
 #[no_mangle]
 pub extern "C" fn unload() -> c_int {
     ffi_boundary!(1, {
+        // SAFETY: no arguments; main thread (Kea calls unload there).
+        unsafe { shim_timer_stop() };
         if let Some(runtime) = runtime::uninstall() {
+            runtime.kea_stats().withdraw();
             let counters = runtime.stats().counters();
             runtime.shutdown();
             log::info!(
@@ -301,6 +304,26 @@ pub unsafe extern "C" fn bmc_on_configured(json: *const c_char, len: usize) {
                 Err(e) => log::error!("{e}; keeping the previous subnet table"),
             },
         );
+        runtime::with_current(|rt| {
+            rt.configured();
+            // SAFETY: collect/ctx are a matching sink pair; main thread.
+            let (rc, error) =
+                with_sink(|sink, ctx| unsafe { shim_timer_start(runtime::TICK_MS, sink, ctx) });
+            if rc != 0 {
+                log::error!(
+                    "cannot start the timer on Kea's main thread ({error}): no statistics, \
+                     and reconciliation only on bmc-reconcile"
+                );
+            }
+        });
+    })
+}
+
+/// Shim, Kea's main thread: the timer tick (statistics, reconciliation).
+#[no_mangle]
+pub extern "C" fn bmc_on_tick() {
+    ffi_boundary!((), {
+        runtime::with_current(|rt| rt.on_tick());
     })
 }
 
@@ -349,4 +372,5 @@ const _: () = {
         [bmc_on_configured, crate::bindings::bmc_on_configured];
     let _: [unsafe extern "C" fn(*const c_char, usize, bmc_sink, *mut c_void); 2] =
         [bmc_command, crate::bindings::bmc_command];
+    let _: [unsafe extern "C" fn(); 2] = [bmc_on_tick, crate::bindings::bmc_on_tick];
 };

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, ConfigError, NetBoxConfig, RedfishConfig, TlsMode};
 use crate::event::{LeaseEvent, LeaseKind};
 use crate::hostname::PlacementPattern;
+use crate::metrics::Metrics;
 use crate::netbox::{self, CustomFields, NetBox, Options, RegisterError, Registration};
 use crate::redfish::{Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy};
-use crate::state::{self, Failure, Lease, RetryPolicy, Store, Success};
+use crate::state::{self, ActiveLease, Failure, Lease, Reconciled, RetryPolicy, Store, Success};
 use crate::subnets::SubnetInfo;
 use crate::worker::{LogPipeline, Pipeline};
 
@@ -170,6 +171,7 @@ pub struct DiscoveryPipeline {
     /// Kea's subnets by id (prefix length, user-context site), as of the
     /// last configuration.
     subnets: Mutex<HashMap<u32, SubnetInfo>>,
+    metrics: Metrics,
 }
 
 impl DiscoveryPipeline {
@@ -229,6 +231,7 @@ impl DiscoveryPipeline {
             retry: RetryPolicy::default(),
             netbox: None,
             subnets: Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
         })
     }
 }
@@ -257,25 +260,49 @@ impl Pipeline for DiscoveryPipeline {
                 None => {}
             }
         }
-        let hostname = String::from_utf8_lossy(ev.hostname()).into_owned();
-        self.with_state(|s| {
-            s.begin(
-                &Lease {
-                    mac: &mac,
-                    ip: &ip,
-                    subnet_id: ev.subnet_id(),
-                    hostname: &hostname,
-                },
-                leased_at_ms(ev),
-                ev.kind() == LeaseKind::Select,
-            )
-        });
+        if ev.kind() == LeaseKind::Replay {
+            // Scheduled from the store: a real lease event may have got
+            // there first, and then there is nothing left to do.
+            if self.with_state(|s| s.begin_scheduled(&mac)) == Some(false) {
+                log::debug!("BMC {mac} at {ip}: no longer due, skipped");
+                return Ok(());
+            }
+        } else {
+            let hostname = String::from_utf8_lossy(ev.hostname()).into_owned();
+            self.with_state(|s| {
+                s.begin(
+                    &Lease {
+                        mac: &mac,
+                        ip: &ip,
+                        subnet_id: ev.subnet_id(),
+                        hostname: &hostname,
+                    },
+                    leased_at_ms(ev),
+                    ev.kind() == LeaseKind::Select,
+                )
+            });
+        }
         match self.attempt(ev, &mac) {
             Ok(success) => {
-                self.with_state(|s| s.succeeded(&mac, &success));
+                let leased_at = self.with_state(|s| s.succeeded(&mac, &success));
+                let m = &self.metrics;
+                m.succeeded();
+                m.discovery.record(success.discovery_ms);
+                if self.netbox.is_some() {
+                    m.netbox.record(success.register_ms);
+                    m.set_netbox(true);
+                }
+                let done_at = leased_at.unwrap_or_else(|| leased_at_ms(ev));
+                m.lease_to_done
+                    .record((crate::clock::unix_ms() - done_at).max(0) as u64);
                 Ok(())
             }
             Err((failure, message)) => {
+                self.metrics.failed(failure.class);
+                if failure.class.starts_with("netbox-") {
+                    self.metrics
+                        .set_netbox(failure.class != "netbox-unavailable");
+                }
                 let f = Failure {
                     class: failure.class,
                     message: &message,
@@ -317,6 +344,21 @@ impl Pipeline for DiscoveryPipeline {
 
     fn state(&self) -> Option<&Store> {
         self.state.as_ref()
+    }
+
+    fn metrics(&self) -> Option<&Metrics> {
+        Some(&self.metrics)
+    }
+
+    fn netbox_configured(&self) -> bool {
+        self.netbox.is_some()
+    }
+
+    fn reconcile(&self, leases: &[ActiveLease]) -> Result<Reconciled, String> {
+        let Some(store) = &self.state else {
+            return Ok(Reconciled::default());
+        };
+        store.reconcile(leases, self.rediscover_after, self.netbox.is_some())
     }
 }
 

@@ -17,9 +17,14 @@ use crate::config::Config;
 use crate::event::LeaseEvent;
 use crate::filter::{Filter, Verdict};
 use crate::inflight::{Claim, InFlight};
+use crate::kea_stats::KeaStats;
+use crate::scheduler::{Reconcile, Scheduler, StateCounts};
+use crate::state::{ActiveLease, Reconciled};
 use crate::stats::{Counter, Stats};
 use crate::subnets::SubnetTable;
 use crate::worker::{Job, Pipeline, WorkerPool};
+
+use std::time::{Duration, Instant};
 
 /// The running hook.
 pub struct Runtime {
@@ -38,25 +43,45 @@ pub struct Runtime {
     inflight: Arc<InFlight>,
     stats: Arc<Stats>,
     loaded_at: u64,
-    /// Queues failed BMCs again when their next attempt is due.
-    retry: Option<RetryThread>,
+    /// Feeds due BMCs from the state file to the queue; records
+    /// reconciliations.
+    scheduler: Option<Scheduler>,
+    /// Main-thread bookkeeping of the timer tick.
+    tick: Mutex<TickState>,
+    kea_stats: KeaStats,
 }
 
-struct RetryThread {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    handle: std::thread::JoinHandle<()>,
+/// When reconciliation last ran and why it should run again.
+struct TickState {
+    /// Set at (re)configuration: reconcile at the next tick.
+    requested: bool,
+    last: Option<Instant>,
+    drops_seen: u64,
 }
 
-/// How often the retry thread looks for due BMCs.
-const RETRY_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+/// Reconcile after queue drops only this often: a burst drops many.
+const RECONCILE_AFTER_DROPS_EVERY: Duration = Duration::from_secs(5);
+/// How often the timer calls `on_tick` on Kea's main thread.
+pub const TICK_MS: u32 = 1000;
+
+/// Where a lease handed to the workers comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A callout: a refusal for a full queue is a drop, counted, and
+    /// recovered by reconciliation.
+    Packet,
+    /// The state file or a command: a full queue only delays it.
+    Store,
+}
 
 /// Hands `ev` to the workers unless its MAC is in flight or the queue is
-/// full. Shared by the packet path and the retry thread.
-fn hand_over(
+/// full. Shared by the packet path, the scheduler and the commands.
+pub fn hand_over(
     sender: &Sender<Job>,
     inflight: &InFlight,
     stats: &Stats,
     ev: &LeaseEvent,
+    origin: Origin,
 ) -> Result<(), Refusal> {
     let key = ev.hwaddr_key();
     let claimed = match key {
@@ -75,17 +100,30 @@ fn hand_over(
         claimed,
     }) {
         Ok(()) => {
-            stats.bump(Counter::Accepted);
+            stats.bump(match origin {
+                Origin::Packet => Counter::Accepted,
+                Origin::Store => Counter::Scheduled,
+            });
             Ok(())
         }
         Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-            stats.bump(Counter::DroppedQueueFull);
+            if origin == Origin::Packet {
+                stats.bump(Counter::DroppedQueueFull);
+            }
             if claimed {
                 inflight.release(key);
             }
             Err(Refusal::QueueFull)
         }
     }
+}
+
+/// The queue and the workers at one moment.
+pub struct QueueStatus {
+    pub depth: usize,
+    pub capacity: usize,
+    pub in_flight: usize,
+    pub workers: usize,
 }
 
 /// Why a lease was not queued.
@@ -106,50 +144,6 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-fn start_retry_thread(
-    sender: Sender<Job>,
-    inflight: Arc<InFlight>,
-    stats: Arc<Stats>,
-    pipeline: Arc<dyn Pipeline>,
-) -> Result<RetryThread, String> {
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    let handle = std::thread::Builder::new()
-        .name("bmc-retry".into())
-        .spawn(move || {
-            let step = std::time::Duration::from_millis(50);
-            let mut waited = std::time::Duration::ZERO;
-            while !flag.load(Ordering::Acquire) {
-                std::thread::sleep(step);
-                waited += step;
-                if waited < RETRY_TICK {
-                    continue;
-                }
-                waited = std::time::Duration::ZERO;
-                // Only as many as the queue has room for: the rest stay due.
-                let room = sender.capacity().unwrap_or(0).saturating_sub(sender.len());
-                if room == 0 {
-                    continue;
-                }
-                let due = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    pipeline.due(room.min(256))
-                }))
-                .unwrap_or_default();
-                for ev in &due {
-                    match hand_over(&sender, &inflight, &stats, ev) {
-                        Ok(()) => log::debug!("retrying BMC {} at {}", ev.mac_string(), ev.ipv4()),
-                        Err(why) => log::debug!(
-                            "retry of BMC {} not queued now ({why}); due again in a minute",
-                            ev.mac_string()
-                        ),
-                    }
-                }
-            }
-        })
-        .map_err(|e| format!("cannot start the retry thread: {e}"))?;
-    Ok(RetryThread { stop, handle })
-}
-
 impl Runtime {
     /// Starts the workers. `config` is validated, `filter` compiled from it.
     pub fn start(
@@ -167,9 +161,9 @@ impl Runtime {
             stats.clone(),
             inflight.clone(),
         )?;
-        let retry =
-            match start_retry_thread(sender.clone(), inflight.clone(), stats.clone(), pipeline) {
-                Ok(r) => r,
+        let scheduler =
+            match Scheduler::start(sender.clone(), inflight.clone(), stats.clone(), pipeline) {
+                Ok(s) => s,
                 Err(e) => {
                     workers.request_stop();
                     drop(sender);
@@ -187,7 +181,13 @@ impl Runtime {
             inflight,
             stats,
             loaded_at: crate::clock::unix_s() as u64,
-            retry: Some(retry),
+            scheduler: Some(scheduler),
+            tick: Mutex::new(TickState {
+                requested: false,
+                last: None,
+                drops_seen: 0,
+            }),
+            kea_stats: KeaStats::default(),
         })
     }
 
@@ -202,7 +202,94 @@ impl Runtime {
         let Some(sender) = &self.sender else {
             return Err(Refusal::QueueFull);
         };
-        hand_over(sender, &self.inflight, &self.stats, ev)
+        hand_over(sender, &self.inflight, &self.stats, ev, Origin::Store)
+    }
+
+    /// Per-state BMC counts as the scheduler last saw them.
+    pub fn state_counts(&self) -> Option<&StateCounts> {
+        self.scheduler.as_ref().map(|s| s.counts())
+    }
+
+    /// Kea's configuration is live (main thread): reconcile at the next
+    /// tick.
+    pub fn configured(&self) {
+        self.tick_state().requested = true;
+    }
+
+    fn tick_state(&self) -> std::sync::MutexGuard<'_, TickState> {
+        self.tick.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Kea's main thread, every `TICK_MS`: publishes the statistics and
+    /// reconciles when it is time (start-up, after queue drops once the
+    /// burst has passed, every `reconcile-interval-s`).
+    pub fn on_tick(&self) {
+        self.kea_stats.publish(self);
+        let drops = self.stats.counters().dropped_queue_full;
+        let now = Instant::now();
+        let due = {
+            let t = self.tick_state();
+            let since = t.last.map(|l| now.duration_since(l));
+            let interval = self.config.reconcile_interval_s;
+            let depth = self.sender.as_ref().map_or(0, |s| s.len());
+            t.requested
+                || (drops > t.drops_seen
+                    && depth <= self.config.queue_capacity / 2
+                    && since.is_none_or(|s| s >= RECONCILE_AFTER_DROPS_EVERY))
+                || (interval > 0 && since.is_some_and(|s| s >= Duration::from_secs(interval)))
+        };
+        if due {
+            if let Err(e) = self.reconcile(None) {
+                log::error!("reconciliation: {e}");
+            }
+        }
+    }
+
+    /// Walks Kea's lease database (main thread only) and hands the active
+    /// leases of BMCs to the scheduler. Returns how many active leases
+    /// there were; with `reply`, the scheduler sends its outcome there.
+    pub fn reconcile(
+        &self,
+        reply: Option<crossbeam_channel::Sender<Result<Reconciled, String>>>,
+    ) -> Result<usize, String> {
+        {
+            let mut t = self.tick_state();
+            t.requested = false;
+            t.last = Some(Instant::now());
+            t.drops_seen = self.stats.counters().dropped_queue_full;
+        }
+        let active = crate::reconcile::active_leases()?;
+        let walked = active.len();
+        let subnets = self.subnets();
+        let leases: Vec<ActiveLease> = active
+            .iter()
+            .filter_map(|ev| {
+                let matched = match self.filter.check(subnets, ev) {
+                    Verdict::Accept => true,
+                    Verdict::NoMatch => false,
+                    Verdict::NotOptedIn => return None,
+                };
+                Some(ActiveLease {
+                    mac: ev.mac_string(),
+                    ip: ev.ipv4().to_string(),
+                    subnet_id: ev.subnet_id(),
+                    hostname: String::from_utf8_lossy(ev.hostname()).into_owned(),
+                    leased_at_ms: ev.0.cltt.saturating_mul(1000),
+                    matched,
+                })
+            })
+            .filter(|l| !l.mac.is_empty())
+            .collect();
+        self.stats.bump(Counter::Reconciliations);
+        let Some(scheduler) = &self.scheduler else {
+            return Err("the hook is stopping".into());
+        };
+        if !scheduler.reconcile(Reconcile { leases, reply }) {
+            return Err(
+                "earlier reconciliations are still being recorded; try again shortly".into(),
+            );
+        }
+        Ok(walked)
     }
 
     /// The validated parameters.
@@ -258,13 +345,28 @@ impl Runtime {
 
     fn enqueue(&self, ev: &LeaseEvent) {
         if let Some(sender) = &self.sender {
-            let _ = hand_over(sender, &self.inflight, &self.stats, ev);
+            let _ = hand_over(sender, &self.inflight, &self.stats, ev, Origin::Packet);
         }
+    }
+
+    /// The queue and the workers right now.
+    pub fn queue_status(&self) -> QueueStatus {
+        QueueStatus {
+            depth: self.sender.as_ref().map_or(0, |s| s.len()),
+            capacity: self.config.queue_capacity,
+            in_flight: self.inflight.len(),
+            workers: self.workers.as_ref().map_or(0, |w| w.len()),
+        }
+    }
+
+    /// The statistics written into Kea's StatsMgr.
+    pub fn kea_stats(&self) -> &KeaStats {
+        &self.kea_stats
     }
 
     /// The `bmc-status` report.
     pub fn status(&self) -> Value {
-        let depth = self.sender.as_ref().map_or(0, |s| s.len());
+        let q = self.queue_status();
         let subnets = self.subnets();
         let opted_in: Vec<u32> = subnets.map_or_else(
             || self.config.subnet_ids.clone(),
@@ -279,11 +381,11 @@ impl Runtime {
         json!({
             "version": crate::VERSION,
             "loaded-at": self.loaded_at,
-            "workers": self.workers.as_ref().map_or(0, |w| w.len()),
+            "workers": q.workers,
             "queue": {
-                "depth": depth,
-                "capacity": self.config.queue_capacity,
-                "in-flight": self.inflight.len(),
+                "depth": q.depth,
+                "capacity": q.capacity,
+                "in-flight": q.in_flight,
             },
             "subnets": {
                 "configured": subnets.map_or(0, |t| t.all().len()),
@@ -306,11 +408,10 @@ impl Drop for Runtime {
         if let Some(workers) = &self.workers {
             workers.request_stop();
         }
-        // The retry thread holds a sender: it goes before the workers are
+        // The scheduler holds a sender: it goes before the workers are
         // joined, so that they see the queue disconnected.
-        if let Some(retry) = self.retry.take() {
-            retry.stop.store(true, Ordering::Release);
-            let _ = retry.handle.join();
+        if let Some(mut scheduler) = self.scheduler.take() {
+            scheduler.stop();
         }
         if let Some(workers) = self.workers.take() {
             // Dropping the only sender wakes idle workers with "disconnected"

@@ -4,11 +4,14 @@
 //! NetBox device it became. Workers write it; control commands and the
 //! retry scheduler read it. Never touched on a packet thread.
 //!
-//! States: `discovering` (a worker has it) → `registered` (in NetBox) or
-//! `discovered` (no NetBox configured); or `failed` (waiting for its next
-//! attempt) → `dead` after the last attempt. A BMC whose work was cut
-//! short (Kea stopped or crashed) is `failed` again at the next start, due
-//! at once.
+//! States: `queued` (found by reconciliation in Kea's lease database,
+//! waiting for room in the queue) → `discovering` (a worker has it) →
+//! `registered` (in NetBox) or `discovered` (no NetBox configured); or
+//! `failed` (waiting for its next attempt) → `dead` after the last attempt.
+//! A BMC whose work was cut short (Kea stopped or crashed) is `failed`
+//! again at the next start, due at once. The store is the durable queue:
+//! the scheduler hands `queued` and due `failed` BMCs to the workers, oldest
+//! lease first, only as fast as the in-memory queue has room.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -57,6 +60,7 @@ CREATE INDEX IF NOT EXISTS bmc_ip ON bmc(ip);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    Queued,
     Discovering,
     Discovered,
     Registered,
@@ -65,7 +69,8 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 5] = [
+    pub const ALL: [State; 6] = [
+        State::Queued,
         State::Discovering,
         State::Discovered,
         State::Registered,
@@ -75,6 +80,7 @@ impl State {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            State::Queued => "queued",
             State::Discovering => "discovering",
             State::Discovered => "discovered",
             State::Registered => "registered",
@@ -125,6 +131,12 @@ impl Bmc {
     pub fn lease_event(&self) -> Option<crate::event::LeaseEvent> {
         let ip = self.ip.parse().ok()?;
         crate::event::LeaseEvent::replay(&self.mac, ip, self.subnet_id, &self.hostname)
+    }
+
+    /// The lease to queue for `bmc-discover`: done whatever the state.
+    pub fn forced_event(&self) -> Option<crate::event::LeaseEvent> {
+        let ip = self.ip.parse().ok()?;
+        crate::event::LeaseEvent::forced(&self.mac, ip, self.subnet_id, &self.hostname)
     }
 }
 
@@ -212,6 +224,37 @@ pub struct Success {
     pub serial: Option<String>,
     pub discovery_ms: u64,
     pub register_ms: u64,
+}
+
+/// One active lease of a BMC in Kea's lease database.
+pub struct ActiveLease {
+    pub mac: String,
+    pub ip: String,
+    pub subnet_id: u32,
+    pub hostname: String,
+    /// The lease's last transaction (Unix ms): lease-to-done latency and
+    /// the oldest-first order count from it.
+    pub leased_at_ms: i64,
+    /// Whether the filter's patterns matched. Kea's lease keeps no vendor
+    /// class, so a BMC matched by option 60 alone does not match here;
+    /// such a lease counts only if its MAC is known already.
+    pub matched: bool,
+}
+
+/// What one reconciliation found. Queued: no row, a new address, a
+/// registration older than the rediscovery interval, or discovered only
+/// while NetBox is configured. Left alone: in progress (queued or
+/// discovering), up to date, failed (waits for its next attempt) and
+/// dead (only `bmc-retry` or a new lease revives it).
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Reconciled {
+    pub leases: u64,
+    pub queued: u64,
+    pub up_to_date: u64,
+    pub in_progress: u64,
+    pub failed: u64,
+    pub dead: u64,
 }
 
 /// Why an attempt failed.
@@ -309,8 +352,104 @@ impl Store {
             .map_err(text)
     }
 
-    /// The attempt succeeded.
-    pub fn succeeded(&self, mac: &str, s: &Success) -> Result<(), String> {
+    /// A worker starts on a BMC the scheduler handed out (a retry or a
+    /// lease found by reconciliation). False if it no longer needs it: a
+    /// real lease event got there first and it is done or in progress.
+    pub fn begin_scheduled(&self, mac: &str) -> Result<bool, String> {
+        let now = unix_s();
+        self.conn()
+            .execute(
+                "UPDATE bmc SET state = 'discovering', next_attempt_at = NULL, updated_at = ?2 \
+                 WHERE mac = ?1 AND state IN ('queued', 'failed')",
+                params![mac, now],
+            )
+            .map(|n| n == 1)
+            .map_err(text)
+    }
+
+    /// What reconciliation makes of the active leases of BMCs in Kea's
+    /// lease database (see `Reconciled` for the rules). One transaction.
+    pub fn reconcile(
+        &self,
+        leases: &[ActiveLease],
+        rediscover_after: Duration,
+        want_registered: bool,
+    ) -> Result<Reconciled, String> {
+        let now = unix_s();
+        let stale_before = now - rediscover_after.as_secs() as i64;
+        let mut out = Reconciled {
+            leases: leases.len() as u64,
+            ..Reconciled::default()
+        };
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(text)?;
+        for l in leases {
+            let row: Option<(String, String, Option<i64>)> = tx
+                .query_row(
+                    "SELECT state, ip, discovered_at FROM bmc WHERE mac = ?1",
+                    params![l.mac],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(text)?;
+            let queue = match &row {
+                None if !l.matched => {
+                    out.leases -= 1;
+                    false
+                }
+                None => true,
+                Some((state, ip, discovered_at)) => {
+                    let moved = *ip != l.ip;
+                    match State::parse(state) {
+                        // Working on it, or waiting for it already.
+                        Some(State::Queued | State::Discovering) => {
+                            out.in_progress += 1;
+                            false
+                        }
+                        Some(State::Registered) | Some(State::Discovered)
+                            if !moved
+                                && discovered_at.is_some_and(|t| t > stale_before)
+                                && (state == "registered" || !want_registered) =>
+                        {
+                            out.up_to_date += 1;
+                            false
+                        }
+                        Some(State::Failed) if !moved => {
+                            out.failed += 1;
+                            false
+                        }
+                        Some(State::Dead) if !moved => {
+                            out.dead += 1;
+                            false
+                        }
+                        // New address (a lease missed), stale, not yet in
+                        // NetBox, or unreadable: do it again.
+                        _ => true,
+                    }
+                }
+            };
+            if !queue {
+                continue;
+            }
+            out.queued += 1;
+            tx.execute(
+                "INSERT INTO bmc (mac, ip, subnet_id, hostname, state, next_attempt_at, \
+                 first_seen, leased_at_ms, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5, ?6, ?5) \
+                 ON CONFLICT(mac) DO UPDATE SET ip = ?2, subnet_id = ?3, \
+                 hostname = CASE WHEN ?4 = '' THEN hostname ELSE ?4 END, state = 'queued', \
+                 attempts = 0, next_attempt_at = ?5, leased_at_ms = ?6, updated_at = ?5",
+                params![l.mac, l.ip, l.subnet_id, l.hostname, now, l.leased_at_ms],
+            )
+            .map_err(text)?;
+        }
+        tx.commit().map_err(text)?;
+        Ok(out)
+    }
+
+    /// The attempt succeeded. Returns when the lease behind it was seen
+    /// (Unix ms), for the lease-to-done latency.
+    pub fn succeeded(&self, mac: &str, s: &Success) -> Result<i64, String> {
         let now = unix_s();
         let state = if s.registered {
             State::Registered
@@ -342,7 +481,13 @@ impl Store {
                     s.register_ms
                 ],
             )
-            .map(|_| ())
+            .map_err(text)?;
+        self.conn()
+            .query_row(
+                "SELECT leased_at_ms FROM bmc WHERE mac = ?1",
+                params![mac],
+                |r| r.get(0),
+            )
             .map_err(text)
     }
 
@@ -403,7 +548,8 @@ impl Store {
         state.as_deref().and_then(State::parse)
     }
 
-    /// Failed BMCs whose next attempt is due, oldest lease first, at most
+    /// Queued BMCs and failed ones whose next attempt is due, oldest lease
+    /// first, at most
     /// `limit`. Each is held for `hold` (its next attempt moved that far
     /// ahead) so it is handed out once; the attempt itself then rewrites
     /// the row, and if it never runs (queue full, Kea stopped) it is due
@@ -415,8 +561,8 @@ impl Store {
         let rows = {
             let mut st = tx
                 .prepare(&format!(
-                    "SELECT {COLUMNS} FROM bmc WHERE state = 'failed' AND next_attempt_at <= ?1 \
-                     ORDER BY leased_at_ms LIMIT ?2"
+                    "SELECT {COLUMNS} FROM bmc WHERE state IN ('queued', 'failed') \
+                     AND next_attempt_at <= ?1 ORDER BY leased_at_ms LIMIT ?2"
                 ))
                 .map_err(text)?;
             let rows = st
@@ -494,18 +640,31 @@ impl Store {
         Ok(out)
     }
 
-    /// Makes a failed or dead BMC `failed` with its attempts reset and due
-    /// in `due_in` (`bmc-retry`, which also queues it at once, holds it a
-    /// minute). Returns the BMC, or None if `key` is unknown.
-    pub fn retry(&self, key: &str, due_in: Duration) -> Result<Option<Bmc>, String> {
+    /// A BMC the scheduler took but could not queue (the queue filled up
+    /// meanwhile): due again now instead of after the hold.
+    pub fn release(&self, mac: &str) -> Result<(), String> {
+        self.conn()
+            .execute(
+                "UPDATE bmc SET next_attempt_at = ?2 WHERE mac = ?1 AND state IN ('queued', 'failed')",
+                params![mac, unix_s()],
+            )
+            .map(|_| ())
+            .map_err(text)
+    }
+
+    /// Makes a failed or dead BMC `queued` with its attempts reset
+    /// (`bmc-retry`); the scheduler hands it out within a second. Returns
+    /// the BMC, or None if `key` is unknown.
+    pub fn retry(&self, key: &str) -> Result<Option<Bmc>, String> {
         let Some(b) = self.get(key)? else {
             return Ok(None);
         };
+        let now = unix_s();
         self.conn()
             .execute(
-                "UPDATE bmc SET state = 'failed', attempts = 0, next_attempt_at = ?2, \
-                 updated_at = ?3 WHERE mac = ?1 AND state IN ('failed', 'dead')",
-                params![b.mac, unix_s() + due_in.as_secs() as i64, unix_s()],
+                "UPDATE bmc SET state = 'queued', attempts = 0, next_attempt_at = ?2, \
+                 updated_at = ?2 WHERE mac = ?1 AND state IN ('failed', 'dead')",
+                params![b.mac, now],
             )
             .map_err(text)?;
         self.get(&b.mac)
@@ -582,8 +741,8 @@ mod tests {
         );
         assert_eq!(b.last_error.as_deref(), Some("BMC did not answer"));
         assert!(s.take_due(10, Duration::from_secs(60)).unwrap().is_empty());
-        let b = s.retry("10.0.0.1", Duration::ZERO).unwrap().unwrap();
-        assert_eq!((b.state, b.attempts), (State::Failed, 0));
+        let b = s.retry("10.0.0.1").unwrap().unwrap();
+        assert_eq!((b.state, b.attempts), (State::Queued, 0));
         let due = s.take_due(10, Duration::from_secs(60)).unwrap();
         assert_eq!(due.len(), 1);
         // Held: not handed out twice.
@@ -630,6 +789,83 @@ mod tests {
         );
         assert_eq!(s.list(None, Some("fra1"), 10).unwrap().len(), 0);
         assert_eq!(s.get(mac).unwrap().unwrap().device_id, Some(42));
+    }
+
+    fn active(mac: &str, ip: &str, matched: bool) -> ActiveLease {
+        ActiveLease {
+            mac: mac.into(),
+            ip: ip.into(),
+            subnet_id: 1,
+            hostname: String::new(),
+            leased_at_ms: 1_000,
+            matched,
+        }
+    }
+
+    #[test]
+    fn reconciliation_queues_only_what_needs_an_attempt() {
+        let s = Store::in_memory().unwrap();
+        let day = Duration::from_secs(86_400);
+        let policy = RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        };
+        // Registered, dead, failed and in-progress BMCs, then the leases.
+        for (mac, ip) in [
+            ("02:00:00:00:00:01", "10.0.0.1"),
+            ("02:00:00:00:00:02", "10.0.0.2"),
+        ] {
+            s.begin(&lease(mac, ip), unix_ms(), true).unwrap();
+            s.succeeded(
+                mac,
+                &Success {
+                    registered: true,
+                    ..Success::default()
+                },
+            )
+            .unwrap();
+        }
+        s.begin(&lease("02:00:00:00:00:03", "10.0.0.3"), unix_ms(), true)
+            .unwrap();
+        s.failed("02:00:00:00:00:03", &fail(true), &policy).unwrap();
+        s.begin(&lease("02:00:00:00:00:04", "10.0.0.4"), unix_ms(), true)
+            .unwrap();
+        let leases = [
+            active("02:00:00:00:00:01", "10.0.0.1", true), // up to date
+            active("02:00:00:00:00:02", "10.0.0.9", true), // moved: queued
+            active("02:00:00:00:00:03", "10.0.0.3", true), // dead
+            active("02:00:00:00:00:04", "10.0.0.4", true), // discovering
+            active("02:00:00:00:00:05", "10.0.0.5", true), // new: queued
+            active("02:00:00:00:00:06", "10.0.0.6", false), // not a BMC
+        ];
+        let r = s.reconcile(&leases, day, true).unwrap();
+        assert_eq!(
+            r,
+            Reconciled {
+                leases: 5,
+                queued: 2,
+                up_to_date: 1,
+                in_progress: 1,
+                failed: 0,
+                dead: 1,
+            }
+        );
+        // Oldest lease first; each handed out once.
+        let due = s.take_due(10, Duration::from_secs(60)).unwrap();
+        let macs: Vec<&str> = due.iter().map(|b| b.mac.as_str()).collect();
+        assert_eq!(macs, ["02:00:00:00:00:02", "02:00:00:00:00:05"]);
+        assert_eq!(due[0].ip, "10.0.0.9");
+        assert!(s.begin_scheduled("02:00:00:00:00:05").unwrap());
+        assert!(
+            !s.begin_scheduled("02:00:00:00:00:05").unwrap(),
+            "taken once"
+        );
+        // Again: the queued one is in progress, nothing new is queued.
+        let r = s.reconcile(&leases, day, true).unwrap();
+        assert_eq!((r.queued, r.in_progress), (0, 3));
+        // A stale registration is queued again.
+        let r = s.reconcile(&leases[..1], Duration::ZERO, true).unwrap();
+        assert_eq!(r.queued, 1);
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub enum Counter {
     Failed,
     /// Still queued when the hook was unloaded.
     AbandonedAtUnload,
+    /// Queued from the state file (retries, reconciliation) or a command.
+    Scheduled,
+    /// Reconciliations of Kea's lease database run.
+    Reconciliations,
     /// Panics caught at the FFI boundary or in a worker.
     Panics,
 }
@@ -118,6 +122,8 @@ pub struct CountersSnapshot {
     pub processed: u64,
     pub failed: u64,
     pub abandoned_at_unload: u64,
+    pub scheduled: u64,
+    pub reconciliations: u64,
     pub panics: u64,
 }
 
@@ -195,6 +201,8 @@ impl Stats {
             processed: self.total(Counter::Processed),
             failed: self.total(Counter::Failed),
             abandoned_at_unload: self.total(Counter::AbandonedAtUnload),
+            scheduled: self.total(Counter::Scheduled),
+            reconciliations: self.total(Counter::Reconciliations),
             panics: self.total(Counter::Panics),
         }
     }
@@ -212,21 +220,7 @@ impl Stats {
             max = max.max(s.cost_max_ns.load(Ordering::Relaxed));
         }
         let count: u64 = counts.iter().sum();
-        let percentile = |q: f64| -> u64 {
-            if count == 0 {
-                return 0;
-            }
-            let rank = ((count as f64) * q).ceil().max(1.0) as u64;
-            let mut seen = 0;
-            for (i, c) in counts.iter().enumerate() {
-                seen += c;
-                if seen >= rank {
-                    // The open-ended last bucket reports the observed max.
-                    return COST_BOUNDS_NS[i].min(max);
-                }
-            }
-            max
-        };
+        let percentile = |q| crate::metrics::percentile(&counts, &COST_BOUNDS_NS, max, q);
         CostSnapshot {
             count,
             mean_ns: sum.checked_div(count).unwrap_or(0),

@@ -46,6 +46,26 @@ pub trait Pipeline: Send + Sync + 'static {
     fn state(&self) -> Option<&crate::state::Store> {
         None
     }
+
+    /// Latencies and failures; None when nothing is measured.
+    fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        None
+    }
+
+    /// Whether BMCs are registered in NetBox (not only discovered).
+    fn netbox_configured(&self) -> bool {
+        false
+    }
+
+    /// Records what reconciliation found in Kea's lease database: active
+    /// leases of BMCs that need an attempt become due. Runs on the
+    /// scheduler thread.
+    fn reconcile(
+        &self,
+        _leases: &[crate::state::ActiveLease],
+    ) -> Result<crate::state::Reconciled, String> {
+        Ok(crate::state::Reconciled::default())
+    }
 }
 
 /// The pipeline until discovery lands: one log line per BMC lease.

@@ -452,7 +452,7 @@ fn failures_are_retried_then_dead_and_the_state_survives_a_restart() {
         (
             "bmc-list",
             json!({"state": "lost"}),
-            "'state' must be one of discovering",
+            "'state' must be one of queued, discovering",
         ),
         ("bmc-list", json!({"limit": 0}), "'limit' must be 1..=10000"),
         (
@@ -511,4 +511,189 @@ fn failures_are_retried_then_dead_and_the_state_survives_a_restart() {
         (emu.stats(pool_addr(0)).requests > before).then_some(())
     });
     assert!(kea.child_alive());
+}
+
+/// An emulated BMC with the right password on each of the first `n` pool
+/// addresses, every model in turn, each answering after `latency`.
+fn good_bmcs_on_pool(n: u32, latency: Duration) -> Emulator {
+    let emu = Emulator::start(0);
+    let models = emulator::all_models();
+    for i in 0..n {
+        emu.add(
+            pool_addr(i),
+            &models[i as usize % models.len()],
+            i + 1,
+            "root",
+            PASS,
+        );
+        emu.set_faults(
+            pool_addr(i),
+            Faults {
+                latency,
+                ..Faults::default()
+            },
+        );
+    }
+    emu
+}
+
+/// `bmc-status`'s count of BMCs in `state` (0 before the first count).
+fn count(status: &Value, state: &str) -> u64 {
+    status["bmcs"][state].as_u64().unwrap_or(0)
+}
+
+/// Waits until `n` BMCs are in `state`; returns `bmc-status`.
+fn all_in_state(kea: &Kea, state: &str, n: u64, limit: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let s = kea.bmc_status();
+        if count(&s, state) >= n {
+            return s;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out waiting for {n} BMCs {state}: {}\n{}",
+            s["bmcs"],
+            kea.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// How often each MAC was logged as discovered.
+fn discoveries_per_mac(log: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for l in log.lines() {
+        if let Some(rest) = l.split("discovered BMC ").nth(1) {
+            if let Some(mac) = rest.split_whitespace().next() {
+                *out.entry(mac.to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_full_queue_loses_nothing_reconciliation_recovers_every_bmc() {
+    let net = Net::new(26);
+    let dir = TempDir::new("discovery-queue-full");
+    let n = 500u32;
+    let emu = good_bmcs_on_pool(n, Duration::ZERO);
+    // Queue of 8 and no timed reconciliation: what the burst drops comes
+    // back only through the reconciliation the drops trigger.
+    let params = json!({
+        "workers": 4,
+        "queue-capacity": 8,
+        "reconcile-interval-s": 0,
+        "redfish": redfish_params(dir.path(), &emu),
+    });
+    let kea = Kea::start(&dir, &config(net, dir.path(), &[hook(params)], "INFO"));
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), n as usize, "14:18:77:00:05:00");
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    assert_eq!(leases(&kea).len(), n as usize);
+
+    let status = all_in_state(&kea, "discovered", n as u64, Duration::from_secs(180));
+    let events = &status["events"];
+    let drops = events["dropped-queue-full"].as_u64().unwrap_or(0);
+    eprintln!("queue drops during the burst: {drops}; {events}");
+    assert!(
+        drops > 0,
+        "the burst should overflow a queue of 8: {status}"
+    );
+    assert!(events["reconciliations"].as_u64() >= Some(2), "{status}");
+    assert_eq!(
+        count(&status, "failed") + count(&status, "dead"),
+        0,
+        "{status}"
+    );
+
+    // Every leased MAC discovered exactly once: none lost, none twice.
+    let log = kea.log();
+    let per_mac = discoveries_per_mac(&log);
+    let leased = leases(&kea);
+    for mac in leased.values() {
+        assert_eq!(per_mac.get(mac), Some(&1), "{mac}");
+    }
+    assert!(log.contains("reconciliation:"), "{}", kea.log_tail(20));
+
+    // The statistics Kea publishes agree (the tick writes them every second).
+    let stats = wait_for("statistics published", Duration::from_secs(5), || {
+        let a = kea.command("statistic-get-all", None);
+        let a = &a["arguments"];
+        (a["bmc-discovery.bmcs.discovered"][0][0] == n).then(|| a.clone())
+    });
+    assert_eq!(stats["bmc-discovery.queue-drops"][0][0], drops);
+    assert_eq!(stats["bmc-discovery.lease-to-done-ms.count"][0][0], n);
+    assert_eq!(stats["bmc-discovery.lease-to-done-ms.le-inf"][0][0], n);
+    assert_eq!(stats["bmc-discovery.queue-capacity"][0][0], 8);
+
+    // Asked again, reconciliation finds nothing to do.
+    let a = kea.command("bmc-reconcile", None);
+    assert_eq!(a["result"], 0, "{a}");
+    assert_eq!(a["arguments"]["leases"], n, "{a}");
+    assert_eq!(a["arguments"]["up-to-date"], n, "{a}");
+    assert_eq!(a["arguments"]["queued"], 0, "{a}");
+    let a = kea.command("bmc-reconcile", Some(json!({"subnet": 1})));
+    assert_eq!(a["result"], 1, "{a}");
+    assert!(kea.child_alive());
+}
+
+#[test]
+fn kea_killed_mid_burst_discovers_every_bmc_after_restart() {
+    let net = Net::new(27);
+    let dir = TempDir::new("discovery-sigkill");
+    let n = 200u32;
+    // ~15 requests per discovery at 20 ms each: the burst takes a while.
+    let emu = good_bmcs_on_pool(n, Duration::from_millis(20));
+    let params = json!({
+        "workers": 4,
+        "redfish": redfish_params(dir.path(), &emu),
+    });
+    let cfg = config(net, dir.path(), &[hook(params)], "INFO");
+    let mut kea = Kea::start(&dir, &cfg);
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), n as usize, "14:18:77:00:06:00");
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    // Half-way: SIGKILL, no unload, queued work lost with the process.
+    let before = all_in_state(&kea, "discovered", n as u64 / 4, Duration::from_secs(120));
+    kea.child.kill().unwrap();
+    kea.child.wait().unwrap();
+    let first_log_len = kea.log().len();
+    let done_before = count(&before, "discovered");
+    assert!(done_before < n as u64, "killed too late: {before}");
+    drop(kea);
+
+    let kea = Kea::start(&dir, &cfg);
+    let status = all_in_state(&kea, "discovered", n as u64, Duration::from_secs(180));
+    assert_eq!(
+        count(&status, "failed") + count(&status, "dead"),
+        0,
+        "{status}"
+    );
+    // Kea appends to its log: both runs are in it.
+    let log = kea.log();
+    assert!(
+        log[first_log_len..].contains("reconciliation:"),
+        "{}",
+        kea.log_tail(20)
+    );
+    // Only what was in a worker's hands at the kill is done twice: the
+    // kill came between discovery and its record.
+    let per_mac = discoveries_per_mac(&log);
+    let leased = leases(&kea);
+    assert_eq!(leased.len(), n as usize);
+    let twice: Vec<_> = leased
+        .values()
+        .filter(|m| per_mac.get(*m).copied().unwrap_or(0) != 1)
+        .collect();
+    for mac in leased.values() {
+        assert!(per_mac.contains_key(mac), "{mac} never discovered");
+    }
+    assert!(
+        twice.len() <= 4,
+        "more than the 4 workers' BMCs twice: {twice:?}"
+    );
+    eprintln!(
+        "killed with {done_before}/{n} discovered; after restart all {n}, {} discovered twice",
+        twice.len()
+    );
 }

@@ -24,6 +24,10 @@
 #include <dhcpsrv/cfg_subnets4.h>
 #include <dhcpsrv/cfgmgr.h>
 #include <dhcpsrv/lease.h>
+#include <dhcpsrv/lease_mgr.h>
+#include <dhcpsrv/lease_mgr_factory.h>
+#include <dhcpsrv/timer_mgr.h>
+#include <stats/stats_mgr.h>
 #include <dhcpsrv/srv_config.h>
 #include <hooks/hooks.h>
 
@@ -88,6 +92,25 @@ void copy_hostname(const isc::dhcp::Lease4& lease, const isc::dhcp::Pkt4Ptr& que
     }
 }
 
+// The lease's own fields (address, subnet, hardware address, client id).
+void copy_lease(const isc::dhcp::Lease4& lease, bmc_lease_event& ev) {
+    ev.ipv4 = lease.addr_.toUint32();
+    ev.subnet_id = lease.subnet_id_;
+    ev.valid_lifetime = lease.valid_lft_;
+    ev.cltt = static_cast<int64_t>(lease.cltt_);
+    if (lease.hwaddr_) {
+        const auto& hw = lease.hwaddr_->hwaddr_;
+        ev.htype = lease.hwaddr_->htype_;
+        uint8_t ignored = 0;
+        ev.hwaddr_len = copy_bounded(hw.begin(), hw.end(), ev.hwaddr, BMC_HWADDR_MAX, 0, ignored);
+    }
+    if (lease.client_id_) {
+        const auto& id = lease.client_id_->getClientId();
+        ev.client_id_len = copy_bounded(id.begin(), id.end(), ev.client_id, BMC_CLIENT_ID_MAX,
+                                        BMC_TRUNC_CLIENT_ID, ev.truncated);
+    }
+}
+
 int forward_lease(CalloutHandle& handle, uint8_t kind) {
     try {
         // An earlier callout decided to drop or skip: not a lease that happens.
@@ -115,21 +138,7 @@ int forward_lease(CalloutHandle& handle, uint8_t kind) {
         isc::dhcp::Pkt4Ptr query;
         handle.getArgument("query4", query);
 
-        ev.ipv4 = lease->addr_.toUint32();
-        ev.subnet_id = lease->subnet_id_;
-        ev.valid_lifetime = lease->valid_lft_;
-        if (lease->hwaddr_) {
-            const auto& hw = lease->hwaddr_->hwaddr_;
-            ev.htype = lease->hwaddr_->htype_;
-            uint8_t ignored = 0;
-            ev.hwaddr_len =
-                copy_bounded(hw.begin(), hw.end(), ev.hwaddr, BMC_HWADDR_MAX, 0, ignored);
-        }
-        if (lease->client_id_) {
-            const auto& id = lease->client_id_->getClientId();
-            ev.client_id_len = copy_bounded(id.begin(), id.end(), ev.client_id, BMC_CLIENT_ID_MAX,
-                                            BMC_TRUNC_CLIENT_ID, ev.truncated);
-        }
+        copy_lease(*lease, ev);
         copy_hostname(*lease, query, ev);
         if (query) {
             if (auto opt60 = query->getOption(isc::dhcp::DHO_VENDOR_CLASS_IDENTIFIER)) {
@@ -200,6 +209,16 @@ int command_callout(CalloutHandle& handle) {
 
 void report(bmc_sink sink, void* ctx, const std::string& text) { sink(ctx, text.data(), text.size()); }
 
+const char TIMER_NAME[] = "bmc-discovery-tick";
+
+void on_timer() {
+    try {
+        bmc_on_tick();
+    } catch (...) {
+        // bmc_on_tick catches its own panics; nothing C++ can throw here.
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -253,6 +272,94 @@ int shim_register(void* library_handle, const char* const* commands, size_t n_co
         return 0;
     } catch (const std::exception& ex) {
         report(sink, ctx, ex.what());
+        return 1;
+    }
+}
+
+int shim_active_leases4(bmc_lease_sink leases, void* leases_ctx, bmc_sink sink, void* ctx) {
+    try {
+        if (!isc::dhcp::LeaseMgrFactory::haveInstance()) {
+            report(sink, ctx, "Kea has no lease database open");
+            return 1;
+        }
+        auto& mgr = isc::dhcp::LeaseMgrFactory::instance();
+        // Pages keep memory bounded however large the database is.
+        const isc::dhcp::LeasePageSize page(1000);
+        isc::asiolink::IOAddress from = isc::asiolink::IOAddress::IPV4_ZERO_ADDRESS();
+        for (;;) {
+            const isc::dhcp::Lease4Collection batch = mgr.getLeases4(from, page);
+            if (batch.empty()) {
+                break;
+            }
+            for (const auto& lease : batch) {
+                if (!lease || lease->state_ != isc::dhcp::Lease::STATE_DEFAULT ||
+                    lease->expired()) {
+                    continue;
+                }
+                bmc_lease_event ev = {};
+                ev.kind = BMC_LEASE_ACTIVE;
+                copy_lease(*lease, ev);
+                if (!lease->hostname_.empty()) {
+                    ev.hostname_len = copy_bounded(lease->hostname_.begin(), lease->hostname_.end(),
+                                                   ev.hostname, BMC_HOSTNAME_MAX,
+                                                   BMC_TRUNC_HOSTNAME, ev.truncated);
+                }
+                leases(leases_ctx, &ev);
+            }
+            from = batch.back()->addr_;
+            if (batch.size() < page.page_size_) {
+                break;
+            }
+        }
+        return 0;
+    } catch (const std::exception& ex) {
+        report(sink, ctx, ex.what());
+        return 1;
+    }
+}
+
+int shim_timer_start(uint32_t interval_ms, bmc_sink sink, void* ctx) {
+    try {
+        const auto& timers = isc::dhcp::TimerMgr::instance();
+        if (timers->isTimerRegistered(TIMER_NAME)) {
+            timers->unregisterTimer(TIMER_NAME);
+        }
+        timers->registerTimer(TIMER_NAME, on_timer, static_cast<long>(interval_ms),
+                              isc::asiolink::IntervalTimer::REPEATING);
+        timers->setup(TIMER_NAME);
+        return 0;
+    } catch (const std::exception& ex) {
+        report(sink, ctx, ex.what());
+        return 1;
+    }
+}
+
+void shim_timer_stop(void) {
+    try {
+        const auto& timers = isc::dhcp::TimerMgr::instance();
+        if (timers->isTimerRegistered(TIMER_NAME)) {
+            timers->unregisterTimer(TIMER_NAME);
+        }
+    } catch (const std::exception& ex) {
+        const std::string msg = std::string("stopping the timer failed: ") + ex.what();
+        shim_log(BMC_LOG_WARN, msg.data(), msg.size());
+    }
+}
+
+int shim_stat_set(const char* name, int64_t value) {
+    try {
+        isc::stats::StatsMgr::instance().setValue(name, value);
+        return 0;
+    } catch (...) {
+        return 1;
+    }
+}
+
+int shim_stat_del(const char* name) {
+    try {
+        isc::stats::StatsMgr::instance().del(name);
+        return 0;
+    } catch (...) {
         return 1;
     }
 }

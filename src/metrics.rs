@@ -1,0 +1,213 @@
+//! What the workers measure: latency histograms (lease → done, Redfish
+//! discovery, NetBox registration), failures by class, and whether NetBox
+//! answered last time. Workers write these; `bmc-status` and the Kea
+//! statistics publisher (kea_stats.rs) read them. Not on the packet path,
+//! so plain atomics and one small mutex are enough.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// Upper bounds (ms) of the latency buckets; the last is open-ended. Fine
+/// below 3 s, where the goals are (p50 < 1 s, p99 < 3 s).
+pub const MS_BOUNDS: [u64; 22] = [
+    25,
+    50,
+    100,
+    150,
+    200,
+    300,
+    400,
+    500,
+    750,
+    1_000,
+    1_500,
+    2_000,
+    3_000,
+    5_000,
+    10_000,
+    30_000,
+    60_000,
+    120_000,
+    300_000,
+    600_000,
+    3_600_000,
+    u64::MAX,
+];
+
+/// The rank-`q` value of a bucketed distribution: the upper bound of the
+/// bucket holding it (so it never understates), the observed max for the
+/// open last bucket. Shared with the callout-cost histogram.
+pub fn percentile(counts: &[u64], bounds: &[u64], max: u64, q: f64) -> u64 {
+    let count: u64 = counts.iter().sum();
+    if count == 0 {
+        return 0;
+    }
+    let rank = ((count as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (c, b) in counts.iter().zip(bounds) {
+        seen += c;
+        if seen >= rank {
+            return (*b).min(max);
+        }
+    }
+    max
+}
+
+/// A latency histogram in milliseconds.
+pub struct Histogram {
+    buckets: [AtomicU64; MS_BOUNDS.len()],
+    sum: AtomicU64,
+    max: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A histogram at one moment.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HistogramSnapshot {
+    pub count: u64,
+    pub sum_ms: u64,
+    pub p50_ms: u64,
+    pub p90_ms: u64,
+    pub p99_ms: u64,
+    pub max_ms: u64,
+    /// Per bucket (same order as `MS_BOUNDS`), not cumulative.
+    #[serde(skip)]
+    pub counts: Vec<u64>,
+}
+
+impl Histogram {
+    pub fn record(&self, ms: u64) {
+        let i = MS_BOUNDS.partition_point(|&b| b < ms);
+        self.buckets[i.min(MS_BOUNDS.len() - 1)].fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(ms, Ordering::Relaxed);
+        self.max.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let max = self.max.load(Ordering::Relaxed);
+        HistogramSnapshot {
+            count: counts.iter().sum(),
+            sum_ms: self.sum.load(Ordering::Relaxed),
+            p50_ms: percentile(&counts, &MS_BOUNDS, max, 0.50),
+            p90_ms: percentile(&counts, &MS_BOUNDS, max, 0.90),
+            p99_ms: percentile(&counts, &MS_BOUNDS, max, 0.99),
+            max_ms: max,
+            counts,
+        }
+    }
+}
+
+/// NetBox's reachability as last seen: unknown until the first attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reachability {
+    Unknown,
+    Reachable,
+    Unreachable,
+}
+
+/// Everything the workers measure.
+#[derive(Default)]
+pub struct Metrics {
+    /// From the lease (the callout, or the lease's last transaction for
+    /// leases found by reconciliation) to registered (or discovered,
+    /// without NetBox), retries included.
+    pub lease_to_done: Histogram,
+    pub discovery: Histogram,
+    pub netbox: Histogram,
+    succeeded: AtomicU64,
+    failures: Mutex<BTreeMap<String, u64>>,
+    /// 0 unknown, 1 reachable, -1 unreachable.
+    netbox_reachable: AtomicI64,
+}
+
+impl Metrics {
+    pub fn succeeded(&self) {
+        self.succeeded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One failed attempt, by class (timeout, auth, netbox-unavailable, ...).
+    pub fn failed(&self, class: &str) {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        *f.entry(class.to_string()).or_insert(0) += 1;
+    }
+
+    pub fn set_netbox(&self, reachable: bool) {
+        self.netbox_reachable
+            .store(if reachable { 1 } else { -1 }, Ordering::Relaxed);
+    }
+
+    pub fn netbox(&self) -> Reachability {
+        match self.netbox_reachable.load(Ordering::Relaxed) {
+            1 => Reachability::Reachable,
+            -1 => Reachability::Unreachable,
+            _ => Reachability::Unknown,
+        }
+    }
+
+    pub fn successes(&self) -> u64 {
+        self.succeeded.load(Ordering::Relaxed)
+    }
+
+    pub fn failures(&self) -> BTreeMap<String, u64> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_bucket_upper_bounds() {
+        let h = Histogram::default();
+        for _ in 0..90 {
+            h.record(420); // <= 500
+        }
+        for _ in 0..9 {
+            h.record(1_200); // <= 1500
+        }
+        h.record(4_000_000); // open bucket
+        let s = h.snapshot();
+        assert_eq!(s.count, 100);
+        assert_eq!(s.p50_ms, 500);
+        assert_eq!(s.p90_ms, 500);
+        assert_eq!(s.p99_ms, 1_500);
+        assert_eq!(s.max_ms, 4_000_000);
+        assert_eq!(s.sum_ms, 90 * 420 + 9 * 1_200 + 4_000_000);
+    }
+
+    #[test]
+    fn failures_count_by_class() {
+        let m = Metrics::default();
+        m.failed("timeout");
+        m.failed("timeout");
+        m.failed("auth");
+        assert_eq!(m.failures()["timeout"], 2);
+        assert_eq!(m.failures()["auth"], 1);
+        assert_eq!(m.netbox(), Reachability::Unknown);
+        m.set_netbox(false);
+        assert_eq!(m.netbox(), Reachability::Unreachable);
+    }
+}

@@ -1,0 +1,232 @@
+//! The scheduler thread: the one writer of reconciliation results, and the
+//! feeder that moves BMCs from the state store (the durable queue) into the
+//! in-memory queue as fast as the workers make room, oldest lease first.
+//! It also keeps the per-state counts that the Kea statistics and
+//! `bmc-status` read without touching the file.
+//!
+//! Kea's main thread only walks the lease database (it must be there) and
+//! hands the result over; it never waits for SQLite unless a command asks
+//! for the answer.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::inflight::InFlight;
+use crate::runtime::{hand_over, Origin, Refusal};
+use crate::state::{ActiveLease, Reconciled, State};
+use crate::stats::Stats;
+use crate::worker::{Job, Pipeline};
+
+/// How often the feeder looks for due BMCs when it found none last time;
+/// with a backlog it looks again every `STEP`.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+const STEP: Duration = Duration::from_millis(50);
+/// Most BMCs taken from the store at once.
+const BATCH: usize = 256;
+
+/// Work for the scheduler from other threads.
+pub struct Reconcile {
+    pub leases: Vec<ActiveLease>,
+    /// Where the outcome goes, for a command waiting on it.
+    pub reply: Option<Sender<Result<Reconciled, String>>>,
+}
+
+/// Per-state BMC counts as of the scheduler's last look (every second).
+#[derive(Default)]
+pub struct StateCounts {
+    counts: [AtomicU64; State::ALL.len()],
+    known: AtomicBool,
+}
+
+impl StateCounts {
+    /// (state, count) for every state; None before the first look (or
+    /// without a state file).
+    pub fn get(&self) -> Option<Vec<(State, u64)>> {
+        if !self.known.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(
+            State::ALL
+                .iter()
+                .zip(self.counts.iter())
+                .map(|(s, c)| (*s, c.load(Ordering::Relaxed)))
+                .collect(),
+        )
+    }
+}
+
+pub struct Scheduler {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+    requests: Sender<Reconcile>,
+    counts: Arc<StateCounts>,
+}
+
+struct Feeder {
+    sender: Sender<Job>,
+    inflight: Arc<InFlight>,
+    stats: Arc<Stats>,
+    pipeline: Arc<dyn Pipeline>,
+    counts: Arc<StateCounts>,
+}
+
+impl Scheduler {
+    pub fn start(
+        sender: Sender<Job>,
+        inflight: Arc<InFlight>,
+        stats: Arc<Stats>,
+        pipeline: Arc<dyn Pipeline>,
+    ) -> Result<Scheduler, String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(StateCounts::default());
+        // A few pending walks at most: each one holds every active lease.
+        let (requests, incoming) = crossbeam_channel::bounded(4);
+        let feeder = Feeder {
+            sender,
+            inflight,
+            stats,
+            pipeline,
+            counts: counts.clone(),
+        };
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("bmc-scheduler".into())
+            .spawn(move || feeder.run(&flag, &incoming))
+            .map_err(|e| format!("cannot start the scheduler thread: {e}"))?;
+        Ok(Scheduler {
+            stop,
+            handle: Some(handle),
+            requests,
+            counts,
+        })
+    }
+
+    /// Hands a reconciliation over. False if too many are pending already
+    /// (one of those covers this one).
+    pub fn reconcile(&self, job: Reconcile) -> bool {
+        match self.requests.try_send(job) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    pub fn counts(&self) -> &StateCounts {
+        &self.counts
+    }
+
+    /// Stops and joins the thread (it holds a queue sender, so this comes
+    /// before the workers are joined).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Feeder {
+    fn run(&self, stop: &AtomicBool, incoming: &Receiver<Reconcile>) {
+        let mut last_look = Instant::now() - IDLE_TICK;
+        let mut backlog = false;
+        while !stop.load(Ordering::Acquire) {
+            let mut reconciled = false;
+            while let Ok(job) = incoming.try_recv() {
+                self.reconcile(job);
+                reconciled = true;
+            }
+            if reconciled || backlog || last_look.elapsed() >= IDLE_TICK {
+                if last_look.elapsed() >= IDLE_TICK {
+                    self.refresh_counts();
+                }
+                last_look = Instant::now();
+                backlog = self.feed();
+            }
+            std::thread::sleep(STEP);
+        }
+    }
+
+    fn reconcile(&self, job: Reconcile) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.pipeline.reconcile(&job.leases)
+        }))
+        .unwrap_or_else(|_| Err("internal error during reconciliation".into()));
+        match &outcome {
+            Ok(r) if r.queued > 0 => log::info!(
+                "reconciliation: {} active BMC leases in Kea's lease database; {} queued, \
+                 {} up to date, {} in progress, {} failed (waiting), {} dead",
+                r.leases,
+                r.queued,
+                r.up_to_date,
+                r.in_progress,
+                r.failed,
+                r.dead
+            ),
+            Ok(r) => log::debug!(
+                "reconciliation: {} active BMC leases, nothing to queue",
+                r.leases
+            ),
+            Err(e) => log::error!("reconciliation failed: state file: {e}"),
+        }
+        if let Some(reply) = job.reply {
+            let _ = reply.try_send(outcome);
+        }
+    }
+
+    fn refresh_counts(&self) {
+        let Some(store) = self.pipeline.state() else {
+            return;
+        };
+        if let Ok(map) = store.counts() {
+            for (state, slot) in State::ALL.iter().zip(self.counts.counts.iter()) {
+                slot.store(
+                    map.get(state.as_str()).copied().unwrap_or(0),
+                    Ordering::Relaxed,
+                );
+            }
+            self.counts.known.store(true, Ordering::Release);
+        }
+    }
+
+    /// Queues due BMCs while there is room. Returns whether more may be
+    /// waiting (the batch was as large as the room).
+    fn feed(&self) -> bool {
+        let room = self
+            .sender
+            .capacity()
+            .unwrap_or(0)
+            .saturating_sub(self.sender.len());
+        if room == 0 {
+            return true;
+        }
+        let want = room.min(BATCH);
+        let due =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pipeline.due(want)))
+                .unwrap_or_default();
+        for ev in &due {
+            match hand_over(&self.sender, &self.inflight, &self.stats, ev, Origin::Store) {
+                Ok(()) => log::debug!(
+                    "queued BMC {} at {} from the state file",
+                    ev.mac_string(),
+                    ev.ipv4()
+                ),
+                Err(Refusal::InFlight) => {}
+                Err(Refusal::QueueFull) => {
+                    if let Some(store) = self.pipeline.state() {
+                        let _ = store.release(&ev.mac_string());
+                    }
+                }
+            }
+        }
+        due.len() == want
+    }
+}
