@@ -15,6 +15,7 @@ pub const COMMANDS: &[&str] = &[
     "bmc-retry",
     "bmc-discover",
     "bmc-reconcile",
+    "bmc-inventory",
 ];
 
 /// The most BMCs one `bmc-list` returns (its `limit` argument may ask for
@@ -69,6 +70,7 @@ pub fn handle(request: &[u8], runtime: Option<&Runtime>) -> Value {
         "bmc-retry" => with_store(runtime, name, |s| retry(s, arguments)),
         "bmc-discover" => with_store(runtime, name, |s| discover(runtime, s, arguments)),
         "bmc-reconcile" => with_store(runtime, name, |_| reconcile(runtime, arguments)),
+        "bmc-inventory" => with_store(runtime, name, |s| inventory(s, arguments)),
         other => answer(
             result::UNSUPPORTED,
             format!(
@@ -343,6 +345,39 @@ fn discover(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Valu
 /// The state file failed under command `name`.
 fn state_error(name: &str, e: &str) -> Value {
     answer(result::ERROR, format!("{name}: state file: {e}"), None)
+}
+
+/// `bmc-inventory`: the Ansible inventory (discovered BMCs that are not
+/// dead), as `ansible-inventory --list` prints it; `site` narrows it.
+fn inventory(store: &Store, arguments: Option<&Value>) -> Value {
+    let map = match arguments_map("bmc-inventory", arguments, &["site"]) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let site = match map.and_then(|m| m.get("site")) {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => {
+            return answer(
+                result::ERROR,
+                format!("bmc-inventory: 'site' must be a string, got {v}"),
+                None,
+            )
+        }
+    };
+    let bmcs = match store.list(None, site.as_deref(), usize::MAX >> 1) {
+        Ok(b) => b,
+        Err(e) => return state_error("bmc-inventory", &e),
+    };
+    let cabinets = crate::inventory::cabinets(&bmcs);
+    let hosts: usize = cabinets.values().map(Vec::len).sum();
+    let text = format!("{hosts} BMCs in {} cabinets", cabinets.len());
+    let result = if hosts == 0 {
+        result::EMPTY
+    } else {
+        result::SUCCESS
+    };
+    answer(result, text, Some(crate::inventory::json(&cabinets)))
 }
 
 /// `bmc-reconcile`: walk Kea's lease database now and queue every BMC

@@ -39,6 +39,8 @@ pub struct Config {
     /// (besides at start-up, after queue drops and on `bmc-reconcile`);
     /// 0 = never on a timer.
     pub reconcile_interval_s: u64,
+    /// Where the Ansible inventory files go; None = not written.
+    pub ansible_inventory_dir: Option<String>,
 }
 
 /// Where Debian's Kea keeps its state (owned by Kea's user `_kea`).
@@ -163,6 +165,7 @@ impl Default for Config {
             retry_backoff_s: 30,
             retry_backoff_max_s: 3600,
             reconcile_interval_s: 600,
+            ansible_inventory_dir: None,
         }
     }
 }
@@ -182,6 +185,7 @@ pub const KNOWN: &[&str] = &[
     "retry-backoff-s",
     "retry-backoff-max-s",
     "reconcile-interval-s",
+    "ansible-inventory-dir",
 ];
 
 /// A parameter Kea's configuration got wrong. `Display` is the line Kea logs.
@@ -280,6 +284,7 @@ impl Config {
                 "reconcile-interval-s" => {
                     config.reconcile_interval_s = integer(key, value, 0, 604_800)?
                 }
+                "ansible-inventory-dir" => config.ansible_inventory_dir = Some(text(key, value)?),
                 _ => {
                     return Err(err(
                         key,

@@ -14,6 +14,7 @@ pub mod ffi;
 pub mod filter;
 pub mod hostname;
 pub mod inflight;
+pub mod inventory;
 pub mod kea_stats;
 pub mod logging;
 pub mod metrics;

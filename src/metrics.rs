@@ -5,7 +5,7 @@
 //! so plain atomics and one small mutex are enough.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -137,6 +137,8 @@ pub struct Metrics {
     failures: Mutex<BTreeMap<String, u64>>,
     /// 0 unknown, 1 reachable, -1 unreachable.
     netbox_reachable: AtomicI64,
+    /// An attempt finished since the inventory was last written.
+    changed: AtomicBool,
 }
 
 impl Metrics {
@@ -161,6 +163,16 @@ impl Metrics {
             -1 => Reachability::Unreachable,
             _ => Reachability::Unknown,
         }
+    }
+
+    /// An attempt finished: what the inventory shows may have changed.
+    pub fn mark_changed(&self) {
+        self.changed.store(true, Ordering::Release);
+    }
+
+    /// Whether an attempt finished since the last call.
+    pub fn take_changed(&self) -> bool {
+        self.changed.swap(false, Ordering::AcqRel)
     }
 
     pub fn successes(&self) -> u64 {

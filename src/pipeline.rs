@@ -48,6 +48,17 @@ pub fn build(config: &Config, mode: Mode) -> Result<Arc<dyn Pipeline>, ConfigErr
                 max_backoff: Duration::from_secs(config.retry_backoff_max_s),
             };
             p.state = open_state(&config.state_file, mode)?;
+            if let Some(dir) = &config.ansible_inventory_dir {
+                if !Path::new(dir).is_dir() {
+                    return Err(bad(
+                        "ansible-inventory-dir",
+                        format!(
+                            "must be an existing directory, got {dir:?}; create it (writable by \
+                             Kea's user) or leave the parameter out"
+                        ),
+                    ));
+                }
+            }
             Ok(Arc::new(p))
         }
     }
@@ -282,7 +293,9 @@ impl Pipeline for DiscoveryPipeline {
                 )
             });
         }
-        match self.attempt(ev, &mac) {
+        let outcome = self.attempt(ev, &mac);
+        self.metrics.mark_changed();
+        match outcome {
             Ok(success) => {
                 let leased_at = self.with_state(|s| s.succeeded(&mac, &success));
                 let m = &self.metrics;

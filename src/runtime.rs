@@ -161,16 +161,25 @@ impl Runtime {
             stats.clone(),
             inflight.clone(),
         )?;
-        let scheduler =
-            match Scheduler::start(sender.clone(), inflight.clone(), stats.clone(), pipeline) {
-                Ok(s) => s,
-                Err(e) => {
-                    workers.request_stop();
-                    drop(sender);
-                    workers.join();
-                    return Err(e);
-                }
-            };
+        let inventory_dir = config
+            .ansible_inventory_dir
+            .as_ref()
+            .map(std::path::PathBuf::from);
+        let scheduler = match Scheduler::start(
+            inventory_dir,
+            sender.clone(),
+            inflight.clone(),
+            stats.clone(),
+            pipeline,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                workers.request_stop();
+                drop(sender);
+                workers.join();
+                return Err(e);
+            }
+        };
         Ok(Runtime {
             config,
             filter,

@@ -67,6 +67,8 @@ pub struct Scheduler {
 }
 
 struct Feeder {
+    /// Where the Ansible inventory is written, if anywhere.
+    inventory_dir: Option<std::path::PathBuf>,
     sender: Sender<Job>,
     inflight: Arc<InFlight>,
     stats: Arc<Stats>,
@@ -76,6 +78,7 @@ struct Feeder {
 
 impl Scheduler {
     pub fn start(
+        inventory_dir: Option<std::path::PathBuf>,
         sender: Sender<Job>,
         inflight: Arc<InFlight>,
         stats: Arc<Stats>,
@@ -86,6 +89,7 @@ impl Scheduler {
         // A few pending walks at most: each one holds every active lease.
         let (requests, incoming) = crossbeam_channel::bounded(4);
         let feeder = Feeder {
+            inventory_dir,
             sender,
             inflight,
             stats,
@@ -138,6 +142,7 @@ impl Feeder {
     fn run(&self, stop: &AtomicBool, incoming: &Receiver<Reconcile>) {
         let mut last_look = Instant::now() - IDLE_TICK;
         let mut backlog = false;
+        let mut inventory_stale = true;
         while !stop.load(Ordering::Acquire) {
             let mut reconciled = false;
             while let Ok(job) = incoming.try_recv() {
@@ -147,6 +152,10 @@ impl Feeder {
             if reconciled || backlog || last_look.elapsed() >= IDLE_TICK {
                 if last_look.elapsed() >= IDLE_TICK {
                     self.refresh_counts();
+                    let changed = self.pipeline.metrics().is_some_and(|m| m.take_changed());
+                    if changed || inventory_stale {
+                        inventory_stale = !self.write_inventory();
+                    }
                 }
                 last_look = Instant::now();
                 backlog = self.feed();
@@ -179,6 +188,35 @@ impl Feeder {
         }
         if let Some(reply) = job.reply {
             let _ = reply.try_send(outcome);
+        }
+    }
+
+    /// Rewrites the Ansible inventory files that changed. False if they
+    /// could not be written (tried again next second).
+    fn write_inventory(&self) -> bool {
+        let (Some(dir), Some(store)) = (&self.inventory_dir, self.pipeline.state()) else {
+            return true;
+        };
+        let written = store
+            .list(None, None, usize::MAX >> 1)
+            .and_then(|bmcs| crate::inventory::write_dir(dir, &crate::inventory::cabinets(&bmcs)));
+        match written {
+            Ok(w) => {
+                if w.changed + w.removed > 0 {
+                    log::info!(
+                        "Ansible inventory in {}: {} cabinet files, {} rewritten, {} removed",
+                        dir.display(),
+                        w.files,
+                        w.changed,
+                        w.removed
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                log::error!("cannot write the Ansible inventory: {e}");
+                false
+            }
         }
     }
 

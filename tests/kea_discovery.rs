@@ -298,10 +298,13 @@ fn bmc_leases_end_up_registered_in_netbox() {
     let emu = bmcs_on_pool(60);
     let token_file = dir.path().join("netbox-token");
     std::fs::write(&token_file, format!("{}\n", nb.token)).unwrap();
+    let inventory = dir.path().join("inventory");
+    std::fs::create_dir(&inventory).unwrap();
     let params = json!({
         "workers": 8,
         "redfish": redfish_params(dir.path(), &emu),
         "netbox": {"url": nb.url, "token-file": token_file, "create-missing": true},
+        "ansible-inventory-dir": inventory,
     });
     let kea = Kea::start(&dir, &config(net, dir.path(), &[hook(params)], "INFO"));
     let n = 20;
@@ -348,6 +351,77 @@ fn bmc_leases_end_up_registered_in_netbox() {
     {
         eprintln!("{l}");
     }
+
+    // The Ansible inventory: every registered BMC once, in files that
+    // yamllint passes and ansible-inventory reads; bmc-inventory says the same.
+    let hosts = wait_for("the inventory written", Duration::from_secs(10), || {
+        let inv = ansible_inventory(&inventory);
+        let hosts = inv["bmc_targets"]["hosts"].as_array().cloned()?;
+        (hosts.len() == good.len()).then_some(inv)
+    });
+    for (ip, _) in &good {
+        assert!(
+            hosts["_meta"]["hostvars"]
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|v| v["ansible_host"] == **ip),
+            "{ip} missing: {hosts}"
+        );
+    }
+    let a = kea.command("bmc-inventory", None);
+    assert_eq!(a["result"], 0, "{a}");
+    assert_eq!(
+        a["arguments"]["bmc_targets"]["hosts"]
+            .as_array()
+            .map(Vec::len),
+        Some(good.len()),
+        "{a}"
+    );
+    let a = kea.command("bmc-inventory", Some(json!({"site": "fra1"})));
+    assert_eq!(a["result"], 3, "{a}");
+    let a = kea.command("bmc-inventory", Some(json!({"site": 1})));
+    assert_eq!(a["result"], 1, "{a}");
+}
+
+/// Runs yamllint and `ansible-inventory --list` (from the virtualenv
+/// tests/setup.sh makes) on an inventory directory; the parsed list.
+fn ansible_inventory(dir: &Path) -> Value {
+    let venv = std::env::var("BMC_TEST_VENV").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/kea-hook-bmc-discovery/venv",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let bin = Path::new(&venv).join("bin");
+    let lint = std::process::Command::new(bin.join("yamllint"))
+        .args([
+            "-s",
+            "-d",
+            "{extends: default, rules: {line-length: {max: 160}}}",
+        ])
+        .arg(dir)
+        .output()
+        .expect("run yamllint (tests/setup.sh installs it)");
+    assert!(
+        lint.status.success(),
+        "yamllint: {}",
+        String::from_utf8_lossy(&lint.stdout)
+    );
+    let list = std::process::Command::new(bin.join("ansible-inventory"))
+        .arg("-i")
+        .arg(dir)
+        .arg("--list")
+        .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
+        .env("ANSIBLE_LOCAL_TEMP", dir.join(".ansible-tmp"))
+        .output()
+        .expect("run ansible-inventory (tests/setup.sh installs it)");
+    assert!(
+        list.status.success(),
+        "ansible-inventory: {}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    serde_json::from_slice(&list.stdout).unwrap()
 }
 
 /// `bmc-list` filtered by state: the MACs in it.

@@ -37,6 +37,14 @@ fi
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
+# yamllint and ansible-core (PyPI) check the Ansible inventory the hook
+# writes; a virtualenv of their own keeps them off the system Python.
+tools_venv="${BMC_TEST_VENV:-$HOME/.cache/kea-hook-bmc-discovery/venv}"
+if [[ ! -x "$tools_venv/bin/ansible-inventory" || ! -x "$tools_venv/bin/yamllint" ]]; then
+  python3 -m venv "$tools_venv"
+  "$tools_venv/bin/pip" install -q 'ansible-core>=2.15,<2.18' 'yamllint>=1.33'
+fi
+
 # A real NetBox for the NetBox tests, from the team's shared scripts (beside
 # this repository). The first run installs and migrates it (~8 minutes on 2
 # cores); later runs find it up in a fraction of a second. Port 18000: 8000
