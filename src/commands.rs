@@ -178,6 +178,23 @@ fn arguments_map<'a>(
     Ok(Some(map))
 }
 
+/// The optional string argument `key` of command `name`.
+fn optional_string<'a>(
+    name: &str,
+    map: Option<&'a Map<String, Value>>,
+    key: &str,
+) -> Result<Option<&'a str>, Value> {
+    match map.and_then(|m| m.get(key)) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(v) => Err(answer(
+            result::ERROR,
+            format!("{name}: '{key}' must be a string, got {v}"),
+            None,
+        )),
+    }
+}
+
 fn list(store: &Store, arguments: Option<&Value>) -> Value {
     let map = match arguments_map("bmc-list", arguments, &["state", "site", "limit"]) {
         Ok(m) => m,
@@ -201,16 +218,9 @@ fn list(store: &Store, arguments: Option<&Value>) -> Value {
             }
         },
     };
-    let site = match arg("site") {
-        None => None,
-        Some(Value::String(s)) => Some(s.as_str()),
-        Some(v) => {
-            return answer(
-                result::ERROR,
-                format!("bmc-list: 'site' must be a string, got {v}"),
-                None,
-            )
-        }
+    let site = match optional_string("bmc-list", map, "site") {
+        Ok(s) => s,
+        Err(e) => return e,
     };
     let limit = match arg("limit") {
         None => LIST_MAX,
@@ -354,18 +364,11 @@ fn inventory(store: &Store, arguments: Option<&Value>) -> Value {
         Ok(m) => m,
         Err(e) => return e,
     };
-    let site = match map.and_then(|m| m.get("site")) {
-        None => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(v) => {
-            return answer(
-                result::ERROR,
-                format!("bmc-inventory: 'site' must be a string, got {v}"),
-                None,
-            )
-        }
+    let site = match optional_string("bmc-inventory", map, "site") {
+        Ok(s) => s,
+        Err(e) => return e,
     };
-    let bmcs = match store.list(None, site.as_deref(), usize::MAX >> 1) {
+    let bmcs = match store.list(None, site, usize::MAX >> 1) {
         Ok(b) => b,
         Err(e) => return state_error("bmc-inventory", &e),
     };

@@ -34,12 +34,16 @@ fn clamp(v: u64) -> i64 {
 /// `name.count`, `.sum`, `.p50`, `.p90`, `.p99`, `.max` and cumulative
 /// `.le-<ms>` buckets (`.le-inf` last), as Prometheus histograms have them.
 fn histogram(out: &mut Vec<(String, i64)>, name: &str, h: &HistogramSnapshot) {
-    out.push((format!("{name}.count"), clamp(h.count)));
-    out.push((format!("{name}.sum"), clamp(h.sum_ms)));
-    out.push((format!("{name}.p50"), clamp(h.p50_ms)));
-    out.push((format!("{name}.p90"), clamp(h.p90_ms)));
-    out.push((format!("{name}.p99"), clamp(h.p99_ms)));
-    out.push((format!("{name}.max"), clamp(h.max_ms)));
+    for (field, v) in [
+        ("count", h.count),
+        ("sum", h.sum_ms),
+        ("p50", h.p50_ms),
+        ("p90", h.p90_ms),
+        ("p99", h.p99_ms),
+        ("max", h.max_ms),
+    ] {
+        out.push((format!("{name}.{field}"), clamp(v)));
+    }
     let mut cumulative = 0;
     for (bound, n) in MS_BOUNDS.iter().zip(&h.counts) {
         cumulative += n;
@@ -78,9 +82,13 @@ pub fn values(rt: &Runtime) -> Vec<(String, i64)> {
     .map(|(n, v)| (n.to_string(), clamp(v)))
     .collect();
     let cost = rt.stats().cost();
-    out.push(("callout-ns.p50".into(), clamp(cost.p50_ns)));
-    out.push(("callout-ns.p99".into(), clamp(cost.p99_ns)));
-    out.push(("callout-ns.max".into(), clamp(cost.max_ns)));
+    for (field, v) in [
+        ("p50", cost.p50_ns),
+        ("p99", cost.p99_ns),
+        ("max", cost.max_ns),
+    ] {
+        out.push((format!("callout-ns.{field}"), clamp(v)));
+    }
     if let Some(counts) = rt.state_counts().and_then(|c| c.get()) {
         for (state, n) in counts {
             out.push((format!("bmcs.{}", state.as_str()), clamp(n)));

@@ -312,10 +312,6 @@ impl Pipeline for DiscoveryPipeline {
             }
             Err((failure, message)) => {
                 self.metrics.failed(failure.class);
-                if failure.class.starts_with("netbox-") {
-                    self.metrics
-                        .set_netbox(failure.class != "netbox-unavailable");
-                }
                 let f = Failure {
                     class: failure.class,
                     message: &message,
@@ -452,6 +448,9 @@ impl DiscoveryPipeline {
         if let Some(r) = &self.netbox {
             let t = Instant::now();
             let (out, reg) = self.register(r, ev, inv).map_err(|e| {
+                // Any answer, even a refusal, means NetBox is reachable.
+                self.metrics
+                    .set_netbox(!matches!(e, RegisterError::Unavailable(_)));
                 let class = match e {
                     RegisterError::Unavailable(_) => "netbox-unavailable",
                     RegisterError::Refused(_) => "netbox-refused",

@@ -457,13 +457,14 @@ impl Store {
             State::Discovered
         };
         self.conn()
-            .execute(
+            .query_row(
                 "UPDATE bmc SET state = ?2, attempts = 0, next_attempt_at = NULL, \
                  last_error = NULL, error_class = NULL, \
                  device_id = COALESCE(?3, device_id), name = COALESCE(?4, name), \
                  site = ?5, rack = ?6, unit = ?7, manufacturer = ?8, model = ?9, serial = ?10, \
                  discovered_at = ?11, registered_at = CASE WHEN ?12 THEN ?11 ELSE registered_at END, \
-                 discovery_ms = ?13, register_ms = ?14, updated_at = ?11 WHERE mac = ?1",
+                 discovery_ms = ?13, register_ms = ?14, updated_at = ?11 WHERE mac = ?1 \
+                 RETURNING leased_at_ms",
                 params![
                     mac,
                     state.as_str(),
@@ -480,12 +481,6 @@ impl Store {
                     s.discovery_ms,
                     s.register_ms
                 ],
-            )
-            .map_err(text)?;
-        self.conn()
-            .query_row(
-                "SELECT leased_at_ms FROM bmc WHERE mac = ?1",
-                params![mac],
                 |r| r.get(0),
             )
             .map_err(text)

@@ -30,16 +30,34 @@ fn pool_addr(i: u32) -> Ipv4Addr {
 /// An emulated BMC on each of the first `n` pool addresses, every model in
 /// turn; BMC `i` with `i % 7 == 3` has another password.
 fn bmcs_on_pool(n: u32) -> Emulator {
+    fleet_on_pool(n, Duration::ZERO, |i| {
+        if i % 7 == 3 {
+            "not-the-one"
+        } else {
+            PASS
+        }
+    })
+}
+
+/// An emulated BMC on each of the first `n` pool addresses, every model in
+/// turn, BMC `i` accepting `password(i)`, each answering after `latency`.
+fn fleet_on_pool(n: u32, latency: Duration, password: impl Fn(u32) -> &'static str) -> Emulator {
     let emu = Emulator::start(0);
     let models = emulator::all_models();
     for i in 0..n {
-        let password = if i % 7 == 3 { "not-the-one" } else { PASS };
         emu.add(
             pool_addr(i),
             &models[i as usize % models.len()],
             i + 1,
             "root",
-            password,
+            password(i),
+        );
+        emu.set_faults(
+            pool_addr(i),
+            Faults {
+                latency,
+                ..Faults::default()
+            },
         );
     }
     emu
@@ -590,25 +608,7 @@ fn failures_are_retried_then_dead_and_the_state_survives_a_restart() {
 /// An emulated BMC with the right password on each of the first `n` pool
 /// addresses, every model in turn, each answering after `latency`.
 fn good_bmcs_on_pool(n: u32, latency: Duration) -> Emulator {
-    let emu = Emulator::start(0);
-    let models = emulator::all_models();
-    for i in 0..n {
-        emu.add(
-            pool_addr(i),
-            &models[i as usize % models.len()],
-            i + 1,
-            "root",
-            PASS,
-        );
-        emu.set_faults(
-            pool_addr(i),
-            Faults {
-                latency,
-                ..Faults::default()
-            },
-        );
-    }
-    emu
+    fleet_on_pool(n, latency, |_| PASS)
 }
 
 /// `bmc-status`'s count of BMCs in `state` (0 before the first count).

@@ -393,6 +393,14 @@ fn netbox_down_mid_run_reports_unavailable_and_the_retry_succeeds() {
     assert!(again.changes.is_empty(), "{:?}", again.changes);
 }
 
+/// Registering `reg` again finds nothing to change and writes nothing.
+fn assert_rerun_writes_nothing(nb: &NetBox, reg: &Registration, options: &Options) {
+    let before = nb.writes();
+    let out = register(nb, reg, options).unwrap();
+    assert!(out.changes.is_empty(), "{}: {:?}", reg.name, out.changes);
+    assert_eq!(nb.writes(), before, "{}: a re-run wrote", reg.name);
+}
+
 fn model<'a>(invs: &'a [(String, Inventory)], name: &str) -> &'a Inventory {
     &invs
         .iter()
@@ -445,12 +453,7 @@ fn hostnames_multi_unit_long_non_ascii_and_missing_racks() {
     let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
     assert_eq!(dev["name"].as_str(), Some(reg.name.as_str()));
     assert_eq!(dev["position"].as_f64(), Some(20.0));
-    let before = nb.writes();
-    assert!(register(&nb, &reg, &create_missing())
-        .unwrap()
-        .changes
-        .is_empty());
-    assert_eq!(nb.writes(), before);
+    assert_rerun_writes_nothing(&nb, &reg, &create_missing());
 
     // Non-ASCII: kept as it is in the name (NetBox allows it).
     let name = "us3-cab10-ru22-sérveur-ünïcode-Ω";
@@ -459,12 +462,7 @@ fn hostnames_multi_unit_long_non_ascii_and_missing_racks() {
     let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
     assert_eq!(dev["name"], name);
     assert_eq!(dev["rack"]["name"], "cab10");
-    let before = nb.writes();
-    assert!(register(&nb, &reg, &create_missing())
-        .unwrap()
-        .changes
-        .is_empty());
-    assert_eq!(nb.writes(), before);
+    assert_rerun_writes_nothing(&nb, &reg, &create_missing());
 
     // A rack the site lacks: refused by default, with the parameter to
     // change; created when allowed.
@@ -557,13 +555,8 @@ fn custom_fields_journal_entries_and_dry_runs() {
     assert_eq!(cf["bmc_bios_version"].as_str(), inv.bios_version.as_deref());
     assert_eq!(cf["bmc_discovery_state"], "registered");
     assert_eq!(journal_count(&nb, out.device_id), 2);
-    let before = nb.writes();
-    assert!(register(&nb, &reg, &create).unwrap().changes.is_empty());
-    assert_eq!(
-        nb.writes(),
-        before,
-        "unchanged: no writes, no journal entry"
-    );
+    // Unchanged: no writes, no journal entry.
+    assert_rerun_writes_nothing(&nb, &reg, &create);
     assert_eq!(journal_count(&nb, out.device_id), 2);
 
     // A firmware update: one field patched, one journal entry.
