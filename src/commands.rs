@@ -16,6 +16,7 @@ pub const COMMANDS: &[&str] = &[
     "bmc-discover",
     "bmc-reconcile",
     "bmc-inventory",
+    "bmc-pool-report",
 ];
 
 /// The most BMCs one `bmc-list` returns (its `limit` argument may ask for
@@ -71,6 +72,7 @@ pub fn handle(request: &[u8], runtime: Option<&Runtime>) -> Value {
         "bmc-discover" => with_store(runtime, name, |s| discover(runtime, s, arguments)),
         "bmc-reconcile" => with_store(runtime, name, |_| reconcile(runtime, arguments)),
         "bmc-inventory" => with_store(runtime, name, |s| inventory(s, arguments)),
+        "bmc-pool-report" => pool_report(runtime, arguments),
         other => answer(
             result::UNSUPPORTED,
             format!(
@@ -419,6 +421,81 @@ fn reconcile(runtime: &Runtime, arguments: Option<&Value>) -> Value {
             Some(json!({ "active-leases": walked })),
         ),
     }
+}
+
+/// `bmc-pool-report`: utilisation of the BMC subnets' pools from Kea's
+/// configuration and lease database, with alert levels and
+/// recommendations. Arguments: `subnet-id` (one subnet, opted in or not),
+/// `all` (every subnet, not only the opted-in ones).
+fn pool_report(runtime: &Runtime, arguments: Option<&Value>) -> Value {
+    const NAME: &str = "bmc-pool-report";
+    let map = match arguments_map(NAME, arguments, &["subnet-id", "all"]) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let subnet_id = match map.and_then(|m| m.get("subnet-id")) {
+        None => None,
+        Some(v) => match v.as_u64().and_then(|id| u32::try_from(id).ok()) {
+            Some(id) if id > 0 => Some(id),
+            _ => {
+                return answer(
+                    result::ERROR,
+                    format!("{NAME}: 'subnet-id' must be a subnet id (1..=4294967294), got {v}"),
+                    None,
+                )
+            }
+        },
+    };
+    let all = match map.and_then(|m| m.get("all")) {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            return answer(
+                result::ERROR,
+                format!("{NAME}: 'all' must be true or false, got {v}"),
+                None,
+            )
+        }
+    };
+    let report = match runtime.pool_report(subnet_id, all) {
+        Ok(r) => r,
+        Err(e) => return answer(result::ERROR, format!("{NAME}: {e}"), None),
+    };
+    if report.subnets.is_empty() {
+        return answer(
+            result::EMPTY,
+            "no subnet is opted in; 'all': true reports every subnet",
+            Some(json!(report)),
+        );
+    }
+    let alerts: Vec<String> = report
+        .alerts
+        .iter()
+        .filter(|(level, n)| **level != crate::pool_report::Level::Ok && **n > 0)
+        .map(|(level, n)| format!("{n} {}", level.as_str()))
+        .collect();
+    let fullest = report
+        .subnets
+        .iter()
+        .max_by(|a, b| a.utilisation_percent.total_cmp(&b.utilisation_percent));
+    let n = report.subnets.len();
+    let mut text = format!("{n} {}", if n == 1 { "subnet" } else { "subnets" });
+    if let Some(f) = fullest {
+        text.push_str(&format!(
+            ", fullest: subnet {} ({}) at {:.1} %",
+            f.subnet_id, f.subnet, f.utilisation_percent
+        ));
+    }
+    text.push_str(&if alerts.is_empty() {
+        "; no pool alert".to_string()
+    } else {
+        format!("; alerts: {}", alerts.join(", "))
+    });
+    let recommendations: usize = report.subnets.iter().map(|s| s.recommendations.len()).sum();
+    if recommendations > 0 {
+        text.push_str(&format!("; {recommendations} recommendations"));
+    }
+    answer(result::SUCCESS, text, Some(json!(report)))
 }
 
 fn queue_now(runtime: &Runtime, name: &str, bmc: &crate::state::Bmc) -> Value {

@@ -41,6 +41,9 @@ pub struct Config {
     pub reconcile_interval_s: u64,
     /// Where the Ansible inventory files go; None = not written.
     pub ansible_inventory_dir: Option<String>,
+    /// Pool utilisation (percent) at which `bmc-pool-report` warns, calls
+    /// it high and critical.
+    pub pool_alert_levels: crate::pool_report::Levels,
 }
 
 /// Where Debian's Kea keeps its state (owned by Kea's user `_kea`).
@@ -166,6 +169,7 @@ impl Default for Config {
             retry_backoff_max_s: 3600,
             reconcile_interval_s: 600,
             ansible_inventory_dir: None,
+            pool_alert_levels: crate::pool_report::Levels::default(),
         }
     }
 }
@@ -186,6 +190,7 @@ pub const KNOWN: &[&str] = &[
     "retry-backoff-max-s",
     "reconcile-interval-s",
     "ansible-inventory-dir",
+    "pool-alert-levels",
 ];
 
 /// A parameter Kea's configuration got wrong. `Display` is the line Kea logs.
@@ -285,6 +290,7 @@ impl Config {
                     config.reconcile_interval_s = integer(key, value, 0, 604_800)?
                 }
                 "ansible-inventory-dir" => config.ansible_inventory_dir = Some(text(key, value)?),
+                "pool-alert-levels" => config.pool_alert_levels = alert_levels(key, value)?,
                 _ => {
                     return Err(err(
                         key,
@@ -329,6 +335,41 @@ fn entries<'a>(
             }
         })
         .collect()
+}
+
+/// `[warning, high, critical]`: rising percentages.
+fn alert_levels(key: &str, value: &Value) -> Result<crate::pool_report::Levels, ConfigError> {
+    let wrong = || {
+        err(
+            key,
+            format!(
+                "must be three rising percentages [warning, high, critical] within 1..=100, \
+                 e.g. [80, 90, 95], got {}",
+                shown(value)
+            ),
+        )
+    };
+    let levels: Vec<u8> = value
+        .as_array()
+        .ok_or_else(wrong)?
+        .iter()
+        .map(|v| {
+            v.as_u64()
+                .filter(|p| (1..=100).contains(p))
+                .map(|p| p as u8)
+                .ok_or_else(wrong)
+        })
+        .collect::<Result<_, _>>()?;
+    match levels[..] {
+        [warning, high, critical] if warning < high && high < critical => {
+            Ok(crate::pool_report::Levels {
+                warning,
+                high,
+                critical,
+            })
+        }
+        _ => Err(wrong()),
+    }
 }
 
 /// A nested parameter map (`redfish`, `netbox`).
@@ -621,6 +662,36 @@ mod tests {
             error_of("[1]"),
             "parameter 'parameters' must be a map, got [1]"
         );
+    }
+
+    #[test]
+    fn pool_alert_levels_rise_within_percent() {
+        let c = Config::from_json(r#"{"pool-alert-levels": [70, 85, 100]}"#).unwrap();
+        assert_eq!(
+            (
+                c.pool_alert_levels.warning,
+                c.pool_alert_levels.high,
+                c.pool_alert_levels.critical
+            ),
+            (70, 85, 100)
+        );
+        for bad in [
+            "[90, 80, 95]",
+            "[80, 90]",
+            "[0, 90, 95]",
+            "[80, 90, 101]",
+            "80",
+            "[80, 80, 95]",
+        ] {
+            assert_eq!(
+                error_of(&format!(r#"{{"pool-alert-levels": {bad}}}"#)),
+                format!(
+                    "parameter 'pool-alert-levels' must be three rising percentages \
+                     [warning, high, critical] within 1..=100, e.g. [80, 90, 95], got {}",
+                    serde_json::from_str::<Value>(bad).unwrap()
+                )
+            );
+        }
     }
 
     #[test]

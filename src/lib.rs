@@ -20,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod netbox;
 pub mod pipeline;
+pub mod pool_report;
 pub mod reconcile;
 pub mod redfish;
 pub mod runtime;

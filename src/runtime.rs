@@ -5,6 +5,7 @@
 //! not be unmapped in between, so nothing here lives in a lazily initialised
 //! static: the only static is the pointer to the current instance.
 
+use std::collections::{HashMap, HashSet};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,10 +19,11 @@ use crate::event::LeaseEvent;
 use crate::filter::{Filter, Verdict};
 use crate::inflight::{Claim, InFlight};
 use crate::kea_stats::KeaStats;
+use crate::pool_report::{LeaseSeen, Report};
 use crate::scheduler::{Reconcile, Scheduler, StateCounts};
 use crate::state::{ActiveLease, Reconciled};
 use crate::stats::{Counter, Stats};
-use crate::subnets::SubnetTable;
+use crate::subnets::{SubnetInfo, SubnetTable};
 use crate::worker::{Job, Pipeline, WorkerPool};
 
 use std::time::{Duration, Instant};
@@ -299,6 +301,61 @@ impl Runtime {
             );
         }
         Ok(walked)
+    }
+
+    /// `bmc-pool-report` (main thread: walks Kea's lease database): the
+    /// opted-in subnets (all with `all`, or only `subnet_id`) with their
+    /// pools, leases and the BMCs the state file has seen there.
+    pub fn pool_report(&self, subnet_id: Option<u32>, all: bool) -> Result<Report, String> {
+        let Some(table) = self.subnets() else {
+            return Err(
+                "Kea has not handed its subnets to the hook yet (after libreload, \
+                        run config-reload)"
+                    .into(),
+            );
+        };
+        let chosen: Vec<&SubnetInfo> = table
+            .all()
+            .iter()
+            .filter(|s| subnet_id.map_or(all || s.opted_in, |id| s.id == id))
+            .collect();
+        if let (Some(id), true) = (subnet_id, chosen.is_empty()) {
+            return Err(format!(
+                "subnet {id} is not in Kea's configuration; its subnets: {}",
+                table
+                    .all()
+                    .iter()
+                    .map(|s| s.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let known = match self.pipeline().and_then(|p| p.state()) {
+            Some(store) => store.macs_by_subnet()?,
+            None => Vec::new(),
+        };
+        let mut seen: HashMap<u32, u64> = HashMap::new();
+        for (_, subnet) in &known {
+            *seen.entry(*subnet).or_insert(0) += 1;
+        }
+        let known: HashSet<String> = known.into_iter().map(|(mac, _)| mac).collect();
+        let leases: Vec<LeaseSeen> = crate::reconcile::active_leases()?
+            .iter()
+            .filter(|ev| chosen.iter().any(|s| s.id == ev.subnet_id()))
+            .map(|ev| LeaseSeen {
+                ip: ev.ipv4(),
+                subnet_id: ev.subnet_id(),
+                bmc: self.filter.check(Some(table), ev) == Verdict::Accept
+                    || known.contains(&ev.mac_string()),
+                valid_lifetime_s: ev.0.valid_lifetime,
+            })
+            .collect();
+        Ok(crate::pool_report::build(
+            &chosen,
+            &leases,
+            &seen,
+            self.config.pool_alert_levels,
+        ))
     }
 
     /// The validated parameters.

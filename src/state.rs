@@ -635,6 +635,21 @@ impl Store {
         Ok(out)
     }
 
+    /// Every BMC's MAC and the subnet it was last seen in
+    /// (`bmc-pool-report`).
+    pub fn macs_by_subnet(&self) -> Result<Vec<(String, u32)>, String> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT mac, subnet_id FROM bmc")
+            .map_err(text)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
+            .map_err(text)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(text);
+        rows
+    }
+
     /// A BMC the scheduler took but could not queue (the queue filled up
     /// meanwhile): due again now instead of after the hold.
     pub fn release(&self, mac: &str) -> Result<(), String> {

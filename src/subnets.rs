@@ -5,6 +5,8 @@
 //! `subnet-ids` parameter into a sorted table that the packet path searches
 //! without allocating.
 
+use std::net::Ipv4Addr;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -21,6 +23,9 @@ pub struct SubnetInfo {
     pub opted_in: bool,
     /// `user-context.site`, which overrides the site parsed from hostnames.
     pub site: Option<String>,
+    /// The address pools, as Kea reports them (first, last), in
+    /// configuration order: what `bmc-pool-report` measures.
+    pub pools: Vec<(Ipv4Addr, Ipv4Addr)>,
 }
 
 /// The opted-in decision for every configured subnet, sorted by id.
@@ -55,6 +60,33 @@ struct RawSubnet {
     subnet: String,
     #[serde(default, rename = "user-context")]
     user_context: Option<Value>,
+    #[serde(default)]
+    pools: Vec<RawPool>,
+}
+
+#[derive(Deserialize)]
+struct RawPool {
+    #[serde(default)]
+    pool: String,
+}
+
+/// Parses a pool as Kea writes it: `first - last`, `first-last` or
+/// `prefix/length`.
+pub fn parse_pool(text: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    if let Some((addr, len)) = text.split_once('/') {
+        let addr: Ipv4Addr = addr.trim().parse().ok()?;
+        let len: u32 = len.trim().parse().ok()?;
+        if len > 32 {
+            return None;
+        }
+        let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+        let first = u32::from(addr) & mask;
+        return Some((Ipv4Addr::from(first), Ipv4Addr::from(first | !mask)));
+    }
+    let (first, last) = text.split_once('-')?;
+    let first: Ipv4Addr = first.trim().parse().ok()?;
+    let last: Ipv4Addr = last.trim().parse().ok()?;
+    (first <= last).then_some((first, last))
 }
 
 impl SubnetTable {
@@ -119,12 +151,23 @@ impl SubnetTable {
                     None
                 }
             };
+            let mut pools = Vec::with_capacity(subnet.pools.len());
+            for raw in &subnet.pools {
+                match parse_pool(&raw.pool) {
+                    Some(range) => pools.push(range),
+                    None => warnings.push(format!(
+                        "{label}: pool '{}' is not understood; bmc-pool-report leaves it out",
+                        raw.pool
+                    )),
+                }
+            }
             infos.push(SubnetInfo {
                 id,
                 prefix: subnet.subnet.clone(),
                 shared_network: network.to_string(),
                 opted_in,
                 site,
+                pools,
             });
         }
         infos.sort_by_key(|s| s.id);
@@ -223,6 +266,45 @@ mod tests {
         assert_eq!(
             warnings.last().unwrap(),
             "parameter 'subnet-ids' lists subnet 42, which Kea's configuration does not have"
+        );
+    }
+
+    #[test]
+    fn pools_in_every_form_kea_writes() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(
+            parse_pool("127.1.0.10 - 127.1.0.29"),
+            Some((ip("127.1.0.10"), ip("127.1.0.29")))
+        );
+        assert_eq!(
+            parse_pool("127.1.0.10-127.1.0.10"),
+            Some((ip("127.1.0.10"), ip("127.1.0.10")))
+        );
+        assert_eq!(
+            parse_pool("10.0.0.77/24"),
+            Some((ip("10.0.0.0"), ip("10.0.0.255")))
+        );
+        assert_eq!(
+            parse_pool("10.0.0.1/32"),
+            Some((ip("10.0.0.1"), ip("10.0.0.1")))
+        );
+        assert_eq!(
+            parse_pool("0.0.0.0/0"),
+            Some((ip("0.0.0.0"), ip("255.255.255.255")))
+        );
+        for bad in ["", "10.0.0.9-10.0.0.1", "10.0.0.0/33", "x-y", "10.0.0.1"] {
+            assert_eq!(parse_pool(bad), None, "{bad}");
+        }
+        let (t, warnings) = SubnetTable::from_json(
+            r#"{"subnet4": [{"id": 1, "subnet": "10.0.0.0/24",
+                "pools": [{"pool": "10.0.0.10-10.0.0.19"}, {"pool": "10.0.0.128/25"}, {"pool": "nope"}]}]}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.get(1).unwrap().pools.len(), 2);
+        assert_eq!(
+            warnings,
+            ["subnet 1 (10.0.0.0/24): pool 'nope' is not understood; bmc-pool-report leaves it out"]
         );
     }
 
