@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit tests, and the integration tests
-# that start the real kea-dhcp4 with the hook and drive it with perfdhcp.
+# Runs every test: formatting, lints, unit tests, the integration tests
+# that start the real kea-dhcp4 with the hook and drive it with perfdhcp,
+# and the Debian package's build / install / examples / remove / purge.
 # Needs root (it installs missing packages and adds 127.0.N.x addresses to lo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,3 +12,5 @@ source tests/shared-dir.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
+# Installs and purges the package on this machine (refuses if it is installed).
+bash packaging/check-deb.sh

@@ -8,6 +8,7 @@ packages=(
   libboost-dev                                      # Kea's headers include Boost
   libclang-dev clang                                # bindgen (build.rs)
   g++ pkg-config iproute2 socat                     # C++ shim; test addresses; README examples
+  lintian                                           # packaging/check-deb.sh
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -37,6 +38,11 @@ fi
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
+# cargo-deb builds the Debian package (packaging/build-deb.sh); ~1 minute
+# to compile the first time.
+if ! command -v cargo-deb >/dev/null || [[ "$(cargo-deb --version 2>/dev/null)" != *" 3.8."* ]]; then
+  cargo install --quiet --locked cargo-deb --version '~3.8'
+fi
 # yamllint and ansible-core (PyPI) check the Ansible inventory the hook
 # writes; a virtualenv of their own keeps them off the system Python.
 tools_venv="${BMC_TEST_VENV:-$HOME/.cache/kea-hook-bmc-discovery/venv}"

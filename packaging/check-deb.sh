@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The Debian package, checked on this machine the way an operator meets it
+# (root; tests/run.sh runs it after the tests):
+#   build, lintian clean, install, files where Kea looks and owned by Kea's
+#   user, every packaged example passes kea-dhcp4 -t / kea-ctrl-agent -t,
+#   kea-dhcp4 runs the installed single-site example and answers bmc-status
+#   and bmc-pool-report, remove keeps the BMC state, purge leaves nothing.
+# The examples name eth1 and /etc/kea files: they are checked verbatim in a
+# network namespace of this script's with an eth1, and a private mount of
+# /etc/kea holding throwaway credentials, so the machine's own files are
+# never touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkg=kea-hook-bmc-discovery
+doc=/usr/share/doc/$pkg
+lib=/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_bmc_discovery.so
+socket=/run/kea/kea4-ctrl-socket
+state=(/var/lib/kea/bmc-discovery.sqlite /var/lib/kea/bmc-inventory)
+
+say() { echo "check-deb: $*" >&2; }
+fail() {
+  echo "check-deb: FAIL: $*" >&2
+  exit 1
+}
+
+if ((EUID != 0)); then
+  fail "run as root (installs and purges $pkg): sudo bash packaging/check-deb.sh"
+fi
+
+bash packaging/build-deb.sh --quiet
+deb=$(ls -t target/debian/${pkg}_*_amd64.deb | head -1)
+say "built $deb ($(du -h "$deb" | cut -f1))"
+
+# Lintian refuses to run as root without saying so; overrides are in
+# packaging/lintian-overrides, each with its reason.
+lintian --fail-on error,warning "$deb" 2> >(grep -v 'running with root privileges' >&2) ||
+  fail "lintian"
+say "lintian: clean"
+
+if dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q installed; then
+  fail "$pkg is installed on this machine; this check installs and purges it (apt-get purge $pkg first)"
+fi
+
+work=$(mktemp -d /tmp/check-deb.XXXXXX)
+ns=bmcdeb$$
+kea_pid=
+made_log_dir=
+cleanup() {
+  [[ -n "$kea_pid" ]] && kill "$kea_pid" 2>/dev/null && wait "$kea_pid" 2>/dev/null
+  ip netns del "$ns" 2>/dev/null || true
+  [[ -n "$made_log_dir" ]] && rmdir /var/log/kea 2>/dev/null
+  rm -f /var/lib/kea/kea-leases4.csv* /var/lib/kea/kea-dhcp4.pid
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+files=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ {print substr($6, 2)}')
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "./$deb" >/dev/null
+say "installed: $(dpkg-query -W -f '${Package} ${Version}, Depends: ${Depends}' $pkg)"
+[[ -f "$lib" ]] || fail "$lib missing"
+[[ -x /usr/bin/bmc-pool-report ]] || fail "/usr/bin/bmc-pool-report missing"
+owner=$(stat -c %U /var/lib/kea/bmc-inventory)
+[[ "$owner" == _kea ]] || fail "/var/lib/kea/bmc-inventory is owned by $owner, not _kea"
+
+# The examples' world: eth1 with the single-site subnet's address, and the
+# files the examples name.
+ip netns add "$ns"
+ip link add "v$ns" type veth peer name eth1 netns "$ns"
+ip netns exec "$ns" ip link set lo up
+ip netns exec "$ns" ip link set eth1 up
+ip netns exec "$ns" ip addr add 10.20.0.2/22 dev eth1
+mkdir -p "$work/etc" "$work/log"
+printf '[{"username": "root", "password": "check-deb-only"}]\n' >"$work/etc/bmc-credentials.json"
+printf 'check-deb-only-token\n' >"$work/etc/netbox-token"
+chmod 600 "$work/etc/"*
+if [[ ! -d /var/log/kea ]]; then
+  mkdir /var/log/kea
+  made_log_dir=1
+fi
+mkdir -p /run/kea
+# Runs "$@" in the namespace with the private /etc/kea and /var/log/kea
+# (exec all the way down, so that $! of a background in_ns is the command).
+in_ns() {
+  exec ip netns exec "$ns" unshare -m sh -c \
+    'mount --bind "$0" /etc/kea && mount --bind "$1" /var/log/kea && shift && exec "$@"' \
+    "$work/etc" "$work/log" "$@"
+}
+
+for example in "$doc"/examples/*.conf; do
+  name=$(basename "$example")
+  if [[ "$name" == kea-ctrl-agent.conf ]]; then
+    kea-ctrl-agent -t "$example" >"$work/check.log" 2>&1 || { tail -5 "$work/check.log"; fail "kea-ctrl-agent -t $example"; }
+  else
+    (in_ns kea-dhcp4 -t "$example") >"$work/check.log" 2>&1 || { tail -5 "$work/check.log"; fail "kea-dhcp4 -t $example"; }
+    grep -q "libdhcp_bmc_discovery.so successfully closed" "$work/check.log" || fail "kea-dhcp4 -t $example did not load $lib"
+  fi
+  say "$name: passes $( [[ "$name" == kea-ctrl-agent.conf ]] && echo kea-ctrl-agent || echo kea-dhcp4) -t"
+done
+
+# Kea runs the installed example with the installed library.
+in_ns kea-dhcp4 -c "$doc/examples/single-site.conf" >"$work/kea.out" 2>&1 &
+kea_pid=$!
+ask() { printf '%s' "$1" | socat -t 10 - UNIX-CONNECT:$socket; }
+for _ in $(seq 1 100); do
+  [[ -S $socket ]] && ask '{"command": "bmc-status"}' >"$work/status.json" 2>/dev/null && break
+  kill -0 "$kea_pid" 2>/dev/null || { tail -20 "$work/log/kea-dhcp4.log" "$work/kea.out"; fail "kea-dhcp4 exited"; }
+  sleep 0.1
+done
+python3 - "$work/status.json" <<'PY' || fail "bmc-status from the installed hook: $(cat "$work/status.json")"
+import json, sys
+a = json.load(open(sys.argv[1]))
+assert a["result"] == 0 and a["arguments"]["subnets"]["opted-in"] == [1], a
+PY
+say "kea-dhcp4 loaded $lib: $(python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])' <"$work/status.json")"
+report=$(bmc-pool-report --socket $socket) || fail "bmc-pool-report: $report"
+grep -q "subnet 1 10.20.0.0/22, site ams1: 0/" <<<"$report" || fail "bmc-pool-report said: $report"
+say "bmc-pool-report: $(grep '^subnet' <<<"$report")"
+kill "$kea_pid"
+wait "$kea_pid" || true
+kea_pid=
+grep -q "unloaded" "$work/log/kea-dhcp4.log" || fail "the hook did not log its unload: $(tail -5 "$work/log/kea-dhcp4.log")"
+[[ -f /var/lib/kea/bmc-discovery.sqlite ]] || fail "the hook made no state file"
+
+DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "$pkg" >/dev/null
+[[ ! -e "$lib" ]] || fail "remove left $lib"
+for f in "${state[@]}"; do
+  [[ -e "$f" ]] || fail "remove deleted $f (state is kept until purge)"
+done
+say "removed: library gone, BMC state kept"
+
+DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "$pkg" >/dev/null
+if dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q 'config-files\|installed'; then
+  fail "purge left $pkg in dpkg's database"
+fi
+left=()
+for f in $files "${state[@]}" /var/lib/kea/bmc-discovery.sqlite-wal /var/lib/kea/bmc-discovery.sqlite-shm \
+  /var/lib/kea/bmc-discovery-tls-pins.json "$doc"; do
+  [[ -e "$f" ]] && left+=("$f")
+done
+((${#left[@]} == 0)) || fail "purge left: ${left[*]}"
+say "purged: nothing of $pkg left ($(wc -w <<<"$files") packaged files, state, inventory)"
+say "ok"
