@@ -457,7 +457,7 @@ fn pool_report(runtime: &Runtime, arguments: Option<&Value>) -> Value {
             )
         }
     };
-    let report = match runtime.pool_report(subnet_id, all) {
+    let report = match runtime.pool_report(subnet_id, all, true) {
         Ok(r) => r,
         Err(e) => return answer(result::ERROR, format!("{NAME}: {e}"), None),
     };

@@ -44,6 +44,8 @@ pub struct Config {
     /// Pool utilisation (percent) at which `bmc-pool-report` warns, calls
     /// it high and critical.
     pub pool_alert_levels: crate::pool_report::Levels,
+    /// Where Prometheus scrapes the hook's metrics; None = not served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Where Debian's Kea keeps its state (owned by Kea's user `_kea`).
@@ -170,6 +172,7 @@ impl Default for Config {
             reconcile_interval_s: 600,
             ansible_inventory_dir: None,
             pool_alert_levels: crate::pool_report::Levels::default(),
+            metrics_listen: None,
         }
     }
 }
@@ -191,6 +194,7 @@ pub const KNOWN: &[&str] = &[
     "reconcile-interval-s",
     "ansible-inventory-dir",
     "pool-alert-levels",
+    "metrics-listen",
 ];
 
 /// A parameter Kea's configuration got wrong. `Display` is the line Kea logs.
@@ -291,6 +295,24 @@ impl Config {
                 }
                 "ansible-inventory-dir" => config.ansible_inventory_dir = Some(text(key, value)?),
                 "pool-alert-levels" => config.pool_alert_levels = alert_levels(key, value)?,
+                "metrics-listen" => {
+                    config.metrics_listen = Some(
+                        text(key, value)?
+                            .parse::<std::net::SocketAddr>()
+                            .ok()
+                            .filter(|a| a.port() != 0)
+                            .ok_or_else(|| {
+                                err(
+                                    key,
+                                    format!(
+                                        "must be an address and port like \"127.0.0.1:9547\", \
+                                         got {}",
+                                        shown(value)
+                                    ),
+                                )
+                            })?,
+                    )
+                }
                 _ => {
                     return Err(err(
                         key,
@@ -662,6 +684,23 @@ mod tests {
             error_of("[1]"),
             "parameter 'parameters' must be a map, got [1]"
         );
+    }
+
+    #[test]
+    fn metrics_listen_is_an_address_and_port() {
+        let c = Config::from_json(r#"{"metrics-listen": "127.0.0.1:9547"}"#).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9547".parse().unwrap()));
+        let c = Config::from_json(r#"{"metrics-listen": "[::1]:9547"}"#).unwrap();
+        assert_eq!(c.metrics_listen.unwrap().port(), 9547);
+        for bad in [
+            r#""localhost:9547""#,
+            r#""127.0.0.1""#,
+            r#""127.0.0.1:0""#,
+            "9547",
+        ] {
+            let e = error_of(&format!(r#"{{"metrics-listen": {bad}}}"#));
+            assert!(e.starts_with("parameter 'metrics-listen' must be"), "{e}");
+        }
     }
 
     #[test]

@@ -56,72 +56,222 @@ fn histogram(out: &mut Vec<(String, i64)>, name: &str, h: &HistogramSnapshot) {
     }
 }
 
-/// The statistics of `rt`, names without the prefix.
-pub fn values(rt: &Runtime) -> Vec<(String, i64)> {
-    let c = rt.stats().counters();
-    let status = rt.queue_status();
-    let mut out: Vec<(String, i64)> = [
-        ("leases-seen", c.seen),
-        ("leases-accepted", c.accepted),
-        ("leases-not-opted-in", c.not_opted_in),
-        ("leases-no-match", c.no_match),
-        ("leases-merged-in-flight", c.duplicate_in_flight),
-        ("queue-drops", c.dropped_queue_full),
-        ("scheduled", c.scheduled),
-        ("attempts-succeeded", c.processed),
-        ("attempts-failed", c.failed),
-        ("abandoned-at-unload", c.abandoned_at_unload),
-        ("reconciliations", c.reconciliations),
-        ("panics", c.panics),
-        ("queue-depth", status.depth as u64),
-        ("queue-capacity", status.capacity as u64),
-        ("in-flight", status.in_flight as u64),
-        ("workers", status.workers as u64),
-    ]
-    .into_iter()
-    .map(|(n, v)| (n.to_string(), clamp(v)))
-    .collect();
-    let cost = rt.stats().cost();
-    for (field, v) in [
-        ("p50", cost.p50_ns),
-        ("p99", cost.p99_ns),
-        ("max", cost.max_ns),
-    ] {
-        out.push((format!("callout-ns.{field}"), clamp(v)));
-    }
-    if let Some(counts) = rt.state_counts().and_then(|c| c.get()) {
-        for (state, n) in counts {
-            out.push((format!("bmcs.{}", state.as_str()), clamp(n)));
+/// One metric the hook publishes: its name in Kea's statistics (after
+/// [`PREFIX`]) and in Prometheus (`src/prometheus.rs`), and what it means.
+#[derive(Debug)]
+pub struct Metric {
+    pub kea: &'static str,
+    pub prom: &'static str,
+    pub help: &'static str,
+}
+
+const fn metric(kea: &'static str, prom: &'static str, help: &'static str) -> Metric {
+    Metric { kea, prom, help }
+}
+
+/// Counters, in `Snapshot::counters` order.
+pub const COUNTERS: [Metric; 12] = [
+    metric(
+        "leases-seen",
+        "bmc_discovery_leases_seen_total",
+        "Real leases the lease callouts saw (no DHCPDISCOVER).",
+    ),
+    metric(
+        "leases-accepted",
+        "bmc_discovery_leases_accepted_total",
+        "BMC leases handed to the workers.",
+    ),
+    metric(
+        "leases-not-opted-in",
+        "bmc_discovery_leases_not_opted_in_total",
+        "Leases of subnets not opted in.",
+    ),
+    metric(
+        "leases-no-match",
+        "bmc_discovery_leases_no_match_total",
+        "Leases of opted-in subnets no pattern matched.",
+    ),
+    metric(
+        "leases-merged-in-flight",
+        "bmc_discovery_leases_merged_in_flight_total",
+        "Leases of a BMC already queued or in a worker.",
+    ),
+    metric(
+        "queue-drops",
+        "bmc_discovery_queue_drops_total",
+        "BMC leases dropped because the queue was full (reconciliation recovers them).",
+    ),
+    metric(
+        "scheduled",
+        "bmc_discovery_scheduled_total",
+        "BMCs queued from the state file (retries, reconciliation) or by a command.",
+    ),
+    metric(
+        "attempts-succeeded",
+        "bmc_discovery_attempts_succeeded_total",
+        "Attempts that ended registered (or discovered without NetBox).",
+    ),
+    metric(
+        "attempts-failed",
+        "bmc_discovery_attempts_failed_total",
+        "Attempts that failed.",
+    ),
+    metric(
+        "abandoned-at-unload",
+        "bmc_discovery_abandoned_at_unload_total",
+        "BMC leases still queued when the hook was unloaded.",
+    ),
+    metric(
+        "reconciliations",
+        "bmc_discovery_reconciliations_total",
+        "Walks of Kea's lease database.",
+    ),
+    metric(
+        "panics",
+        "bmc_discovery_panics_total",
+        "Internal errors caught before they reached Kea.",
+    ),
+];
+
+/// Gauges of the queue and the workers, in `Snapshot::gauges` order.
+pub const GAUGES: [Metric; 4] = [
+    metric(
+        "queue-depth",
+        "bmc_discovery_queue_depth",
+        "BMC leases waiting for a worker.",
+    ),
+    metric(
+        "queue-capacity",
+        "bmc_discovery_queue_capacity",
+        "Size of the queue between packet threads and workers.",
+    ),
+    metric(
+        "in-flight",
+        "bmc_discovery_in_flight",
+        "BMCs queued or in a worker.",
+    ),
+    metric("workers", "bmc_discovery_workers", "Worker threads."),
+];
+
+/// Histograms, in `Snapshot::histograms` order.
+pub const HISTOGRAMS: [Metric; 3] = [
+    metric(
+        "lease-to-done-ms",
+        "bmc_discovery_lease_to_done_seconds",
+        "From the lease to registered in NetBox (or discovered without NetBox), retries included.",
+    ),
+    metric(
+        "discovery-ms",
+        "bmc_discovery_discovery_seconds",
+        "One Redfish discovery.",
+    ),
+    metric(
+        "netbox-ms",
+        "bmc_discovery_netbox_seconds",
+        "One NetBox registration.",
+    ),
+];
+
+/// Everything published, read once per tick (main thread) from the
+/// atomics the workers and the scheduler keep.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub counters: Vec<u64>,
+    pub gauges: Vec<u64>,
+    /// The lease callouts' cost: p50, p99, max (ns).
+    pub callout_ns: [u64; 3],
+    /// BMCs per state, once the scheduler has counted them.
+    pub bmcs: Vec<(&'static str, u64)>,
+    /// Present only where recorded (netbox-ms only with NetBox).
+    pub histograms: Vec<(&'static Metric, HistogramSnapshot)>,
+    /// 1 reachable, 0 not, -1 not tried yet; None without NetBox.
+    pub netbox_reachable: Option<i64>,
+    pub failures: BTreeMap<String, u64>,
+}
+
+impl Snapshot {
+    pub fn take(rt: &Runtime) -> Snapshot {
+        let c = rt.stats().counters();
+        let q = rt.queue_status();
+        let cost = rt.stats().cost();
+        let mut s = Snapshot {
+            counters: vec![
+                c.seen,
+                c.accepted,
+                c.not_opted_in,
+                c.no_match,
+                c.duplicate_in_flight,
+                c.dropped_queue_full,
+                c.scheduled,
+                c.processed,
+                c.failed,
+                c.abandoned_at_unload,
+                c.reconciliations,
+                c.panics,
+            ],
+            gauges: vec![
+                q.depth as u64,
+                q.capacity as u64,
+                q.in_flight as u64,
+                q.workers as u64,
+            ],
+            callout_ns: [cost.p50_ns, cost.p99_ns, cost.max_ns],
+            ..Snapshot::default()
+        };
+        if let Some(counts) = rt.state_counts().and_then(|c| c.get()) {
+            s.bmcs = counts.into_iter().map(|(st, n)| (st.as_str(), n)).collect();
         }
-    }
-    if let Some(p) = rt.pipeline() {
-        if let Some(m) = p.metrics() {
-            histogram(&mut out, "lease-to-done-ms", &m.lease_to_done.snapshot());
-            histogram(&mut out, "discovery-ms", &m.discovery.snapshot());
-            if p.netbox_configured() {
-                histogram(&mut out, "netbox-ms", &m.netbox.snapshot());
-                out.push((
-                    "netbox-reachable".into(),
-                    match m.netbox() {
+        if let Some(p) = rt.pipeline() {
+            if let Some(m) = p.metrics() {
+                s.histograms
+                    .push((&HISTOGRAMS[0], m.lease_to_done.snapshot()));
+                s.histograms.push((&HISTOGRAMS[1], m.discovery.snapshot()));
+                if p.netbox_configured() {
+                    s.histograms.push((&HISTOGRAMS[2], m.netbox.snapshot()));
+                    s.netbox_reachable = Some(match m.netbox() {
                         Reachability::Reachable => 1,
                         Reachability::Unreachable => 0,
                         Reachability::Unknown => -1,
-                    },
-                ));
-            }
-            for (class, n) in m.failures() {
-                out.push((format!("failures.{class}"), clamp(n)));
+                    });
+                }
+                s.failures = m.failures();
             }
         }
+        s
     }
-    out
+
+    /// The statistics as Kea gets them, names without the prefix.
+    pub fn kea_values(&self) -> Vec<(String, i64)> {
+        let mut out: Vec<(String, i64)> = COUNTERS
+            .iter()
+            .zip(&self.counters)
+            .chain(GAUGES.iter().zip(&self.gauges))
+            .map(|(m, v)| (m.kea.to_string(), clamp(*v)))
+            .collect();
+        for (field, v) in ["p50", "p99", "max"].iter().zip(self.callout_ns) {
+            out.push((format!("callout-ns.{field}"), clamp(v)));
+        }
+        for (state, n) in &self.bmcs {
+            out.push((format!("bmcs.{state}"), clamp(*n)));
+        }
+        for (m, h) in &self.histograms {
+            histogram(&mut out, m.kea, h);
+        }
+        if let Some(r) = self.netbox_reachable {
+            out.push(("netbox-reachable".into(), r));
+        }
+        for (class, n) in &self.failures {
+            out.push((format!("failures.{class}"), clamp(*n)));
+        }
+        out
+    }
 }
 
 impl KeaStats {
     /// Writes what changed since the last call.
-    pub fn publish(&self, rt: &Runtime) {
+    pub fn publish(&self, snapshot: &Snapshot) {
         let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
-        for (name, value) in values(rt) {
+        for (name, value) in snapshot.kea_values() {
             if published.get(&name) == Some(&value) {
                 continue;
             }

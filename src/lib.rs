@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod netbox;
 pub mod pipeline;
 pub mod pool_report;
+pub mod prometheus;
 pub mod reconcile;
 pub mod redfish;
 pub mod runtime;

@@ -18,8 +18,9 @@ use crate::config::Config;
 use crate::event::LeaseEvent;
 use crate::filter::{Filter, Verdict};
 use crate::inflight::{Claim, InFlight};
-use crate::kea_stats::KeaStats;
+use crate::kea_stats::{KeaStats, Snapshot};
 use crate::pool_report::{LeaseSeen, Report};
+use crate::prometheus::{MetricsServer, PoolGauge};
 use crate::scheduler::{Reconcile, Scheduler, StateCounts};
 use crate::state::{ActiveLease, Reconciled};
 use crate::stats::{Counter, Stats};
@@ -51,6 +52,8 @@ pub struct Runtime {
     /// Main-thread bookkeeping of the timer tick.
     tick: Mutex<TickState>,
     kea_stats: KeaStats,
+    /// Serves the metrics to Prometheus (`metrics-listen`).
+    metrics: Option<MetricsServer>,
 }
 
 /// When reconciliation last ran and why it should run again.
@@ -59,7 +62,18 @@ struct TickState {
     requested: bool,
     last: Option<Instant>,
     drops_seen: u64,
+    /// The pool gauges of the metrics page and when they were measured
+    /// (None: measure at the next tick).
+    pools: Vec<PoolGauge>,
+    pools_at: Option<Instant>,
+    /// Leases seen when the pool gauges were measured.
+    pools_seen: u64,
 }
+
+/// How often the metrics page's pool gauges walk Kea's lease database:
+/// every minute, and a few seconds after new leases.
+const POOL_GAUGES_EVERY: Duration = Duration::from_secs(60);
+const POOL_GAUGES_AFTER_LEASES: Duration = Duration::from_secs(3);
 
 /// Reconcile after queue drops only this often: a burst drops many.
 const RECONCILE_AFTER_DROPS_EVERY: Duration = Duration::from_secs(5);
@@ -153,6 +167,11 @@ impl Runtime {
         filter: Filter,
         pipeline: Arc<dyn Pipeline>,
     ) -> Result<Runtime, String> {
+        // First: a port in use refuses the load before any thread starts.
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(MetricsServer::start(addr)?),
+            None => None,
+        };
         let (sender, receiver) = crossbeam_channel::bounded(config.queue_capacity);
         let inflight = Arc::new(InFlight::new(config.queue_capacity + config.workers));
         let stats = Arc::new(Stats::default());
@@ -197,8 +216,12 @@ impl Runtime {
                 requested: false,
                 last: None,
                 drops_seen: 0,
+                pools: Vec::new(),
+                pools_at: None,
+                pools_seen: 0,
             }),
             kea_stats: KeaStats::default(),
+            metrics,
         })
     }
 
@@ -224,7 +247,9 @@ impl Runtime {
     /// Kea's configuration is live (main thread): reconcile at the next
     /// tick.
     pub fn configured(&self) {
-        self.tick_state().requested = true;
+        let mut t = self.tick_state();
+        t.requested = true;
+        t.pools_at = None;
     }
 
     fn tick_state(&self) -> std::sync::MutexGuard<'_, TickState> {
@@ -235,7 +260,31 @@ impl Runtime {
     /// reconciles when it is time (start-up, after queue drops once the
     /// burst has passed, every `reconcile-interval-s`).
     pub fn on_tick(&self) {
-        self.kea_stats.publish(self);
+        let snapshot = Snapshot::take(self);
+        self.kea_stats.publish(&snapshot);
+        if let Some(server) = &self.metrics {
+            let seen = self.stats.counters().seen;
+            let due = {
+                let t = self.tick_state();
+                t.pools_at.is_none_or(|at| {
+                    at.elapsed() >= POOL_GAUGES_EVERY
+                        || (seen != t.pools_seen && at.elapsed() >= POOL_GAUGES_AFTER_LEASES)
+                })
+            };
+            if due {
+                let pools = self.pool_gauges();
+                let mut t = self.tick_state();
+                t.pools = pools;
+                t.pools_at = Some(Instant::now());
+                t.pools_seen = seen;
+            }
+            let pools = self.tick_state().pools.clone();
+            server.update(crate::prometheus::render(
+                &snapshot,
+                &pools,
+                self.config.pool_alert_levels,
+            ));
+        }
         let drops = self.stats.counters().dropped_queue_full;
         let now = Instant::now();
         let due = {
@@ -303,10 +352,39 @@ impl Runtime {
         Ok(walked)
     }
 
+    /// The opted-in subnets' pool usage for the metrics page (main thread;
+    /// the state file is not read, so the tick never waits on it).
+    fn pool_gauges(&self) -> Vec<PoolGauge> {
+        match self.pool_report(None, false, false) {
+            Ok(r) => r
+                .subnets
+                .into_iter()
+                .map(|s| PoolGauge {
+                    subnet_id: s.subnet_id,
+                    subnet: s.subnet,
+                    site: s.site.unwrap_or_default(),
+                    total: s.total_addresses,
+                    assigned: s.assigned_addresses,
+                    level: s.level,
+                })
+                .collect(),
+            Err(e) => {
+                log::debug!("pool gauges: {e}");
+                Vec::new()
+            }
+        }
+    }
+
     /// `bmc-pool-report` (main thread: walks Kea's lease database): the
     /// opted-in subnets (all with `all`, or only `subnet_id`) with their
-    /// pools, leases and the BMCs the state file has seen there.
-    pub fn pool_report(&self, subnet_id: Option<u32>, all: bool) -> Result<Report, String> {
+    /// pools, leases and, with `known`, the BMCs the state file has seen
+    /// there.
+    pub fn pool_report(
+        &self,
+        subnet_id: Option<u32>,
+        all: bool,
+        known: bool,
+    ) -> Result<Report, String> {
         let Some(table) = self.subnets() else {
             return Err(
                 "Kea has not handed its subnets to the hook yet (after libreload, \
@@ -331,8 +409,8 @@ impl Runtime {
             ));
         }
         let known = match self.pipeline().and_then(|p| p.state()) {
-            Some(store) => store.macs_by_subnet()?,
-            None => Vec::new(),
+            Some(store) if known => store.macs_by_subnet()?,
+            _ => Vec::new(),
         };
         let mut seen: HashMap<u32, u64> = HashMap::new();
         for (_, subnet) in &known {

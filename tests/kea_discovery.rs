@@ -323,6 +323,7 @@ fn bmc_leases_end_up_registered_in_netbox() {
         "redfish": redfish_params(dir.path(), &emu),
         "netbox": {"url": nb.url, "token-file": token_file, "create-missing": true},
         "ansible-inventory-dir": inventory,
+        "metrics-listen": format!("{}:19024", net.server()),
     });
     let kea = Kea::start(&dir, &config(net, dir.path(), &[hook(params)], "INFO"));
     let n = 20;
@@ -400,6 +401,182 @@ fn bmc_leases_end_up_registered_in_netbox() {
     assert_eq!(a["result"], 3, "{a}");
     let a = kea.command("bmc-inventory", Some(json!({"site": 1})));
     assert_eq!(a["result"], 1, "{a}");
+
+    // Prometheus sees the same: a page promtool accepts, carrying every
+    // metric the packaged dashboard and alert rules use.
+    let url = format!("http://{}:19024/metrics", net.server());
+    let page = wait_for(
+        "registered BMCs on the metrics page",
+        Duration::from_secs(10),
+        || {
+            let page = scrape(&url)?;
+            (sample(&page, "bmc_discovery_bmcs{state=\"registered\"}") == Some(good.len() as f64))
+                .then_some(page)
+        },
+    );
+    promtool_accepts(&page);
+    assert_eq!(sample(&page, "bmc_discovery_netbox_reachable"), Some(1.0));
+    assert_eq!(
+        sample(&page, "bmc_discovery_netbox_seconds_count"),
+        sample(&page, "bmc_discovery_attempts_succeeded_total"),
+        "one NetBox registration per successful attempt"
+    );
+    assert!(
+        sample(
+            &page,
+            "bmc_discovery_attempt_failures_total{class=\"auth\"}"
+        ) >= Some(1.0)
+    );
+    monitoring_uses_only_served_metrics(&page);
+}
+
+/// The metrics page at `url`, or None while it is not there.
+fn scrape(url: &str) -> Option<String> {
+    ureq::get(url)
+        .timeout(Duration::from_secs(5))
+        .call()
+        .ok()?
+        .into_string()
+        .ok()
+}
+
+/// The value of the sample `name` (with its labels, as written) on `page`.
+fn sample(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `promtool check metrics` (Debian's prometheus package) passes the page:
+/// the format parses and the names follow Prometheus's conventions.
+fn promtool_accepts(page: &str) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool (tests/setup.sh installs Debian's prometheus package)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{page}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every `bmc_discovery_*` name the Grafana dashboard and the alert rules
+/// use is on the page (a histogram's `_bucket` by its samples).
+fn monitoring_uses_only_served_metrics(page: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/monitoring");
+    let mut used = std::collections::BTreeSet::new();
+    for file in ["grafana-dashboard.json", "prometheus-alerts.yml"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        for (i, _) in text.match_indices("bmc_discovery_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            used.insert(name);
+        }
+    }
+    assert!(used.len() > 10, "{used:?}");
+    for name in &used {
+        assert!(
+            page.lines().any(|l| !l.starts_with('#')
+                && (l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))),
+            "{name} is used by packaging/monitoring but not served:\n{page}"
+        );
+    }
+}
+
+#[test]
+fn metrics_page_is_served_from_load_to_unload_and_survives_reload() {
+    let net = Net::new(30);
+    let dir = TempDir::new("discovery-metrics");
+    let n = 5u32;
+    let emu = good_bmcs_on_pool(n, Duration::ZERO);
+    let listen = format!("{}:19030", net.server());
+    let params = json!({
+        "workers": 2,
+        "redfish": redfish_params(dir.path(), &emu),
+        "metrics-listen": listen,
+    });
+    let kea = Kea::start(&dir, &config(net, dir.path(), &[hook(params)], "INFO"));
+    let url = format!("http://{listen}/metrics");
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), n as usize, "14:18:77:00:0a:00");
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    all_in_state(&kea, "discovered", n as u64, Duration::from_secs(60));
+    // The pool gauges follow new leases within seconds.
+    let page = wait_for(
+        "the metrics page with 5 BMCs",
+        Duration::from_secs(15),
+        || {
+            let page = scrape(&url)?;
+            let pool = "bmc_discovery_pool_assigned_addresses{subnet_id=\"1\",subnet=\"127.1.0.0/16\",site=\"us3\"}";
+            (sample(&page, "bmc_discovery_bmcs{state=\"discovered\"}") == Some(n as f64)
+                && sample(&page, pool) == Some(n as f64))
+            .then_some(page)
+        },
+    );
+    promtool_accepts(&page);
+    assert_eq!(
+        sample(&page, "bmc_discovery_lease_to_done_seconds_count"),
+        Some(n as f64)
+    );
+    assert_eq!(
+        sample(&page, "bmc_discovery_leases_accepted_total"),
+        Some(n as f64)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "bmc_discovery_pool_level{subnet_id=\"1\",subnet=\"127.1.0.0/16\",site=\"us3\"}"
+        ),
+        Some(0.0)
+    );
+    assert!(page.contains("bmc_discovery_info{version=\""), "{page}");
+
+    let metrics_threads = |kea: &Kea| {
+        std::fs::read_dir(format!("/proc/{}/task", kea.pid()))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|c| c.trim() == "bmc-metrics")
+            .count()
+    };
+    assert_eq!(metrics_threads(&kea), 1);
+    // A reload is unload + load: the old thread is joined and the port
+    // freed before the new instance binds it; counters start again.
+    let a = kea.command("config-reload", None);
+    assert_eq!(a["result"], 0, "{a}\n{}", kea.log_tail(20));
+    let page = wait_for(
+        "the metrics page after the reload",
+        Duration::from_secs(10),
+        || {
+            let page = scrape(&url)?;
+            (sample(&page, "bmc_discovery_leases_accepted_total") == Some(0.0)).then_some(page)
+        },
+    );
+    assert_eq!(
+        sample(&page, "bmc_discovery_bmcs{state=\"discovered\"}"),
+        Some(n as f64)
+    );
+    assert_eq!(metrics_threads(&kea), 1);
+    assert!(
+        scrape(&format!("http://{listen}/other")).is_none(),
+        "404 is an error to ureq"
+    );
+    let status = kea.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(scrape(&url).is_none(), "the port closes with Kea");
 }
 
 /// Runs yamllint and `ansible-inventory --list` (from the virtualenv
@@ -1094,4 +1271,41 @@ fn pool_report_measures_kea_pools_and_recommends() {
     assert_eq!(pool_report_cli(&["--socket", "/nonexistent.sock"]).0, 2);
     assert_eq!(pool_report_cli(&["--format", "xml"]).0, 64);
     assert!(kea.child_alive());
+}
+
+#[test]
+fn packaged_alert_rules_and_dashboard_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/monitoring");
+    for args in [
+        &["check", "rules", "prometheus-alerts.yml"][..],
+        // Fires each alert on made-up series and checks its text.
+        &["test", "rules", "prometheus-alerts.test.yml"][..],
+    ] {
+        let out = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("run promtool (tests/setup.sh installs Debian's prometheus package)");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("grafana-dashboard.json")).unwrap())
+            .unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 10);
+    for p in panels {
+        let targets = p["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{}", p["title"]);
+        for t in targets {
+            assert!(
+                t["expr"].as_str().unwrap().contains("bmc_discovery_"),
+                "{t}"
+            );
+        }
+    }
 }

@@ -9,6 +9,7 @@ packages=(
   libclang-dev clang                                # bindgen (build.rs)
   g++ pkg-config iproute2 socat                     # C++ shim; test addresses; README examples
   lintian                                           # packaging/check-deb.sh
+  prometheus                                        # promtool: the metrics page, alert rules
 )
 missing=()
 for p in "${packages[@]}"; do
