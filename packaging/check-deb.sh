@@ -46,8 +46,11 @@ work=$(mktemp -d /tmp/check-deb.XXXXXX)
 ns=bmcdeb$$
 kea_pid=
 made_log_dir=
+installed=
 cleanup() {
   [[ -n "$kea_pid" ]] && kill "$kea_pid" 2>/dev/null && wait "$kea_pid" 2>/dev/null
+  # A failed check must not leave the package behind for the next run.
+  [[ -n "$installed" ]] && DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "$pkg" >/dev/null 2>&1
   ip netns del "$ns" 2>/dev/null || true
   [[ -n "$made_log_dir" ]] && rmdir /var/log/kea 2>/dev/null
   rm -f /var/lib/kea/kea-leases4.csv* /var/lib/kea/kea-dhcp4.pid
@@ -56,6 +59,7 @@ cleanup() {
 trap cleanup EXIT
 
 files=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ {print substr($6, 2)}')
+installed=1
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "./$deb" >/dev/null
 say "installed: $(dpkg-query -W -f '${Package} ${Version}, Depends: ${Depends}' $pkg)"
 [[ -f "$lib" ]] || fail "$lib missing"
@@ -116,6 +120,17 @@ say "kea-dhcp4 loaded $lib: $(python3 -c 'import json,sys; print(json.load(sys.s
 report=$(bmc-pool-report --socket $socket) || fail "bmc-pool-report: $report"
 grep -q "subnet 1 10.20.0.0/22, site ams1: 0/" <<<"$report" || fail "bmc-pool-report said: $report"
 say "bmc-pool-report: $(grep '^subnet' <<<"$report")"
+# The first page is rendered at Kea's first timer tick (a second at most).
+metrics=
+for _ in $(seq 1 30); do
+  metrics=$(ip netns exec "$ns" python3 -c \
+    'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:9547/metrics", timeout=5).read().decode())' \
+    2>/dev/null) && break
+  sleep 0.2
+done
+[[ -n "$metrics" ]] || fail "no metrics page at 127.0.0.1:9547 (the example's metrics-listen)"
+grep -q '^bmc_discovery_info{version=' <<<"$metrics" || fail "the metrics page lacks bmc_discovery_info: $metrics"
+say "metrics: $(grep -c '^bmc_discovery_' <<<"$metrics") samples at http://127.0.0.1:9547/metrics"
 kill "$kea_pid"
 wait "$kea_pid" || true
 kea_pid=
@@ -139,5 +154,6 @@ for f in $files "${state[@]}" /var/lib/kea/bmc-discovery.sqlite-wal /var/lib/kea
   [[ -e "$f" ]] && left+=("$f")
 done
 ((${#left[@]} == 0)) || fail "purge left: ${left[*]}"
+installed=
 say "purged: nothing of $pkg left ($(wc -w <<<"$files") packaged files, state, inventory)"
 say "ok"

@@ -312,6 +312,15 @@ fn answer(mut stream: TcpStream, page: &Mutex<String>) -> std::io::Result<()> {
     match (method, path) {
         (b"GET" | b"HEAD", b"/metrics") => {
             let body = page.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if body.is_empty() {
+                // Between load and Kea's first timer tick (a second).
+                return respond(
+                    &mut stream,
+                    "503 Service Unavailable",
+                    "text/plain",
+                    "the hook is starting; metrics within a second\n",
+                );
+            }
             let body = if method == b"HEAD" {
                 String::new()
             } else {
@@ -368,6 +377,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let server = MetricsServer::start(addr).unwrap();
+        assert!(get(addr, "GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 503"));
         server.update("bmc_discovery_workers 4\n".into());
         let r = get(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");

@@ -14,3 +14,5 @@ cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
 # Installs and purges the package on this machine (refuses if it is installed).
 bash packaging/check-deb.sh
+# Runs the Ansible role here: present, present (changed=0), absent, present.
+bash packaging/ansible/check-role.sh

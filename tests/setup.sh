@@ -10,6 +10,7 @@ packages=(
   g++ pkg-config iproute2 socat                     # C++ shim; test addresses; README examples
   lintian                                           # packaging/check-deb.sh
   prometheus                                        # promtool: the metrics page, alert rules
+  tini                                              # packaging/ansible/check-role.sh without systemd
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -47,9 +48,9 @@ fi
 # yamllint and ansible-core (PyPI) check the Ansible inventory the hook
 # writes; a virtualenv of their own keeps them off the system Python.
 tools_venv="${BMC_TEST_VENV:-$HOME/.cache/kea-hook-bmc-discovery/venv}"
-if [[ ! -x "$tools_venv/bin/ansible-inventory" || ! -x "$tools_venv/bin/yamllint" ]]; then
+if [[ ! -x "$tools_venv/bin/ansible-inventory" || ! -x "$tools_venv/bin/yamllint" || ! -x "$tools_venv/bin/ansible-lint" ]]; then
   python3 -m venv "$tools_venv"
-  "$tools_venv/bin/pip" install -q 'ansible-core>=2.15,<2.18' 'yamllint>=1.33'
+  "$tools_venv/bin/pip" install -q 'ansible-core>=2.15,<2.18' 'yamllint>=1.33' 'ansible-lint>=24.7,<26'
 fi
 
 # A real NetBox for the NetBox tests, from the team's shared scripts (beside
