@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit tests, the integration tests
 # that start the real kea-dhcp4 with the hook and drive it with perfdhcp,
-# and the Debian package's build / install / examples / remove / purge.
+# the README's quick start as written, the Debian package's build / install /
+# examples / remove / purge, and the Ansible role present / absent.
 # Needs root (it installs missing packages and adds 127.0.N.x addresses to lo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ source tests/shared-dir.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
+# The README's quick start, command by command, with its documented output.
+bash tests/quickstart.sh
 # Installs and purges the package on this machine (refuses if it is installed).
 bash packaging/check-deb.sh
 # Runs the Ansible role here: present, present (changed=0), absent, present.
