@@ -8,6 +8,7 @@
 pub mod kea;
 pub mod netbox;
 pub mod perfdhcp;
+pub mod proxy;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
