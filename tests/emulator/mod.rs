@@ -124,6 +124,8 @@ struct Bmc {
     stats: Mutex<BmcStats>,
     tls: Mutex<Arc<rustls::ServerConfig>>,
     fingerprint: Mutex<String>,
+    /// Served instead of the model's host names (`set_hostname`).
+    hostname: Mutex<Option<String>>,
 }
 
 struct Shared {
@@ -192,8 +194,16 @@ impl Emulator {
             stats: Mutex::new(BmcStats::default()),
             tls: Mutex::new(tls),
             fingerprint: Mutex::new(fp),
+            hostname: Mutex::new(None),
         });
         self.shared.bmcs.write().unwrap().insert(addr, bmc);
+    }
+
+    /// Makes the BMC at `addr` report `name` as its host name (every
+    /// `HostName` and `FQDN`), as a fleet with a naming scheme does; the
+    /// mockups' own names repeat across instances of a model.
+    pub fn set_hostname(&self, addr: Ipv4Addr, name: &str) {
+        *self.bmc(addr).hostname.lock().unwrap() = Some(name.to_string());
     }
 
     pub fn set_faults(&self, addr: Ipv4Addr, faults: Faults) {
@@ -383,6 +393,32 @@ fn rewrite(model: &Model, k: u32, text: &str) -> String {
         out = out.replace(s.as_str(), &instance_serial(s, k));
     }
     rewrite_macs(&out, k)
+}
+
+/// `text` with every `HostName` and `FQDN` value set to `name`.
+fn with_hostname(text: &str, name: &str) -> String {
+    fn walk(v: &mut Value, name: &str) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    if (k == "HostName" || k == "FQDN") && v.is_string() {
+                        *v = Value::String(name.to_string());
+                    } else {
+                        walk(v, name);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|v| walk(v, name)),
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(mut v) => {
+            walk(&mut v, name);
+            v.to_string()
+        }
+        Err(_) => text.to_string(),
+    }
 }
 
 fn instance_serial(s: &str, k: u32) -> String {
@@ -789,6 +825,9 @@ fn serve_file<W: Write>(
         text.clone()
     };
     body = rewrite(model, bmc.instance, &body);
+    if let Some(name) = bmc.hostname.lock().unwrap().as_deref() {
+        body = with_hostname(&body, name);
+    }
     if authed && faults.malformed {
         let cut = body.len() / 3;
         return respond(w, 200, &[], &format!("{}, \"broken\": [", &body[..cut]));
