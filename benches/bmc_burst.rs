@@ -21,7 +21,6 @@ mod emulator;
 mod support;
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dhcp_bmc_discovery::netbox::NetBox;
@@ -172,47 +171,8 @@ fn main() {
     // 1. NetBox's raw write capacity, now.
     reset();
     let nb = NetBox::connect(&inst.url, &inst.token).expect("connect");
-    let id = |v: Value| v["id"].as_u64().unwrap_or(0);
-    let site = id(nb
-        .post("/api/dcim/sites/", &json!({"name": "raw", "slug": "raw"}))
-        .unwrap());
-    let mfr = id(nb
-        .post(
-            "/api/dcim/manufacturers/",
-            &json!({"name": "Raw", "slug": "raw"}),
-        )
-        .unwrap());
-    let dtype = id(nb
-        .post(
-            "/api/dcim/device-types/",
-            &json!({"manufacturer": mfr, "model": "R", "slug": "r"}),
-        )
-        .unwrap());
-    let role = id(nb
-        .post(
-            "/api/dcim/device-roles/",
-            &json!({"name": "Raw", "slug": "raw", "color": "9e9e9e"}),
-        )
-        .unwrap());
-    let creates = 40usize;
-    let next = AtomicUsize::new(0);
-    let t = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..workers.min(8) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= creates {
-                    break;
-                }
-                nb.post(
-                    "/api/dcim/devices/",
-                    &json!({"name": format!("raw-{i}"), "device_type": dtype, "role": role, "site": site}),
-                )
-                .expect("raw device create");
-            });
-        }
-    });
-    let raw = creates as f64 / t.elapsed().as_secs_f64();
+    let raw =
+        support::netbox::RawDevices::new(&nb).create_rate(&nb, 40, workers.min(8) as usize, "raw");
     println!(
         "NetBox raw device creates: {raw:.1}/s ({} clients)",
         workers.min(8)

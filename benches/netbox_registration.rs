@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use dhcp_bmc_discovery::hostname::PlacementPattern;
 use dhcp_bmc_discovery::netbox::{register, NetBox, Options, Registration};
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Inventory, Limits, Target, TlsPolicy};
-use serde_json::json;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -114,40 +113,9 @@ fn main() {
     // 1. Raw capacity: plain device creates.
     nbsupport::reset();
     let nb = NetBox::connect(&inst.url, &inst.token).expect("connect");
-    let id = |v: serde_json::Value| v["id"].as_u64().unwrap_or(0);
-    let site = id(nb
-        .post("/api/dcim/sites/", &json!({"name": "raw", "slug": "raw"}))
-        .unwrap());
-    let mfr = id(nb
-        .post(
-            "/api/dcim/manufacturers/",
-            &json!({"name": "Raw", "slug": "raw"}),
-        )
-        .unwrap());
-    let dtype = id(nb
-        .post(
-            "/api/dcim/device-types/",
-            &json!({"manufacturer": mfr, "model": "R", "slug": "r"}),
-        )
-        .unwrap());
-    let role = id(nb
-        .post(
-            "/api/dcim/device-roles/",
-            &json!({"name": "Raw", "slug": "raw", "color": "9e9e9e"}),
-        )
-        .unwrap());
-    let nb = &nb;
-    let raw = |prefix: &'static str| {
-        move |i: usize| {
-            nb.post(
-                "/api/dcim/devices/",
-                &json!({"name": format!("{prefix}-{i}"), "device_type": dtype, "role": role, "site": site}),
-            )
-            .expect("raw device create");
-        }
-    };
-    let raw1 = parallel(servers, 1, &raw("seq"));
-    let raw_n = parallel(servers, workers, &raw("par"));
+    let raw = nbsupport::RawDevices::new(&nb);
+    let raw1 = raw.create_rate(&nb, servers, 1, "seq");
+    let raw_n = raw.create_rate(&nb, servers, workers, "par");
     println!("raw device creates: {raw1:.1}/s with 1 client, {raw_n:.1}/s with {workers} clients");
 
     // 2. and 3. Registrations, fresh then unchanged.

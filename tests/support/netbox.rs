@@ -76,3 +76,68 @@ pub fn script(name: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// NetBox's raw write capacity, for benchmarks to compare against: plain
+/// device creates with nothing else to do (their site, type and role made
+/// once by `new`).
+pub struct RawDevices {
+    site: u64,
+    dtype: u64,
+    role: u64,
+}
+
+impl RawDevices {
+    pub fn new(nb: &dhcp_bmc_discovery::netbox::NetBox) -> RawDevices {
+        let id = |path: &str, body: serde_json::Value| {
+            nb.post(path, &body).expect("raw fixture")["id"]
+                .as_u64()
+                .unwrap_or(0)
+        };
+        let site = id(
+            "/api/dcim/sites/",
+            serde_json::json!({"name": "raw", "slug": "raw"}),
+        );
+        let mfr = id(
+            "/api/dcim/manufacturers/",
+            serde_json::json!({"name": "Raw", "slug": "raw"}),
+        );
+        let dtype = id(
+            "/api/dcim/device-types/",
+            serde_json::json!({"manufacturer": mfr, "model": "R", "slug": "r"}),
+        );
+        let role = id(
+            "/api/dcim/device-roles/",
+            serde_json::json!({"name": "Raw", "slug": "raw", "color": "9e9e9e"}),
+        );
+        RawDevices { site, dtype, role }
+    }
+
+    /// Creates `n` devices named `<prefix>-<i>` from `clients` threads;
+    /// creates per second.
+    pub fn create_rate(
+        &self,
+        nb: &dhcp_bmc_discovery::netbox::NetBox,
+        n: usize,
+        clients: usize,
+        prefix: &str,
+    ) -> f64 {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let next = AtomicUsize::new(0);
+        let t = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..clients.max(1) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let body = serde_json::json!({"name": format!("{prefix}-{i}"),
+                        "device_type": self.dtype, "role": self.role, "site": self.site});
+                    nb.post("/api/dcim/devices/", &body)
+                        .expect("raw device create");
+                });
+            }
+        });
+        n as f64 / t.elapsed().as_secs_f64()
+    }
+}
