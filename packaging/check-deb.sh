@@ -75,8 +75,12 @@ ip netns exec "$ns" ip link set lo up
 ip netns exec "$ns" ip link set eth1 up
 ip netns exec "$ns" ip addr add 10.20.0.2/22 dev eth1
 mkdir -p "$work/etc" "$work/log"
-printf '[{"username": "root", "password": "check-deb-only"}]\n' >"$work/etc/bmc-credentials.json"
-printf 'check-deb-only-token\n' >"$work/etc/netbox-token"
+# Throwaway secrets, made up for this run, in files as on a real server
+# (the credentials file names the password file; /etc/kea is $work/etc
+# inside the namespace).
+head -c 18 /dev/urandom | base64 >"$work/etc/bmc-password"
+head -c 18 /dev/urandom | base64 >"$work/etc/netbox-token"
+printf '[{"username": "root", "password_file": "/etc/kea/bmc-password"}]\n' >"$work/etc/bmc-credentials.json"
 chmod 600 "$work/etc/"*
 if [[ ! -d /var/log/kea ]]; then
   mkdir /var/log/kea

@@ -68,7 +68,11 @@ cleanup() {
 trap cleanup EXIT
 ip addr replace 127.0.31.1/32 dev lo
 
-export BMC_PASSWORD=check-role-only NETBOX_TOKEN=check-role-only-token
+# Throwaway secrets made up for this run, handed over the way an operator
+# does: in the controller's environment.
+BMC_PASSWORD=$(head -c 18 /dev/urandom | base64)
+NETBOX_TOKEN=$(head -c 18 /dev/urandom | base64)
+export BMC_PASSWORD NETBOX_TOKEN BMC_USERNAME=root
 play() {
   ansible-playbook -i tests/inventory.yml site.yml -e "kea_bmc_discovery_deb=$deb" "$@" >"$work/play.log" 2>&1 ||
     { tail -40 "$work/play.log"; fail "ansible-playbook $*"; }
@@ -95,7 +99,11 @@ status=$(ask '{"command": "bmc-status"}' | result_of)
 [[ "$status" == "0 bmc-discovery"* ]] || fail "bmc-status after the role: $status"
 [[ $(stat -c '%a %U' /etc/kea/bmc-credentials.json) == "600 _kea" ]] || fail "credentials file mode/owner: $(stat -c '%a %U' /etc/kea/bmc-credentials.json)"
 [[ $(stat -c '%a %U' /etc/kea/netbox-token) == "600 _kea" ]] || fail "token file mode/owner"
-grep -q check-role-only /var/log/kea/kea-dhcp4.log /etc/kea/kea-dhcp4.conf && fail "a secret is in Kea's log or configuration"
+grep -qF -e "$BMC_PASSWORD" -e "$NETBOX_TOKEN" /var/log/kea/kea-dhcp4.log /etc/kea/kea-dhcp4.conf "$work/play.log" &&
+  fail "a secret is in Kea's log, its configuration or the playbook's output"
+grep -qxF "$NETBOX_TOKEN" /etc/kea/netbox-token || fail "the token file does not hold NETBOX_TOKEN"
+python3 -c 'import json,os,sys; e=json.load(open(sys.argv[1])); sys.exit(e != [{"username": "root", "password": os.environ["BMC_PASSWORD"]}])' \
+  /etc/kea/bmc-credentials.json || fail "the credentials file does not hold BMC_PASSWORD"
 say "present: changed=$changed; Kea answers bmc-status: $status"
 
 play
