@@ -16,7 +16,8 @@ use std::sync::Mutex;
 
 use crate::bindings::{shim_stat_del, shim_stat_set};
 use crate::metrics::{HistogramSnapshot, Reachability, MS_BOUNDS};
-use crate::runtime::Runtime;
+use crate::runtime::{QueueStatus, Runtime};
+use crate::stats::CountersSnapshot;
 
 /// Every statistic of the hook starts with this.
 pub const PREFIX: &str = "bmc-discovery.";
@@ -69,7 +70,7 @@ const fn metric(kea: &'static str, prom: &'static str, help: &'static str) -> Me
     Metric { kea, prom, help }
 }
 
-/// Counters, in `Snapshot::counters` order.
+/// Counters, in `Snapshot::counter_values` order.
 pub const COUNTERS: [Metric; 12] = [
     metric(
         "leases-seen",
@@ -133,7 +134,7 @@ pub const COUNTERS: [Metric; 12] = [
     ),
 ];
 
-/// Gauges of the queue and the workers, in `Snapshot::gauges` order.
+/// Gauges of the queue and the workers, in `Snapshot::gauge_values` order.
 pub const GAUGES: [Metric; 4] = [
     metric(
         "queue-depth",
@@ -176,8 +177,8 @@ pub const HISTOGRAMS: [Metric; 3] = [
 /// atomics the workers and the scheduler keep.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    pub counters: Vec<u64>,
-    pub gauges: Vec<u64>,
+    pub counters: CountersSnapshot,
+    pub queue: QueueStatus,
     /// The lease callouts' cost: p50, p99, max (ns).
     pub callout_ns: [u64; 3],
     /// BMCs per state, once the scheduler has counted them.
@@ -191,30 +192,10 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn take(rt: &Runtime) -> Snapshot {
-        let c = rt.stats().counters();
-        let q = rt.queue_status();
         let cost = rt.stats().cost();
         let mut s = Snapshot {
-            counters: vec![
-                c.seen,
-                c.accepted,
-                c.not_opted_in,
-                c.no_match,
-                c.duplicate_in_flight,
-                c.dropped_queue_full,
-                c.scheduled,
-                c.processed,
-                c.failed,
-                c.abandoned_at_unload,
-                c.reconciliations,
-                c.panics,
-            ],
-            gauges: vec![
-                q.depth as u64,
-                q.capacity as u64,
-                q.in_flight as u64,
-                q.workers as u64,
-            ],
+            counters: rt.stats().counters(),
+            queue: rt.queue_status(),
             callout_ns: [cost.p50_ns, cost.p99_ns, cost.max_ns],
             ..Snapshot::default()
         };
@@ -240,13 +221,38 @@ impl Snapshot {
         s
     }
 
+    /// The counters in [`COUNTERS`] order.
+    pub fn counter_values(&self) -> [u64; COUNTERS.len()] {
+        let c = &self.counters;
+        [
+            c.seen,
+            c.accepted,
+            c.not_opted_in,
+            c.no_match,
+            c.duplicate_in_flight,
+            c.dropped_queue_full,
+            c.scheduled,
+            c.processed,
+            c.failed,
+            c.abandoned_at_unload,
+            c.reconciliations,
+            c.panics,
+        ]
+    }
+
+    /// The queue gauges in [`GAUGES`] order.
+    pub fn gauge_values(&self) -> [u64; GAUGES.len()] {
+        let q = &self.queue;
+        [q.depth, q.capacity, q.in_flight, q.workers].map(|v| v as u64)
+    }
+
     /// The statistics as Kea gets them, names without the prefix.
     pub fn kea_values(&self) -> Vec<(String, i64)> {
         let mut out: Vec<(String, i64)> = COUNTERS
             .iter()
-            .zip(&self.counters)
-            .chain(GAUGES.iter().zip(&self.gauges))
-            .map(|(m, v)| (m.kea.to_string(), clamp(*v)))
+            .zip(self.counter_values())
+            .chain(GAUGES.iter().zip(self.gauge_values()))
+            .map(|(m, v)| (m.kea.to_string(), clamp(v)))
             .collect();
         for (field, v) in ["p50", "p99", "max"].iter().zip(self.callout_ns) {
             out.push((format!("callout-ns.{field}"), clamp(v)));

@@ -89,11 +89,11 @@ pub fn render(s: &Snapshot, pools: &[PoolGauge], levels: Levels) -> String {
         "bmc_discovery_info{{version=\"{}\"}} 1",
         label(crate::VERSION)
     );
-    for (m, v) in COUNTERS.iter().zip(&s.counters) {
+    for (m, v) in COUNTERS.iter().zip(s.counter_values()) {
         family(&mut out, m.prom, "counter", m.help);
         let _ = writeln!(out, "{} {v}", m.prom);
     }
-    for (m, v) in GAUGES.iter().zip(&s.gauges) {
+    for (m, v) in GAUGES.iter().zip(s.gauge_values()) {
         family(&mut out, m.prom, "gauge", m.help);
         let _ = writeln!(out, "{} {v}", m.prom);
     }
@@ -403,8 +403,14 @@ mod tests {
         counts[0] = 2; // <= 25 ms
         counts[2] = 1; // <= 100 ms
         let s = Snapshot {
-            counters: vec![1; COUNTERS.len()],
-            gauges: vec![4; GAUGES.len()],
+            counters: crate::stats::CountersSnapshot {
+                seen: 1,
+                ..Default::default()
+            },
+            queue: crate::runtime::QueueStatus {
+                workers: 4,
+                ..Default::default()
+            },
             callout_ns: [1500, 3000, 9000],
             bmcs: vec![("registered", 3)],
             histograms: vec![(
@@ -433,6 +439,8 @@ mod tests {
         let page = render(&s, &pools, Levels::default());
         for line in [
             "bmc_discovery_leases_seen_total 1",
+            "bmc_discovery_leases_accepted_total 0",
+            "bmc_discovery_workers 4",
             "# TYPE bmc_discovery_lease_to_done_seconds histogram",
             "bmc_discovery_lease_to_done_seconds_bucket{le=\"0.025\"} 2",
             "bmc_discovery_lease_to_done_seconds_bucket{le=\"0.05\"} 2",

@@ -135,6 +135,7 @@ pub fn hand_over(
 }
 
 /// The queue and the workers at one moment.
+#[derive(Debug, Clone, Default)]
 pub struct QueueStatus {
     pub depth: usize,
     pub capacity: usize,
@@ -262,42 +263,33 @@ impl Runtime {
     pub fn on_tick(&self) {
         let snapshot = Snapshot::take(self);
         self.kea_stats.publish(&snapshot);
+        let mut t = self.tick_state();
         if let Some(server) = &self.metrics {
-            let seen = self.stats.counters().seen;
-            let due = {
-                let t = self.tick_state();
-                t.pools_at.is_none_or(|at| {
-                    at.elapsed() >= POOL_GAUGES_EVERY
-                        || (seen != t.pools_seen && at.elapsed() >= POOL_GAUGES_AFTER_LEASES)
-                })
-            };
+            let seen = snapshot.counters.seen;
+            let due = t.pools_at.is_none_or(|at| {
+                at.elapsed() >= POOL_GAUGES_EVERY
+                    || (seen != t.pools_seen && at.elapsed() >= POOL_GAUGES_AFTER_LEASES)
+            });
             if due {
-                let pools = self.pool_gauges();
-                let mut t = self.tick_state();
-                t.pools = pools;
+                t.pools = self.pool_gauges();
                 t.pools_at = Some(Instant::now());
                 t.pools_seen = seen;
             }
-            let pools = self.tick_state().pools.clone();
             server.update(crate::prometheus::render(
                 &snapshot,
-                &pools,
+                &t.pools,
                 self.config.pool_alert_levels,
             ));
         }
-        let drops = self.stats.counters().dropped_queue_full;
-        let now = Instant::now();
-        let due = {
-            let t = self.tick_state();
-            let since = t.last.map(|l| now.duration_since(l));
-            let interval = self.config.reconcile_interval_s;
-            let depth = self.sender.as_ref().map_or(0, |s| s.len());
-            t.requested
-                || (drops > t.drops_seen
-                    && depth <= self.config.queue_capacity / 2
-                    && since.is_none_or(|s| s >= RECONCILE_AFTER_DROPS_EVERY))
-                || (interval > 0 && since.is_some_and(|s| s >= Duration::from_secs(interval)))
-        };
+        let since = t.last.map(|l| l.elapsed());
+        let interval = self.config.reconcile_interval_s;
+        let due = t.requested
+            || (snapshot.counters.dropped_queue_full > t.drops_seen
+                && snapshot.queue.depth <= self.config.queue_capacity / 2
+                && since.is_none_or(|s| s >= RECONCILE_AFTER_DROPS_EVERY))
+            || (interval > 0 && since.is_some_and(|s| s >= Duration::from_secs(interval)));
+        // reconcile() takes the tick state itself.
+        drop(t);
         if due {
             if let Err(e) = self.reconcile(None) {
                 log::error!("reconciliation: {e}");
