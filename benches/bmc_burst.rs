@@ -14,6 +14,7 @@
 //! waited (oldest leases first: no server waits behind the whole burst).
 //!
 //! `cargo bench --bench bmc_burst` (root; resets the test NetBox).
+//! BENCH_KEA_LOG=INFO (default WARN) keeps Kea's per-BMC lines in its log.
 
 #[path = "../tests/emulator/mod.rs"]
 mod emulator;
@@ -28,16 +29,9 @@ use emulator::{Emulator, Faults};
 use serde_json::{json, Value};
 use support::kea::{config, Hook, Kea, Net};
 use support::netbox::{netbox, reset};
-use support::{hook_library, perfdhcp, TempDir};
+use support::{env_or, hook_library, perfdhcp, TempDir};
 
 const PASS: &str = "emulated-Passw0rd";
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn pool_addr(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 10)) + i)
@@ -79,9 +73,6 @@ fn burst(
                     "tls-ca-file": ca, "request-timeout-ms": 10000, "deadline-ms": 120000},
         "netbox": netbox,
     });
-    if std::env::var_os("BENCH_DEBUG").is_some() {
-        eprintln!("{tag}: hook parameters {params}");
-    }
     let hook = Hook::Library {
         path: hook_library(),
         parameters: params,
@@ -91,7 +82,7 @@ fn burst(
     let start = Instant::now();
     let run = perfdhcp::avalanche(net, &net.relay_bmc(), n as usize, "14:18:77:10:00:00");
     assert!(run.success, "perfdhcp failed:\n{}", run.output);
-    let limit = Duration::from_secs(env("BENCH_LIMIT_S", 3600));
+    let limit = Duration::from_secs(env_or("BENCH_LIMIT_S", 3600));
     let status = loop {
         let s = match kea.try_command("bmc-status", None) {
             Ok(a) => a["arguments"].clone(),
@@ -133,33 +124,23 @@ fn main() {
         println!("bmc_burst: skipped (run it with `cargo bench --bench bmc_burst`)");
         return;
     }
-    let n = env("BENCH_BMCS", 200) as u32;
-    let latency = Duration::from_millis(env("BENCH_LATENCY_MS", 50));
-    let workers = env("BENCH_WORKERS", 16);
+    let n = env_or("BENCH_BMCS", 200) as u32;
+    let latency = Duration::from_millis(env_or("BENCH_LATENCY_MS", 50));
+    let workers = env_or("BENCH_WORKERS", 16);
     let (_guard, inst) = netbox();
 
     let emu = Emulator::start(0);
-    let models = emulator::all_models();
+    let faults = Faults {
+        latency,
+        ..Faults::default()
+    };
+    emu.add_fleet(pool_addr(0), n, &faults, |_| PASS);
     for i in 0..n {
-        emu.add(
-            pool_addr(i),
-            &models[i as usize % models.len()],
-            i + 1,
-            "root",
-            PASS,
-        );
         // Named as a data centre names them: site, cabinet, unit; ten
         // servers per cabinet, 4 U apart (the models are 1 to 4 U high).
         emu.set_hostname(
             pool_addr(i),
             &format!("us3-cab{:02}-ru{:02}-bmc", i / 10 + 1, (i % 10) * 4 + 1),
-        );
-        emu.set_faults(
-            pool_addr(i),
-            Faults {
-                latency,
-                ..Faults::default()
-            },
         );
     }
     println!(

@@ -19,17 +19,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::kea::{config, Hook, Kea, Net};
-use support::{hook_library, perfdhcp, target_dir, TempDir};
+use support::{env_or, hook_library, perfdhcp, target_dir, TempDir};
 
 const VARIANTS: [&str; 4] = ["none", "empty", "ours", "run_script"];
 const RUN_SCRIPT: &str = "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_run_script.so";
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn build_empty_hook() -> PathBuf {
     let out = target_dir().join("libbench_empty_hook.so");

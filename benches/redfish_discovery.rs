@@ -69,16 +69,7 @@ fn emulator_child(latency: Duration, n_bmcs: u32) {
         emu.add(model_addr(i), m, 0, "root", "calvin");
         emu.set_faults(model_addr(i), faults.clone());
     }
-    for i in 0..n_bmcs {
-        emu.add(
-            bulk_addr(i),
-            &models[i as usize % models.len()],
-            i + 1,
-            "root",
-            "calvin",
-        );
-        emu.set_faults(bulk_addr(i), faults.clone());
-    }
+    emu.add_fleet(bulk_addr(0), n_bmcs, &faults, |_| "calvin");
     println!("{}", emu.port);
     // Serve until the parent closes our stdin.
     let mut sink = String::new();

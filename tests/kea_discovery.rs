@@ -43,23 +43,11 @@ fn bmcs_on_pool(n: u32) -> Emulator {
 /// turn, BMC `i` accepting `password(i)`, each answering after `latency`.
 fn fleet_on_pool(n: u32, latency: Duration, password: impl Fn(u32) -> &'static str) -> Emulator {
     let emu = Emulator::start(0);
-    let models = emulator::all_models();
-    for i in 0..n {
-        emu.add(
-            pool_addr(i),
-            &models[i as usize % models.len()],
-            i + 1,
-            "root",
-            password(i),
-        );
-        emu.set_faults(
-            pool_addr(i),
-            Faults {
-                latency,
-                ..Faults::default()
-            },
-        );
-    }
+    let faults = Faults {
+        latency,
+        ..Faults::default()
+    };
+    emu.add_fleet(pool_addr(0), n, &faults, password);
     emu
 }
 

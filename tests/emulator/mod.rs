@@ -199,6 +199,30 @@ impl Emulator {
         self.shared.bmcs.write().unwrap().insert(addr, bmc);
     }
 
+    /// A fleet: BMC `i` of `n` on `first + i`, serving every model in turn
+    /// (instance `i + 1`, so serials and MACs differ), user root with
+    /// `password(i)`, with `faults`.
+    pub fn add_fleet<'a>(
+        &self,
+        first: Ipv4Addr,
+        n: u32,
+        faults: &Faults,
+        password: impl Fn(u32) -> &'a str,
+    ) {
+        let models = all_models();
+        for i in 0..n {
+            let addr = Ipv4Addr::from(u32::from(first) + i);
+            self.add(
+                addr,
+                &models[i as usize % models.len()],
+                i + 1,
+                "root",
+                password(i),
+            );
+            self.set_faults(addr, faults.clone());
+        }
+    }
+
     /// Makes the BMC at `addr` report `name` as its host name (every
     /// `HostName` and `FQDN`), as a fleet with a naming scheme does; the
     /// mockups' own names repeat across instances of a model.

@@ -10,6 +10,15 @@ pub mod netbox;
 pub mod perfdhcp;
 pub mod proxy;
 
+/// A benchmark setting: the environment variable `name` as a number, else
+/// `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
