@@ -611,15 +611,19 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
     if let Some(serial) = &inv.serial_number {
         device = cx.find("dcim/devices", &[("serial", serial)])?;
     }
+    // The MAC's objects, once read, serve the MAC step below too.
+    let mut mac_objects = None;
     if device.is_none() {
-        if let Some(mac) = cx.find("dcim/mac-addresses", &[("mac_address", &reg.bmc_mac)])? {
-            if let Some(dev_id) = mac
-                .pointer("/assigned_object/device/id")
-                .and_then(Value::as_u64)
-            {
-                device = Some(cx.nb.get(&format!("/api/dcim/devices/{dev_id}/"))?);
-            }
+        let macs = list_macs(cx, &reg.bmc_mac)?;
+        let on_device = macs
+            .iter()
+            .min_by_key(|m| id_of(m).unwrap_or(u64::MAX))
+            .and_then(|m| m.pointer("/assigned_object/device/id"))
+            .and_then(Value::as_u64);
+        if let Some(dev_id) = on_device {
+            device = Some(cx.nb.get(&format!("/api/dcim/devices/{dev_id}/"))?);
         }
+        mac_objects = Some(macs);
     }
     if device.is_none() {
         device = cx.find("dcim/devices", &[("name", &reg.name), ("site_id", &sid)])?;
@@ -702,7 +706,7 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
 
     // The MAC: NetBox does not keep MACs unique, so after a create the
     // oldest object for this MAC wins and the others are removed.
-    let mac = mac_object(cx, &reg.bmc_mac, iface_id, &tags)?;
+    let mac = mac_object(cx, &reg.bmc_mac, mac_objects, iface_id, &tags)?;
     let mac_id = id_of(&mac).unwrap_or(0);
     let mut want = Map::new();
     want.insert("primary_mac_address".into(), json!(mac_id));
@@ -797,16 +801,27 @@ fn journal(cx: &mut Ctx, reg: &Registration, device_id: u64) -> Result<(), Regis
     Ok(())
 }
 
+/// Every MAC address object NetBox holds for `mac`.
+fn list_macs(cx: &Ctx, mac: &str) -> Result<Vec<Value>, RegisterError> {
+    Ok(cx.nb.list(&format!(
+        "/api/dcim/mac-addresses/{}",
+        query(&[("mac_address", mac)])
+    ))?)
+}
+
+/// The MAC's object on the interface: the oldest of those `existing`
+/// (read now when None), else a new one.
 fn mac_object(
     cx: &mut Ctx,
     mac: &str,
+    existing: Option<Vec<Value>>,
     iface_id: u64,
     tags: &Value,
 ) -> Result<Value, RegisterError> {
-    let existing = cx.nb.list(&format!(
-        "/api/dcim/mac-addresses/{}",
-        query(&[("mac_address", mac)])
-    ))?;
+    let existing = match existing {
+        Some(e) => e,
+        None => list_macs(cx, mac)?,
+    };
     let mut obj = match existing
         .into_iter()
         .min_by_key(|m| id_of(m).unwrap_or(u64::MAX))
@@ -822,10 +837,7 @@ fn mac_object(
                 .changes
                 .push(format!("created MAC address {mac}"));
             // A concurrent registration may have created one too.
-            let all = cx.nb.list(&format!(
-                "/api/dcim/mac-addresses/{}",
-                query(&[("mac_address", mac)])
-            ))?;
+            let all = list_macs(cx, mac)?;
             let oldest = all
                 .iter()
                 .min_by_key(|m| id_of(m).unwrap_or(u64::MAX))
