@@ -56,6 +56,32 @@ pub fn percentile(counts: &[u64], bounds: &[u64], max: u64, q: f64) -> u64 {
     max
 }
 
+/// The rank-`q` value of a bucketed distribution, interpolated linearly
+/// inside its bucket (between the bucket's bounds, the upper one clipped at
+/// the observed max). For latencies: over a long burst most observations
+/// share one wide bucket (60–120 s, say), and its upper bound alone would
+/// call the median of a 70 s burst "120 s".
+pub fn interpolated_percentile(counts: &[u64], bounds: &[u64], max: u64, q: f64) -> u64 {
+    let count: u64 = counts.iter().sum();
+    if count == 0 {
+        return 0;
+    }
+    let rank = ((count as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    let mut lower = 0;
+    for (c, b) in counts.iter().zip(bounds) {
+        if *c > 0 && seen + c >= rank {
+            let upper = (*b).min(max);
+            let lower = lower.min(upper);
+            let within = (rank - seen) as f64 / *c as f64;
+            return lower + ((upper - lower) as f64 * within).round() as u64;
+        }
+        seen += c;
+        lower = *b;
+    }
+    max
+}
+
 /// A latency histogram in milliseconds.
 pub struct Histogram {
     buckets: [AtomicU64; MS_BOUNDS.len()],
@@ -106,9 +132,9 @@ impl Histogram {
         HistogramSnapshot {
             count: counts.iter().sum(),
             sum_ms: self.sum.load(Ordering::Relaxed),
-            p50_ms: percentile(&counts, &MS_BOUNDS, max, 0.50),
-            p90_ms: percentile(&counts, &MS_BOUNDS, max, 0.90),
-            p99_ms: percentile(&counts, &MS_BOUNDS, max, 0.99),
+            p50_ms: interpolated_percentile(&counts, &MS_BOUNDS, max, 0.50),
+            p90_ms: interpolated_percentile(&counts, &MS_BOUNDS, max, 0.90),
+            p99_ms: interpolated_percentile(&counts, &MS_BOUNDS, max, 0.99),
             max_ms: max,
             counts,
         }
@@ -192,22 +218,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_are_bucket_upper_bounds() {
+    fn percentiles_are_interpolated_inside_their_bucket() {
         let h = Histogram::default();
         for _ in 0..90 {
-            h.record(420); // <= 500
+            h.record(420); // 400..=500
         }
         for _ in 0..9 {
-            h.record(1_200); // <= 1500
+            h.record(1_200); // 1000..=1500
         }
-        h.record(4_000_000); // open bucket
+        h.record(4_000_000); // 3600 s..open
         let s = h.snapshot();
         assert_eq!(s.count, 100);
-        assert_eq!(s.p50_ms, 500);
+        // Rank 50 of the 90 in 400..500: 400 + 100 * 50/90.
+        assert_eq!(s.p50_ms, 456);
         assert_eq!(s.p90_ms, 500);
+        // Rank 99 is the last of the 9 in 1000..1500.
         assert_eq!(s.p99_ms, 1_500);
         assert_eq!(s.max_ms, 4_000_000);
         assert_eq!(s.sum_ms, 90 * 420 + 9 * 1_200 + 4_000_000);
+        // The upper bound is clipped at the largest seen: a burst whose
+        // BMCs all took 61..70 s has a median near 65 s, not 120 s.
+        let h = Histogram::default();
+        for ms in 61_000..=70_000 {
+            h.record(ms);
+        }
+        let s = h.snapshot();
+        // 60 s (the bucket's floor) + 10 s * 5001/10001.
+        assert_eq!(s.p50_ms, 65_001);
+        assert_eq!(s.max_ms, 70_000);
+        // Bucket upper bounds (the callout cost's conservative reading).
+        let counts = h.snapshot().counts;
+        assert_eq!(percentile(&counts, &MS_BOUNDS, 70_000, 0.5), 70_000);
+        assert_eq!(interpolated_percentile(&[], &MS_BOUNDS, 0, 0.5), 0);
     }
 
     #[test]
