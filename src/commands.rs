@@ -118,7 +118,14 @@ fn status(runtime: &Runtime, arguments: Option<&Value>) -> Value {
             status["failures"] = json!(m.failures());
             status["attempts-succeeded"] = json!(m.successes());
             status["netbox"] = if p.netbox_configured() {
-                json!({ "configured": true, "reachable": m.netbox() })
+                json!({
+                    "configured": true,
+                    "reachable": m.netbox(),
+                    "registrations": p.netbox_registrations(),
+                    "requests": p.netbox_requests().map(|(reads, writes)| {
+                        json!({ "reads": reads, "writes": writes })
+                    }),
+                })
             } else {
                 json!({ "configured": false })
             };

@@ -75,6 +75,9 @@ pub struct NetBoxConfig {
     pub journal: bool,
     /// Plan and log the changes, write nothing.
     pub dry_run: bool,
+    /// Registrations talking to NetBox at once; the others wait, oldest
+    /// lease first.
+    pub parallel_registrations: usize,
 }
 
 pub const NETBOX_KNOWN: &[&str] = &[
@@ -88,6 +91,7 @@ pub const NETBOX_KNOWN: &[&str] = &[
     "custom-fields",
     "journal",
     "dry-run",
+    "parallel-registrations",
 ];
 
 /// The `redfish` map: how workers reach and trust BMCs.
@@ -414,6 +418,7 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
         custom_fields: "use".into(),
         journal: true,
         dry_run: false,
+        parallel_registrations: 8,
     };
     let boolean = |k: &str, value: &Value| {
         value
@@ -439,6 +444,9 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
             "create-missing" => c.create_missing = boolean(k, value)?,
             "journal" => c.journal = boolean(k, value)?,
             "dry-run" => c.dry_run = boolean(k, value)?,
+            "parallel-registrations" => {
+                c.parallel_registrations = integer(k, value, 1, 64)? as usize
+            }
             "custom-fields" => {
                 let v = text(k, value)?;
                 if !["off", "use", "create"].contains(&v.as_str()) {
@@ -794,6 +802,12 @@ mod tests {
                 r#"{"netbox": {"url": "http://n", "token-file": "t", "custom-fields": "yes"}}"#
             ),
             "parameter 'netbox.custom-fields' must be \"off\", \"use\" or \"create\", got \"yes\""
+        );
+        assert_eq!(
+            error_of(
+                r#"{"netbox": {"url": "http://n", "token-file": "t", "parallel-registrations": 0}}"#
+            ),
+            "parameter 'netbox.parallel-registrations' must be 1..=64, got 0"
         );
         assert!(error_of(
             r#"{"netbox": {"url": "http://n", "token-file": "t", "placement-pattern": "^(?P<room>x)"}}"#

@@ -187,6 +187,10 @@ pub struct Snapshot {
     pub histograms: Vec<(&'static Metric, HistogramSnapshot)>,
     /// 1 reachable, 0 not, -1 not tried yet; None without NetBox.
     pub netbox_reachable: Option<i64>,
+    /// Registrations talking to NetBox and waiting to; None without NetBox.
+    pub netbox_registrations: Option<crate::gate::GateLoad>,
+    /// NetBox requests (reads, writes); None without NetBox.
+    pub netbox_requests: Option<(u64, u64)>,
     pub failures: BTreeMap<String, u64>,
 }
 
@@ -214,6 +218,8 @@ impl Snapshot {
                         Reachability::Unreachable => 0,
                         Reachability::Unknown => -1,
                     });
+                    s.netbox_registrations = p.netbox_registrations();
+                    s.netbox_requests = p.netbox_requests();
                 }
                 s.failures = m.failures();
             }
@@ -265,6 +271,20 @@ impl Snapshot {
         }
         if let Some(r) = self.netbox_reachable {
             out.push(("netbox-reachable".into(), r));
+        }
+        if let Some(g) = self.netbox_registrations {
+            out.push((
+                "netbox-registrations-running".into(),
+                clamp(g.running as u64),
+            ));
+            out.push((
+                "netbox-registrations-waiting".into(),
+                clamp(g.waiting as u64),
+            ));
+        }
+        if let Some((reads, writes)) = self.netbox_requests {
+            out.push(("netbox-reads".into(), clamp(reads)));
+            out.push(("netbox-writes".into(), clamp(writes)));
         }
         for (class, n) in &self.failures {
             out.push((format!("failures.{class}"), clamp(*n)));

@@ -12,6 +12,7 @@ pub mod config;
 pub mod event;
 pub mod ffi;
 pub mod filter;
+pub mod gate;
 pub mod hostname;
 pub mod inflight;
 pub mod inventory;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, ConfigError, NetBoxConfig, RedfishConfig, TlsMode};
 use crate::event::{LeaseEvent, LeaseKind};
+use crate::gate::{Gate, GateLoad};
 use crate::hostname::PlacementPattern;
 use crate::metrics::Metrics;
 use crate::netbox::{self, CustomFields, NetBox, Options, RegisterError, Registration};
@@ -92,6 +93,8 @@ struct Registrar {
     options: Options,
     dry_run: bool,
     client: Mutex<Option<Arc<NetBox>>>,
+    /// `parallel-registrations`: how many talk to NetBox at once.
+    gate: Gate,
 }
 
 impl Registrar {
@@ -129,6 +132,7 @@ impl Registrar {
             },
             dry_run: c.dry_run,
             client: Mutex::new(None),
+            gate: Gate::new(c.parallel_registrations),
         })
     }
 
@@ -271,12 +275,17 @@ impl Pipeline for DiscoveryPipeline {
                 None => {}
             }
         }
+        let mut leased_at = leased_at_ms(ev);
         if ev.kind() == LeaseKind::Replay {
             // Scheduled from the store: a real lease event may have got
             // there first, and then there is nothing left to do.
-            if self.with_state(|s| s.begin_scheduled(&mac)) == Some(false) {
-                log::debug!("BMC {mac} at {ip}: no longer due, skipped");
-                return Ok(());
+            match self.with_state(|s| s.begin_scheduled(&mac)) {
+                Some(None) => {
+                    log::debug!("BMC {mac} at {ip}: no longer due, skipped");
+                    return Ok(());
+                }
+                Some(Some(at)) => leased_at = at,
+                None => {}
             }
         } else {
             let hostname = String::from_utf8_lossy(ev.hostname()).into_owned();
@@ -288,12 +297,12 @@ impl Pipeline for DiscoveryPipeline {
                         subnet_id: ev.subnet_id(),
                         hostname: &hostname,
                     },
-                    leased_at_ms(ev),
+                    leased_at,
                     ev.kind() == LeaseKind::Select,
                 )
             });
         }
-        let outcome = self.attempt(ev, &mac);
+        let outcome = self.attempt(ev, &mac, leased_at);
         self.metrics.mark_changed();
         match outcome {
             Ok(success) => {
@@ -335,6 +344,9 @@ impl Pipeline for DiscoveryPipeline {
 
     fn stop(&self) {
         self.discoverer.cancel();
+        if let Some(r) = &self.netbox {
+            r.gate.close();
+        }
     }
 
     fn subnets_changed(&self, subnets: &[SubnetInfo]) {
@@ -361,6 +373,20 @@ impl Pipeline for DiscoveryPipeline {
 
     fn netbox_configured(&self) -> bool {
         self.netbox.is_some()
+    }
+
+    fn netbox_registrations(&self) -> Option<GateLoad> {
+        self.netbox.as_ref().map(|r| r.gate.load())
+    }
+
+    fn netbox_requests(&self) -> Option<(u64, u64)> {
+        let r = self.netbox.as_ref()?;
+        let client = r.client.lock().unwrap_or_else(|p| p.into_inner());
+        Some(
+            client
+                .as_ref()
+                .map_or((0, 0), |nb| (nb.reads(), nb.writes())),
+        )
     }
 
     fn reconcile(&self, leases: &[ActiveLease]) -> Result<Reconciled, String> {
@@ -403,8 +429,14 @@ impl DiscoveryPipeline {
         }
     }
 
-    /// One discovery (and registration) of the BMC of `ev`.
-    fn attempt(&self, ev: &LeaseEvent, mac: &str) -> Result<Success, (Failed, String)> {
+    /// One discovery (and registration) of the BMC of `ev`, leased at
+    /// `leased_at` (Unix ms): the older, the sooner it gets to NetBox.
+    fn attempt(
+        &self,
+        ev: &LeaseEvent,
+        mac: &str,
+        leased_at: i64,
+    ) -> Result<Success, (Failed, String)> {
         let mut target = Target::new(&ev.ipv4().to_string(), self.port);
         target.mac = Some(mac.to_string());
         let d = self.discoverer.discover(&target).map_err(|e| {
@@ -446,6 +478,17 @@ impl DiscoveryPipeline {
             ..Success::default()
         };
         if let Some(r) = &self.netbox {
+            let _pass = r.gate.enter(leased_at).ok_or_else(|| {
+                (
+                    Failed {
+                        class: "cancelled",
+                        counts: false,
+                    },
+                    "registration cancelled: the hook is stopping".to_string(),
+                )
+            })?;
+            // NetBox's own time, not the wait at the gate (that is in
+            // lease-to-done).
             let t = Instant::now();
             let (out, reg) = self.register(r, ev, inv).map_err(|e| {
                 // Any answer, even a refusal, means NetBox is reachable.

@@ -131,6 +131,39 @@ pub fn render(s: &Snapshot, pools: &[PoolGauge], levels: Levels) -> String {
         );
         let _ = writeln!(out, "bmc_discovery_netbox_reachable {r}");
     }
+    if let Some(g) = s.netbox_registrations {
+        for (name, help, v) in [
+            (
+                "bmc_discovery_netbox_registrations_running",
+                "Registrations talking to NetBox now (at most netbox.parallel-registrations).",
+                g.running,
+            ),
+            (
+                "bmc_discovery_netbox_registrations_waiting",
+                "Discovered BMCs waiting for their turn at NetBox, oldest lease first.",
+                g.waiting,
+            ),
+        ] {
+            family(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+    }
+    if let Some((reads, writes)) = s.netbox_requests {
+        family(
+            &mut out,
+            "bmc_discovery_netbox_requests_total",
+            "counter",
+            "Requests sent to NetBox (a dry run's planned writes count as writes).",
+        );
+        let _ = writeln!(
+            out,
+            "bmc_discovery_netbox_requests_total{{method=\"read\"}} {reads}"
+        );
+        let _ = writeln!(
+            out,
+            "bmc_discovery_netbox_requests_total{{method=\"write\"}} {writes}"
+        );
+    }
     family(
         &mut out,
         "bmc_discovery_attempt_failures_total",
@@ -426,6 +459,12 @@ mod tests {
                 },
             )],
             netbox_reachable: Some(1),
+            netbox_registrations: Some(crate::gate::GateLoad {
+                limit: 4,
+                running: 3,
+                waiting: 7,
+            }),
+            netbox_requests: Some((12, 8)),
             failures: [("auth".to_string(), 2)].into(),
         };
         let pools = [PoolGauge {
@@ -455,6 +494,8 @@ mod tests {
             "bmc_discovery_pool_level{subnet_id=\"1\",subnet=\"10.0.0.0/24\",site=\"a\\\"b\"} 2",
             "bmc_discovery_pool_alert_threshold_ratio{level=\"warning\"} 0.8",
             "bmc_discovery_netbox_reachable 1",
+            "bmc_discovery_netbox_registrations_waiting 7",
+            "bmc_discovery_netbox_requests_total{method=\"write\"} 8",
         ] {
             assert!(page.lines().any(|l| l == line), "missing {line}:\n{page}");
         }

@@ -353,17 +353,19 @@ impl Store {
     }
 
     /// A worker starts on a BMC the scheduler handed out (a retry or a
-    /// lease found by reconciliation). False if it no longer needs it: a
-    /// real lease event got there first and it is done or in progress.
-    pub fn begin_scheduled(&self, mac: &str) -> Result<bool, String> {
+    /// lease found by reconciliation): its lease time (Unix ms), or None if
+    /// it no longer needs it: a real lease event got there first and it is
+    /// done or in progress.
+    pub fn begin_scheduled(&self, mac: &str) -> Result<Option<i64>, String> {
         let now = unix_s();
         self.conn()
-            .execute(
+            .query_row(
                 "UPDATE bmc SET state = 'discovering', next_attempt_at = NULL, updated_at = ?2 \
-                 WHERE mac = ?1 AND state IN ('queued', 'failed')",
+                 WHERE mac = ?1 AND state IN ('queued', 'failed') RETURNING leased_at_ms",
                 params![mac, now],
+                |r| r.get(0),
             )
-            .map(|n| n == 1)
+            .optional()
             .map_err(text)
     }
 
@@ -865,9 +867,11 @@ mod tests {
         let macs: Vec<&str> = due.iter().map(|b| b.mac.as_str()).collect();
         assert_eq!(macs, ["02:00:00:00:00:02", "02:00:00:00:00:05"]);
         assert_eq!(due[0].ip, "10.0.0.9");
-        assert!(s.begin_scheduled("02:00:00:00:00:05").unwrap());
-        assert!(
-            !s.begin_scheduled("02:00:00:00:00:05").unwrap(),
+        // The attempt keeps the lease's time: it is ordered by it.
+        assert_eq!(s.begin_scheduled("02:00:00:00:00:05").unwrap(), Some(1_000));
+        assert_eq!(
+            s.begin_scheduled("02:00:00:00:00:05").unwrap(),
+            None,
             "taken once"
         );
         // Again: the queued one is in progress, nothing new is queued.

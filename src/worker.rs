@@ -57,6 +57,17 @@ pub trait Pipeline: Send + Sync + 'static {
         false
     }
 
+    /// Registrations talking to NetBox and waiting to; None without NetBox.
+    fn netbox_registrations(&self) -> Option<crate::gate::GateLoad> {
+        None
+    }
+
+    /// Requests sent to NetBox since the load: (reads, writes; a dry run's
+    /// planned writes count). None without NetBox.
+    fn netbox_requests(&self) -> Option<(u64, u64)> {
+        None
+    }
+
     /// Records what reconciliation found in Kea's lease database: active
     /// leases of BMCs that need an attempt become due. Runs on the
     /// scheduler thread.

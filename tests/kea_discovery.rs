@@ -1393,3 +1393,84 @@ fn netbox_down_for_a_minute_mid_burst_loses_nothing_and_duplicates_nothing() {
         status["failures"]["netbox-unavailable"]
     );
 }
+
+#[test]
+fn netbox_registrations_take_turns_oldest_lease_first() {
+    let (_guard, nb) = netbox();
+    reset();
+    let net = Net::new(32);
+    let dir = TempDir::new("discovery-netbox-turns");
+    let n = 8u32;
+    let emu = good_bmcs_on_pool(n, Duration::ZERO);
+    let token_file = dir.path().join("netbox-token");
+    std::fs::write(&token_file, format!("{}\n", nb.token)).unwrap();
+    let params = json!({
+        "workers": 8,
+        "redfish": redfish_params(dir.path(), &emu),
+        "netbox": {"url": nb.url, "token-file": token_file, "create-missing": true,
+                   "parallel-registrations": 1},
+    });
+    let kea = Kea::start(&dir, &config(net, dir.path(), &[hook(params)], "INFO"));
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), n as usize, "14:18:77:00:0c:00");
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+
+    // Eight workers discover at once; NetBox sees one registration at a
+    // time, the others wait their turn.
+    let start = Instant::now();
+    let mut most_waiting = 0;
+    let status = loop {
+        let s = kea.bmc_status();
+        let gate = &s["netbox"]["registrations"];
+        assert_eq!(gate["limit"], 1, "{s}");
+        assert!(gate["running"].as_u64() <= Some(1), "{s}");
+        most_waiting = most_waiting.max(gate["waiting"].as_u64().unwrap_or(0));
+        if count(&s, "registered") >= n as u64 {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "{}\n{}",
+            s["bmcs"],
+            kea.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(most_waiting >= 2, "discovered BMCs waited: {most_waiting}");
+    let requests = &status["netbox"]["requests"];
+    assert!(
+        requests["writes"].as_u64() >= Some(7 * n as u64) && requests["reads"].as_u64() > Some(0),
+        "{status}"
+    );
+
+    // The first to reach NetBox went in alone; every other took its turn
+    // by lease time.
+    let list = kea.command("bmc-list", None);
+    let mut by_lease: Vec<(i64, i64)> = list["arguments"]["bmcs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["leased-at-ms"].as_i64().unwrap(),
+                b["registered-at"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by_lease.len(), n as usize);
+    by_lease.sort();
+    let first_in = (0..by_lease.len()).min_by_key(|&i| by_lease[i].1).unwrap();
+    by_lease.remove(first_in);
+    let registered: Vec<i64> = by_lease.iter().map(|b| b.1).collect();
+    assert!(
+        registered.windows(2).all(|w| w[0] <= w[1]),
+        "registered out of lease order: {by_lease:?}"
+    );
+    eprintln!(
+        "{n} BMCs, one registration at a time: up to {most_waiting} waited; {} reads + {} writes; \
+         lease-to-registered p50 {} ms, max {} ms",
+        requests["reads"],
+        requests["writes"],
+        status["latency"]["lease-to-done"]["p50-ms"],
+        status["latency"]["lease-to-done"]["max-ms"],
+    );
+}
