@@ -140,4 +140,33 @@ impl RawDevices {
         });
         n as f64 / t.elapsed().as_secs_f64()
     }
+
+    /// Reads the devices named `<prefix>-<i>` (i < n) back, by name, from
+    /// `clients` threads; reads per second.
+    pub fn read_rate(
+        &self,
+        nb: &dhcp_bmc_discovery::netbox::NetBox,
+        n: usize,
+        clients: usize,
+        prefix: &str,
+    ) -> f64 {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let next = AtomicUsize::new(0);
+        let t = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..clients.max(1) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let page = nb
+                        .get(&format!("/api/dcim/devices/?name={prefix}-{i}"))
+                        .expect("raw device read");
+                    assert_eq!(page["count"], 1, "{prefix}-{i}: {page}");
+                });
+            }
+        });
+        n as f64 / t.elapsed().as_secs_f64()
+    }
 }
