@@ -321,19 +321,23 @@ fn main() {
         let s = idle(&emu, idle_n.min(n), workers, &netbox_params(false));
         let (r, w) = per_registration(&s, idle_n.min(n) as u64);
         let l = &s["latency"];
-        let netbox_ms = l["netbox"]["sum-ms"].as_f64().unwrap_or(0.0)
-            / l["netbox"]["count"].as_f64().unwrap_or(1.0).max(1.0);
+        let mean = |h: &str| {
+            l[h]["sum-ms"].as_f64().unwrap_or(0.0) / l[h]["count"].as_f64().unwrap_or(1.0).max(1.0)
+        };
+        let netbox_ms = mean("netbox");
         println!(
             "idle ({} BMCs one at a time): lease-to-registered p50 {} ms, p99 {} ms (goal p50 < \
              1000, p99 < 3000); of which discovery p50 {} ms, NetBox p50 {} ms: {r:.1} reads + \
              {w:.1} writes one after another, {:.0} ms each (NetBox alone: {write_ms:.0} ms a \
-             create, {read_ms:.0} ms a read)",
+             create, {read_ms:.0} ms a read); the rest (queue, gate, state file) {:.0} ms on \
+             average",
             idle_n.min(n),
             l["lease-to-done"]["p50-ms"],
             l["lease-to-done"]["p99-ms"],
             l["discovery"]["p50-ms"],
             l["netbox"]["p50-ms"],
             netbox_ms / (r + w).max(1.0),
+            mean("lease-to-done") - mean("discovery") - netbox_ms,
         );
     }
 

@@ -37,23 +37,34 @@ pub const MS_BOUNDS: [u64; 22] = [
     u64::MAX,
 ];
 
+/// Where the rank-`q` observation lies: its bucket's index, the
+/// observations in the buckets below, and the rank. None when empty or
+/// past the last bound.
+fn locate(counts: &[u64], q: f64) -> Option<(usize, u64, u64)> {
+    let count: u64 = counts.iter().sum();
+    if count == 0 {
+        return None;
+    }
+    let rank = ((count as f64) * q).ceil().max(1.0) as u64;
+    let mut below = 0;
+    for (i, c) in counts.iter().enumerate() {
+        if *c > 0 && below + c >= rank {
+            return Some((i, below, rank));
+        }
+        below += c;
+    }
+    None
+}
+
 /// The rank-`q` value of a bucketed distribution: the upper bound of the
 /// bucket holding it (so it never understates), the observed max for the
 /// open last bucket. Shared with the callout-cost histogram.
 pub fn percentile(counts: &[u64], bounds: &[u64], max: u64, q: f64) -> u64 {
-    let count: u64 = counts.iter().sum();
-    if count == 0 {
-        return 0;
+    match locate(counts, q) {
+        None if counts.iter().all(|c| *c == 0) => 0,
+        None => max,
+        Some((i, _, _)) => bounds.get(i).map_or(max, |b| (*b).min(max)),
     }
-    let rank = ((count as f64) * q).ceil().max(1.0) as u64;
-    let mut seen = 0;
-    for (c, b) in counts.iter().zip(bounds) {
-        seen += c;
-        if seen >= rank {
-            return (*b).min(max);
-        }
-    }
-    max
 }
 
 /// The rank-`q` value of a bucketed distribution, interpolated linearly
@@ -62,24 +73,19 @@ pub fn percentile(counts: &[u64], bounds: &[u64], max: u64, q: f64) -> u64 {
 /// share one wide bucket (60–120 s, say), and its upper bound alone would
 /// call the median of a 70 s burst "120 s".
 pub fn interpolated_percentile(counts: &[u64], bounds: &[u64], max: u64, q: f64) -> u64 {
-    let count: u64 = counts.iter().sum();
-    if count == 0 {
-        return 0;
-    }
-    let rank = ((count as f64) * q).ceil().max(1.0) as u64;
-    let mut seen = 0;
-    let mut lower = 0;
-    for (c, b) in counts.iter().zip(bounds) {
-        if *c > 0 && seen + c >= rank {
-            let upper = (*b).min(max);
-            let lower = lower.min(upper);
-            let within = (rank - seen) as f64 / *c as f64;
-            return lower + ((upper - lower) as f64 * within).round() as u64;
+    match locate(counts, q) {
+        None if counts.iter().all(|c| *c == 0) => 0,
+        None => max,
+        Some((i, below, rank)) => {
+            let upper = bounds.get(i).map_or(max, |b| (*b).min(max));
+            let lower = i
+                .checked_sub(1)
+                .and_then(|j| bounds.get(j))
+                .map_or(0, |b| (*b).min(upper));
+            let within = (rank - below) as f64 / counts[i] as f64;
+            lower + ((upper - lower) as f64 * within).round() as u64
         }
-        seen += c;
-        lower = *b;
     }
-    max
 }
 
 /// A latency histogram in milliseconds.

@@ -121,24 +121,12 @@ impl RawDevices {
         clients: usize,
         prefix: &str,
     ) -> f64 {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let next = AtomicUsize::new(0);
-        let t = std::time::Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..clients.max(1) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        break;
-                    }
-                    let body = serde_json::json!({"name": format!("{prefix}-{i}"),
-                        "device_type": self.dtype, "role": self.role, "site": self.site});
-                    nb.post("/api/dcim/devices/", &body)
-                        .expect("raw device create");
-                });
-            }
-        });
-        n as f64 / t.elapsed().as_secs_f64()
+        per_second(n, clients, |i| {
+            let body = serde_json::json!({"name": format!("{prefix}-{i}"),
+                "device_type": self.dtype, "role": self.role, "site": self.site});
+            nb.post("/api/dcim/devices/", &body)
+                .expect("raw device create");
+        })
     }
 
     /// Reads the devices named `<prefix>-<i>` (i < n) back, by name, from
@@ -150,23 +138,30 @@ impl RawDevices {
         clients: usize,
         prefix: &str,
     ) -> f64 {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let next = AtomicUsize::new(0);
-        let t = std::time::Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..clients.max(1) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        break;
-                    }
-                    let page = nb
-                        .get(&format!("/api/dcim/devices/?name={prefix}-{i}"))
-                        .expect("raw device read");
-                    assert_eq!(page["count"], 1, "{prefix}-{i}: {page}");
-                });
-            }
-        });
-        n as f64 / t.elapsed().as_secs_f64()
+        per_second(n, clients, |i| {
+            let page = nb
+                .get(&format!("/api/dcim/devices/?name={prefix}-{i}"))
+                .expect("raw device read");
+            assert_eq!(page["count"], 1, "{prefix}-{i}: {page}");
+        })
     }
+}
+
+/// Runs `job(0..n)` on `clients` threads; jobs per second.
+fn per_second(n: usize, clients: usize, job: impl Fn(usize) + Sync) -> f64 {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let t = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..clients.max(1) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                job(i);
+            });
+        }
+    });
+    n as f64 / t.elapsed().as_secs_f64()
 }
