@@ -68,7 +68,7 @@ pub fn handle(request: &[u8], runtime: Option<&Runtime>) -> Value {
         "bmc-status" => status(runtime, arguments),
         "bmc-list" => with_store(runtime, name, |s| list(s, arguments)),
         "bmc-get" => with_store(runtime, name, |s| get(s, arguments)),
-        "bmc-retry" => with_store(runtime, name, |s| retry(s, arguments)),
+        "bmc-retry" => with_store(runtime, name, |s| retry(runtime, s, arguments)),
         "bmc-discover" => with_store(runtime, name, |s| discover(runtime, s, arguments)),
         "bmc-reconcile" => with_store(runtime, name, |_| reconcile(runtime, arguments)),
         "bmc-inventory" => with_store(runtime, name, |s| inventory(s, arguments)),
@@ -259,7 +259,18 @@ fn list(store: &Store, arguments: Option<&Value>) -> Value {
 
 /// The `mac` or `ip` argument (exactly one).
 fn key_argument(name: &str, arguments: Option<&Value>) -> Result<String, Value> {
-    let map = arguments_map(name, arguments, &["mac", "ip"])?;
+    key_argument_and(name, arguments, &[])
+}
+
+/// As `key_argument`, with other arguments of the command (`extra`)
+/// allowed beside the key.
+fn key_argument_and(
+    name: &str,
+    arguments: Option<&Value>,
+    extra: &[&str],
+) -> Result<String, Value> {
+    let known: Vec<&str> = ["mac", "ip"].iter().chain(extra).copied().collect();
+    let map = arguments_map(name, arguments, &known)?;
     let pick = |k: &str| map.and_then(|m| m.get(k));
     let usage = |why: String| {
         answer(
@@ -307,11 +318,24 @@ fn get(store: &Store, arguments: Option<&Value>) -> Value {
     }
 }
 
-/// `bmc-retry`: a failed or dead BMC tried again now, attempts reset.
-fn retry(store: &Store, arguments: Option<&Value>) -> Value {
-    let key = match key_argument("bmc-retry", arguments) {
+/// `bmc-retry`: a failed or dead BMC tried again now, attempts reset;
+/// with `"forget-tls-pin": true` its pinned certificate is forgotten first
+/// (the BMC or its certificate was replaced on purpose).
+fn retry(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Value {
+    let key = match key_argument_and("bmc-retry", arguments, &["forget-tls-pin"]) {
         Ok(k) => k,
         Err(e) => return e,
+    };
+    let forget = match arguments.and_then(|a| a.get("forget-tls-pin")) {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return answer(
+                result::ERROR,
+                format!("bmc-retry: 'forget-tls-pin' must be true or false, got {other}"),
+                None,
+            )
+        }
     };
     let bmc = match store.get(&key) {
         Ok(Some(b)) => b,
@@ -329,17 +353,51 @@ fn retry(store: &Store, arguments: Option<&Value>) -> Value {
             None,
         );
     }
+    let pin_note = if forget {
+        match forget_tls_pin(runtime, &bmc.mac) {
+            Ok(note) => note,
+            Err(e) => return e,
+        }
+    } else {
+        ""
+    };
     match store.retry(&bmc.mac) {
         Ok(_) => answer(
             result::SUCCESS,
             format!(
                 "BMC {} at {} queued; attempts reset to 0 (it starts within a second when the \
-                 queue has room)",
+                 queue has room){pin_note}",
                 bmc.mac, bmc.ip
             ),
-            Some(json!({ "mac": bmc.mac, "ip": bmc.ip })),
+            Some(json!({ "mac": bmc.mac, "ip": bmc.ip, "tls-pin-forgotten": forget })),
         ),
         Err(e) => state_error("bmc-retry", &e),
+    }
+}
+
+/// Forgets the TLS pin of the BMC with `mac`, for `bmc-retry`: what to
+/// add to its answer, or the error answer.
+fn forget_tls_pin(runtime: &Runtime, mac: &str) -> Result<&'static str, Value> {
+    let forgotten = runtime
+        .pipeline()
+        .map_or(Ok(None), |p| p.forget_tls_pin(mac));
+    match forgotten {
+        Ok(Some(true)) => Ok("; its pinned TLS certificate forgotten: the next one is pinned"),
+        Ok(Some(false)) => Ok("; it had no pinned TLS certificate"),
+        Ok(None) => Err(answer(
+            result::ERROR,
+            "bmc-retry: 'forget-tls-pin' needs redfish.tls-mode \"pin\"; nothing changed"
+                .to_string(),
+            None,
+        )),
+        Err(e) => Err(answer(
+            result::ERROR,
+            format!(
+                "bmc-retry: the pin is forgotten but the pin file could not be written: {e}; \
+                 not queued"
+            ),
+            None,
+        )),
     }
 }
 

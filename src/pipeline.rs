@@ -379,6 +379,13 @@ impl Pipeline for DiscoveryPipeline {
         self.netbox.as_ref().map(|r| r.gate.load())
     }
 
+    fn forget_tls_pin(&self, mac: &str) -> Result<Option<bool>, String> {
+        match &self.discoverer.tls {
+            TlsPolicy::Pin(store) => store.forget(mac).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     fn netbox_requests(&self) -> Option<(u64, u64)> {
         let r = self.netbox.as_ref()?;
         let client = r.client.lock().unwrap_or_else(|p| p.into_inner());

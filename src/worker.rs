@@ -68,6 +68,12 @@ pub trait Pipeline: Send + Sync + 'static {
         None
     }
 
+    /// Forgets the TLS certificate pinned for the BMC with `mac`: whether
+    /// there was one; None when certificates are not pinned.
+    fn forget_tls_pin(&self, _mac: &str) -> Result<Option<bool>, String> {
+        Ok(None)
+    }
+
     /// Records what reconciliation found in Kea's lease database: active
     /// leases of BMCs that need an attempt become due. Runs on the
     /// scheduler thread.

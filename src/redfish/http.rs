@@ -321,7 +321,8 @@ impl Client {
                 FailureKind::Tls,
                 format!(
                     "BMC {}: TLS certificate changed: pinned sha256 {pinned}, presented {seen}; \
-                     refusing it. If the certificate was replaced on purpose, remove the pin",
+                     refusing it. If the certificate was replaced on purpose, forget the pin \
+                     (in Kea: bmc-retry with \"forget-tls-pin\": true)",
                     self.bmc
                 ),
             );
