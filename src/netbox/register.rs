@@ -6,6 +6,11 @@
 //! reading the winner's object, and MAC objects, which NetBox does not keep
 //! unique, are settled by keeping the oldest. What changed goes into a
 //! journal entry on the device.
+//!
+//! Requests that do not depend on each other go out together (the
+//! lookups of a server; then its MAC, address and inventory items), each
+//! chain on a scoped thread of the worker: NetBox answers in a few hundred
+//! milliseconds, and a registration is ~14 requests.
 
 use std::net::Ipv4Addr;
 
@@ -494,6 +499,20 @@ pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outco
 }
 
 impl<'a> Ctx<'a> {
+    /// A context for a chain of steps run beside this one: same NetBox and
+    /// tag, its own list of changes.
+    fn branch(&self) -> Ctx<'a> {
+        Ctx {
+            nb: self.nb,
+            outcome: Outcome {
+                dry_run: self.outcome.dry_run,
+                ..Outcome::default()
+            },
+            tag_id: self.tag_id,
+            remembered: 0,
+        }
+    }
+
     fn new(nb: &'a NetBox) -> Ctx<'a> {
         Ctx {
             nb,
@@ -505,6 +524,64 @@ impl<'a> Ctx<'a> {
             remembered: 0,
         }
     }
+}
+
+/// What NetBox holds for one server, read in parallel: none of these
+/// answers depends on another, and on a NetBox where a request costs a
+/// few hundred milliseconds, reading them one after another was a second
+/// of every registration.
+struct Found {
+    by_serial: Option<Value>,
+    by_name: Option<Value>,
+    /// Every MAC address object for the BMC's MAC.
+    macs: Vec<Value>,
+    asset_tag_holder: Option<Value>,
+    /// The object for the BMC's IP address.
+    ip: Option<Value>,
+}
+
+impl Found {
+    fn read(cx: &Ctx, reg: &Registration, site_id: &str) -> Result<Found, RegisterError> {
+        let inv = reg.inventory;
+        let ip = reg.bmc_ip.to_string();
+        let find = |endpoint: &str, filter: &[(&str, &str)]| cx.find(endpoint, filter);
+        std::thread::scope(|s| {
+            let by_serial = inv
+                .serial_number
+                .as_deref()
+                .map(|serial| s.spawn(move || find("dcim/devices", &[("serial", serial)])));
+            let by_name =
+                s.spawn(|| find("dcim/devices", &[("name", &reg.name), ("site_id", site_id)]));
+            let asset_tag_holder = inv
+                .asset_tag
+                .as_deref()
+                .map(|tag| s.spawn(move || find("dcim/devices", &[("asset_tag", tag)])));
+            let ip_found = s.spawn(|| find("ipam/ip-addresses", &[("address", &ip)]));
+            let macs = list_macs(cx, &reg.bmc_mac);
+            // Every thread is joined before any answer is looked at.
+            let by_serial = by_serial.map(joined);
+            let by_name = joined(by_name);
+            let asset_tag_holder = asset_tag_holder.map(joined);
+            let ip = joined(ip_found);
+            Ok(Found {
+                by_serial: by_serial.transpose()?.flatten(),
+                by_name: by_name?,
+                macs: macs?,
+                asset_tag_holder: asset_tag_holder.transpose()?.flatten(),
+                ip: ip?,
+            })
+        })
+    }
+}
+
+/// A lookup thread's answer; a panic there is an error of this
+/// registration, not of the worker.
+fn joined<T>(
+    handle: std::thread::ScopedJoinHandle<'_, Result<T, RegisterError>>,
+) -> Result<T, RegisterError> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(RegisterError::Failed("a NetBox lookup panicked".into())))
 }
 
 fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(), RegisterError> {
@@ -607,15 +684,11 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
     let custom = custom_fields(cx, opts, inv)?;
 
     // The device: by serial, then by BMC MAC, then by name in the site.
-    let mut device = None;
-    if let Some(serial) = &inv.serial_number {
-        device = cx.find("dcim/devices", &[("serial", serial)])?;
-    }
-    // The MAC's objects, once read, serve the MAC step below too.
-    let mut mac_objects = None;
+    let found = Found::read(cx, reg, &sid)?;
+    let mut device = found.by_serial;
     if device.is_none() {
-        let macs = list_macs(cx, &reg.bmc_mac)?;
-        let on_device = macs
+        let on_device = found
+            .macs
             .iter()
             .min_by_key(|m| id_of(m).unwrap_or(u64::MAX))
             .and_then(|m| m.pointer("/assigned_object/device/id"))
@@ -623,10 +696,9 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
         if let Some(dev_id) = on_device {
             device = Some(cx.nb.get(&format!("/api/dcim/devices/{dev_id}/"))?);
         }
-        mac_objects = Some(macs);
     }
     if device.is_none() {
-        device = cx.find("dcim/devices", &[("name", &reg.name), ("site_id", &sid)])?;
+        device = found.by_name;
     }
     if let (Some(d), Some(serial)) = (&device, &inv.serial_number) {
         let theirs = d.get("serial").and_then(Value::as_str).unwrap_or("");
@@ -664,13 +736,13 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
     // Asset tags are unique in NetBox, and BMCs ship with copied defaults:
     // a tag another device holds is left unset here, and said so.
     if let Some(a) = &inv.asset_tag {
-        if let Some(holder) = cx.find("dcim/devices", &[("asset_tag", a)])? {
-            if device.as_ref().and_then(id_of) != id_of(&holder) {
+        if let Some(holder) = &found.asset_tag_holder {
+            if device.as_ref().and_then(id_of) != id_of(holder) {
                 want.remove("asset_tag");
                 cx.outcome.notes.push(format!(
                     "asset tag {a:?} is held by device {:?} (id {}); left unset",
                     holder.get("name").and_then(Value::as_str).unwrap_or(""),
-                    id_of(&holder).unwrap_or(0)
+                    id_of(holder).unwrap_or(0)
                 ));
             }
         }
@@ -704,13 +776,60 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
     };
     let iface_id = id_of(&iface).unwrap_or(0);
 
-    // The MAC: NetBox does not keep MACs unique, so after a create the
-    // oldest object for this MAC wins and the others are removed.
-    let mac = mac_object(cx, &reg.bmc_mac, mac_objects, iface_id, &tags)?;
+    // Three chains need only the device and the interface, not each
+    // other: the MAC (then the interface's primary MAC), the address (then
+    // the device's oob_ip) and the inventory items. Each runs on its own
+    // thread with its own list of changes, merged in this order.
+    let items = super::items::desired(inv);
+    let (mac_chain, ip_chain, items_chain) = std::thread::scope(|s| {
+        let mut mac_cx = cx.branch();
+        let (macs, iface, tags) = (found.macs, &iface, &tags);
+        let mac_chain = s.spawn(move || {
+            mac_steps(&mut mac_cx, reg, macs, iface, tags, new_device)?;
+            Ok(mac_cx.outcome)
+        });
+        let (nb, tag_id) = (cx.nb, cx.tag_id);
+        let items_chain = s.spawn(move || {
+            super::items::sync(nb, device_id, tag_id, &items, !new_device)
+                .map_err(RegisterError::from)
+        });
+        let mut ip_cx = cx.branch();
+        let ip_chain = ip_steps(
+            &mut ip_cx, reg, found.ip, iface_id, &device, tags, new_device,
+        )
+        .map(|()| ip_cx.outcome);
+        (joined(mac_chain), ip_chain, joined(items_chain))
+    });
+    for part in [mac_chain?, ip_chain?] {
+        cx.outcome.changes.extend(part.changes);
+        cx.outcome.notes.extend(part.notes);
+    }
+    cx.outcome.changes.extend(items_chain?);
+
+    if opts.journal && !cx.outcome.changes.is_empty() {
+        journal(cx, reg, device_id)?;
+    }
+    Ok(())
+}
+
+/// The MAC: NetBox does not keep MACs unique, so after a create the oldest
+/// object for this MAC wins and the others are removed. Then it is the
+/// interface's primary MAC, and (on a device that existed) the hook's
+/// older MACs on the interface go.
+fn mac_steps(
+    cx: &mut Ctx,
+    reg: &Registration,
+    macs: Vec<Value>,
+    iface: &Value,
+    tags: &Value,
+    new_device: bool,
+) -> Result<(), RegisterError> {
+    let iface_id = id_of(iface).unwrap_or(0);
+    let mac = mac_object(cx, &reg.bmc_mac, macs, iface_id, tags)?;
     let mac_id = id_of(&mac).unwrap_or(0);
     let mut want = Map::new();
     want.insert("primary_mac_address".into(), json!(mac_id));
-    cx.update("dcim/interfaces", &iface, &want, "interface primary MAC")?;
+    cx.update("dcim/interfaces", iface, &want, "interface primary MAC")?;
     if !new_device {
         remove_stale(
             cx,
@@ -721,21 +840,23 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
             "mac_address",
         )?;
     }
+    Ok(())
+}
 
-    // The IP address, and the device's out-of-band IP.
-    let ip = ip_object(cx, reg, iface_id, &tags, !new_device)?;
+/// The IP address, then the device's out-of-band IP.
+fn ip_steps(
+    cx: &mut Ctx,
+    reg: &Registration,
+    found: Option<Value>,
+    iface_id: u64,
+    device: &Value,
+    tags: &Value,
+    new_device: bool,
+) -> Result<(), RegisterError> {
+    let ip = ip_object(cx, reg, found, iface_id, tags, !new_device)?;
     let mut want = Map::new();
     want.insert("oob_ip".into(), json!(id_of(&ip)));
-    cx.update("dcim/devices", &device, &want, "device oob_ip")?;
-
-    // The parts, as inventory items.
-    let items = super::items::desired(inv);
-    let changed = super::items::sync(cx.nb, device_id, cx.tag_id, &items, !new_device)?;
-    cx.outcome.changes.extend(changed);
-
-    if opts.journal && !cx.outcome.changes.is_empty() {
-        journal(cx, reg, device_id)?;
-    }
+    cx.update("dcim/devices", device, &want, "device oob_ip")?;
     Ok(())
 }
 
@@ -810,18 +931,14 @@ fn list_macs(cx: &Ctx, mac: &str) -> Result<Vec<Value>, RegisterError> {
 }
 
 /// The MAC's object on the interface: the oldest of those `existing`
-/// (read now when None), else a new one.
+/// (read with the other lookups), else a new one.
 fn mac_object(
     cx: &mut Ctx,
     mac: &str,
-    existing: Option<Vec<Value>>,
+    existing: Vec<Value>,
     iface_id: u64,
     tags: &Value,
 ) -> Result<Value, RegisterError> {
-    let existing = match existing {
-        Some(e) => e,
-        None => list_macs(cx, mac)?,
-    };
     let mut obj = match existing
         .into_iter()
         .min_by_key(|m| id_of(m).unwrap_or(u64::MAX))
@@ -897,9 +1014,12 @@ fn remove_stale(
     Ok(())
 }
 
+/// The BMC's address on the interface: `found` (the object NetBox had for
+/// the address, read with the other lookups) updated, else created.
 fn ip_object(
     cx: &mut Ctx,
     reg: &Registration,
+    found: Option<Value>,
     iface_id: u64,
     tags: &Value,
     look_for_stale: bool,
@@ -921,7 +1041,6 @@ fn ip_object(
             .to_ascii_lowercase()),
     );
     want.insert("tags".into(), tags.clone());
-    let found = cx.find("ipam/ip-addresses", &[("address", &ip)])?;
     let (obj, _) = cx.upsert(
         "ipam/ip-addresses",
         found,
