@@ -332,9 +332,9 @@ fn main() {
         println!(
             "idle ({} BMCs one at a time): lease-to-registered p50 {} ms, p99 {} ms (goal p50 < \
              1000, p99 < 3000); of which discovery p50 {} ms, NetBox p50 {} ms: {r:.1} reads + \
-             {w:.1} writes one after another, {:.0} ms each (NetBox alone: {write_ms:.0} ms a \
-             create, {read_ms:.0} ms a read); the rest (queue, gate, state file) {:.0} ms on \
-             average",
+             {w:.1} writes, {:.0} ms of NetBox time each (some go out together; NetBox alone: \
+             {write_ms:.0} ms a create, {read_ms:.0} ms a read); the rest (queue, gate, state \
+             file) {:.0} ms on average",
             idle_n.min(n),
             l["lease-to-done"]["p50-ms"],
             l["lease-to-done"]["p99-ms"],
