@@ -257,6 +257,19 @@ fn list(store: &Store, arguments: Option<&Value>) -> Value {
     }
 }
 
+/// The boolean argument `key` of command `name`: false when absent.
+fn flag(name: &str, arguments: Option<&Value>, key: &str) -> Result<bool, Value> {
+    match arguments.and_then(|a| a.get(key)) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(answer(
+            result::ERROR,
+            format!("{name}: '{key}' must be true or false, got {other}"),
+            None,
+        )),
+    }
+}
+
 /// The `mac` or `ip` argument (exactly one).
 fn key_argument(name: &str, arguments: Option<&Value>) -> Result<String, Value> {
     key_argument_and(name, arguments, &[])
@@ -326,16 +339,9 @@ fn retry(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Value {
         Ok(k) => k,
         Err(e) => return e,
     };
-    let forget = match arguments.and_then(|a| a.get("forget-tls-pin")) {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return answer(
-                result::ERROR,
-                format!("bmc-retry: 'forget-tls-pin' must be true or false, got {other}"),
-                None,
-            )
-        }
+    let forget = match flag("bmc-retry", arguments, "forget-tls-pin") {
+        Ok(f) => f,
+        Err(e) => return e,
     };
     let bmc = match store.get(&key) {
         Ok(Some(b)) => b,
@@ -511,16 +517,9 @@ fn pool_report(runtime: &Runtime, arguments: Option<&Value>) -> Value {
             }
         },
     };
-    let all = match map.and_then(|m| m.get("all")) {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(v) => {
-            return answer(
-                result::ERROR,
-                format!("{NAME}: 'all' must be true or false, got {v}"),
-                None,
-            )
-        }
+    let all = match flag(NAME, arguments, "all") {
+        Ok(f) => f,
+        Err(e) => return e,
     };
     let report = match runtime.pool_report(subnet_id, all, true) {
         Ok(r) => r,
