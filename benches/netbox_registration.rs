@@ -20,36 +20,18 @@ mod emulator;
 mod nbsupport;
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dhcp_bmc_discovery::hostname::PlacementPattern;
 use dhcp_bmc_discovery::netbox::{register, NetBox, Options, Registration};
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Inventory, Limits, Target, TlsPolicy};
+use nbsupport::per_second;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Runs `n` jobs on `workers` threads; returns jobs per second.
-fn parallel(n: usize, workers: usize, job: &(dyn Fn(usize) + Sync)) -> f64 {
-    let next = AtomicUsize::new(0);
-    let t = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                job(i);
-            });
-        }
-    });
-    n as f64 / t.elapsed().as_secs_f64()
 }
 
 fn main() {
@@ -131,17 +113,17 @@ fn main() {
         let per = |n: u64| n as f64 / rest.len().max(1) as f64;
         let mut dry = NetBox::connect(&inst.url, &inst.token).expect("connect");
         dry.set_dry_run(true);
-        let dry_rate = parallel(rest.len(), w, &|i| {
+        let dry_rate = per_second(rest.len(), w, |i| {
             register(&dry, &rest[i], &opts).expect("dry-run registration");
         });
         let (before, reads_before) = (nb.writes(), nb.reads());
-        let fresh = parallel(rest.len(), w, &|i| {
+        let fresh = per_second(rest.len(), w, |i| {
             register(&nb, &rest[i], &opts).expect("registration");
         });
         let writes = per(nb.writes() - before);
         let reads = per(nb.reads() - reads_before);
         let before = nb.writes();
-        let again = parallel(regs.len(), w, &|i| {
+        let again = per_second(regs.len(), w, |i| {
             let out = register(&nb, &regs[i], &opts).expect("re-registration");
             if !out.changes.is_empty() {
                 println!("  re-run of {} changed: {:?}", regs[i].name, out.changes);

@@ -148,7 +148,7 @@ impl RawDevices {
 }
 
 /// Runs `job(0..n)` on `clients` threads; jobs per second.
-fn per_second(n: usize, clients: usize, job: impl Fn(usize) + Sync) -> f64 {
+pub fn per_second(n: usize, clients: usize, job: impl Fn(usize) + Sync) -> f64 {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
     let t = std::time::Instant::now();
