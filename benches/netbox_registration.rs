@@ -22,8 +22,8 @@ mod nbsupport;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use dhcp_bmc_discovery::hostname::PlacementPattern;
 use dhcp_bmc_discovery::netbox::{register, NetBox, Options, Registration};
+use dhcp_bmc_discovery::placement::PlacementPattern;
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Inventory, Limits, Target, TlsPolicy};
 use nbsupport::per_second;
 

@@ -242,8 +242,8 @@ fn run(a: Args) -> Result<(), String> {
 }
 
 fn register(a: &Args, inv: &dhcp_bmc_discovery::redfish::Inventory) -> Result<(), String> {
-    use dhcp_bmc_discovery::hostname::PlacementPattern;
     use dhcp_bmc_discovery::netbox::{self, NetBox, Options, Registration};
+    use dhcp_bmc_discovery::placement::PlacementPattern;
     let (Some(url), Some(token_file)) = (&a.netbox_url, &a.netbox_token_file) else {
         return Err("--register needs --netbox-url and --netbox-token-file".into());
     };

@@ -412,7 +412,7 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
         token_file: String::new(),
         role: "Server".into(),
         create_missing: false,
-        placement_pattern: crate::hostname::DEFAULT_PATTERN.into(),
+        placement_pattern: crate::placement::DEFAULT_PATTERN.into(),
         interface: "bmc".into(),
         tag: "bmc-discovery".into(),
         custom_fields: "use".into(),
@@ -462,7 +462,7 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
             }
             "placement-pattern" => {
                 let p = text(k, value)?;
-                crate::hostname::PlacementPattern::new(&p).map_err(|e| err(k, e))?;
+                crate::placement::PlacementPattern::new(&p).map_err(|e| err(k, e))?;
                 c.placement_pattern = p;
             }
             "interface" => c.interface = text(k, value)?,
@@ -782,7 +782,7 @@ mod tests {
         let n = c.netbox.unwrap();
         assert!(n.create_missing);
         assert_eq!(n.role, "BMC host");
-        assert_eq!(n.placement_pattern, crate::hostname::DEFAULT_PATTERN);
+        assert_eq!(n.placement_pattern, crate::placement::DEFAULT_PATTERN);
         assert_eq!(
             error_of(r#"{"netbox": {"token-file": "t"}}"#),
             "parameter 'netbox.url' is required to register in NetBox"

@@ -5,32 +5,21 @@
 //! Kea loads the `cdylib` (`libdhcp_bmc_discovery.so`); the `rlib` lets tests,
 //! benchmarks and the standalone tools in `examples/` use the same code.
 
-pub mod bindings;
+pub mod ansible;
 pub mod clock;
 pub mod commands;
 pub mod config;
-pub mod event;
-pub mod ffi;
-pub mod filter;
-pub mod gate;
-pub mod hostname;
-pub mod inflight;
-pub mod inventory;
-pub mod kea_stats;
-pub mod logging;
-pub mod metrics;
+pub mod hook;
+pub mod intake;
+pub mod kea;
 pub mod netbox;
-pub mod pipeline;
+pub mod placement;
 pub mod pool_report;
-pub mod prometheus;
-pub mod reconcile;
 pub mod redfish;
-pub mod runtime;
-pub mod scheduler;
 pub mod state;
-pub mod stats;
 pub mod subnets;
-pub mod worker;
+pub mod telemetry;
+pub mod work;
 
 /// Name used in log lines, error messages and command texts.
 pub const HOOK_NAME: &str = "bmc-discovery";

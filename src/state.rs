@@ -128,15 +128,15 @@ pub struct Bmc {
 
 impl Bmc {
     /// The lease to queue again for this BMC (a retry or a command).
-    pub fn lease_event(&self) -> Option<crate::event::LeaseEvent> {
+    pub fn lease_event(&self) -> Option<crate::kea::lease::LeaseEvent> {
         let ip = self.ip.parse().ok()?;
-        crate::event::LeaseEvent::replay(&self.mac, ip, self.subnet_id, &self.hostname)
+        crate::kea::lease::LeaseEvent::replay(&self.mac, ip, self.subnet_id, &self.hostname)
     }
 
     /// The lease to queue for `bmc-discover`: done whatever the state.
-    pub fn forced_event(&self) -> Option<crate::event::LeaseEvent> {
+    pub fn forced_event(&self) -> Option<crate::kea::lease::LeaseEvent> {
         let ip = self.ip.parse().ok()?;
-        crate::event::LeaseEvent::forced(&self.mac, ip, self.subnet_id, &self.hostname)
+        crate::kea::lease::LeaseEvent::forced(&self.mac, ip, self.subnet_id, &self.hostname)
     }
 }
 

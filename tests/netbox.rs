@@ -11,10 +11,10 @@ use support::netbox::{netbox, reset};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use dhcp_bmc_discovery::hostname::{Placement, PlacementPattern};
 use dhcp_bmc_discovery::netbox::{
     register, CustomFields, NetBox, NetBoxError, Options, RegisterError, Registration,
 };
+use dhcp_bmc_discovery::placement::{Placement, PlacementPattern};
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Inventory, Limits, Target, TlsPolicy};
 use serde_json::{json, Value};
 

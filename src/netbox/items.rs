@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::client::{NetBox, NetBoxError};
 use super::register::has_tag;
-use crate::hostname::MAX_DEVICE_NAME;
+use crate::placement::MAX_DEVICE_NAME;
 use crate::redfish::Inventory;
 
 /// One desired item: NetBox's `name`, `part_id`, `serial`, `description`.

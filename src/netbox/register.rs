@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use serde_json::{json, Map, Value};
 
 use super::client::{NetBox, NetBoxError};
-use crate::hostname::{slug, Placement};
+use crate::placement::{slug, Placement};
 use crate::redfish::Inventory;
 
 /// What to register: the discovery's inventory and what the lease says.
@@ -47,9 +47,9 @@ impl<'a> Registration<'a> {
         prefix_len: u8,
         lease_hostname: Option<&str>,
         site: Option<&str>,
-        pattern: &crate::hostname::PlacementPattern,
+        pattern: &crate::placement::PlacementPattern,
     ) -> Registration<'a> {
-        let name = crate::hostname::pick(&[
+        let name = crate::placement::pick(&[
             lease_hostname,
             inventory.bmc.hostname.as_deref(),
             inventory.bmc.fqdn.as_deref(),

@@ -17,9 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::kea_stats::{Snapshot, COUNTERS, GAUGES};
-use crate::metrics::{HistogramSnapshot, MS_BOUNDS};
 use crate::pool_report::{Level, Levels};
+use crate::telemetry::kea_stats::{Snapshot, COUNTERS, GAUGES};
+use crate::telemetry::latency::{HistogramSnapshot, MS_BOUNDS};
 
 /// How long a scraper may take to send its request or read the page.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -436,18 +436,18 @@ mod tests {
         counts[0] = 2; // <= 25 ms
         counts[2] = 1; // <= 100 ms
         let s = Snapshot {
-            counters: crate::stats::CountersSnapshot {
+            counters: crate::telemetry::counters::CountersSnapshot {
                 seen: 1,
                 ..Default::default()
             },
-            queue: crate::runtime::QueueStatus {
+            queue: crate::hook::QueueStatus {
                 workers: 4,
                 ..Default::default()
             },
             callout_ns: [1500, 3000, 9000],
             bmcs: vec![("registered", 3)],
             histograms: vec![(
-                &crate::kea_stats::HISTOGRAMS[0],
+                &crate::telemetry::kea_stats::HISTOGRAMS[0],
                 HistogramSnapshot {
                     count: 3,
                     sum_ms: 140,
@@ -459,7 +459,7 @@ mod tests {
                 },
             )],
             netbox_reachable: Some(1),
-            netbox_registrations: Some(crate::gate::GateLoad {
+            netbox_registrations: Some(crate::work::gate::GateLoad {
                 limit: 4,
                 running: 3,
                 waiting: 7,

@@ -4,8 +4,8 @@
 
 use std::ffi::c_void;
 
-use crate::bindings::{bmc_lease_event, shim_active_leases4};
-use crate::event::LeaseEvent;
+use crate::kea::bindings::{bmc_lease_event, shim_active_leases4};
+use crate::kea::lease::LeaseEvent;
 
 /// Collects what the shim passes to a `bmc_lease_sink`.
 unsafe extern "C" fn collect_lease(ctx: *mut c_void, ev: *const bmc_lease_event) {
@@ -28,7 +28,7 @@ pub fn active_leases() -> Result<Vec<LeaseEvent>, String> {
         shim_active_leases4(
             Some(collect_lease),
             (&mut leases as *mut Vec<LeaseEvent>).cast(),
-            Some(crate::ffi::collect),
+            Some(crate::kea::exports::collect),
             (&mut error as *mut Vec<u8>).cast(),
         )
     };

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::bindings::{
+use crate::kea::bindings::{
     bmc_lease_event, BMC_LEASE_ACTIVE, BMC_LEASE_FORCED, BMC_LEASE_RENEW, BMC_LEASE_REPLAY,
     BMC_LEASE_SELECT,
 };

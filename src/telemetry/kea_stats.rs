@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::sync::Mutex;
 
-use crate::bindings::{shim_stat_del, shim_stat_set};
-use crate::metrics::{HistogramSnapshot, Reachability, MS_BOUNDS};
-use crate::runtime::{QueueStatus, Runtime};
-use crate::stats::CountersSnapshot;
+use crate::hook::{QueueStatus, Runtime};
+use crate::kea::bindings::{shim_stat_del, shim_stat_set};
+use crate::telemetry::counters::CountersSnapshot;
+use crate::telemetry::latency::{HistogramSnapshot, Reachability, MS_BOUNDS};
 
 /// Every statistic of the hook starts with this.
 pub const PREFIX: &str = "bmc-discovery.";
@@ -188,7 +188,7 @@ pub struct Snapshot {
     /// 1 reachable, 0 not, -1 not tried yet; None without NetBox.
     pub netbox_reachable: Option<i64>,
     /// Registrations talking to NetBox and waiting to; None without NetBox.
-    pub netbox_registrations: Option<crate::gate::GateLoad>,
+    pub netbox_registrations: Option<crate::work::gate::GateLoad>,
     /// NetBox requests (reads, writes); None without NetBox.
     pub netbox_requests: Option<(u64, u64)>,
     pub failures: BTreeMap<String, u64>,

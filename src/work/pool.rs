@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
-use crate::event::LeaseEvent;
-use crate::inflight::InFlight;
-use crate::stats::{Counter, Stats};
+use crate::intake::inflight::InFlight;
+use crate::kea::lease::LeaseEvent;
+use crate::telemetry::counters::{Counter, Stats};
 
 /// One unit of work on the queue.
 #[derive(Clone, Copy)]
@@ -48,7 +48,7 @@ pub trait Pipeline: Send + Sync + 'static {
     }
 
     /// Latencies and failures; None when nothing is measured.
-    fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+    fn metrics(&self) -> Option<&crate::telemetry::latency::Metrics> {
         None
     }
 
@@ -58,7 +58,7 @@ pub trait Pipeline: Send + Sync + 'static {
     }
 
     /// Registrations talking to NetBox and waiting to; None without NetBox.
-    fn netbox_registrations(&self) -> Option<crate::gate::GateLoad> {
+    fn netbox_registrations(&self) -> Option<crate::work::gate::GateLoad> {
         None
     }
 

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::inflight::InFlight;
-use crate::runtime::{hand_over, Origin, Refusal};
+use crate::hook::{hand_over, Origin, Refusal};
+use crate::intake::inflight::InFlight;
 use crate::state::{ActiveLease, Reconciled, State};
-use crate::stats::Stats;
-use crate::worker::{Job, Pipeline};
+use crate::telemetry::counters::Stats;
+use crate::work::pool::{Job, Pipeline};
 
 /// How often the feeder looks for due BMCs when it found none last time;
 /// with a backlog it looks again every `STEP`.
@@ -199,7 +199,7 @@ impl Feeder {
         };
         let written = store
             .list(None, None, usize::MAX >> 1)
-            .and_then(|bmcs| crate::inventory::write_dir(dir, &crate::inventory::cabinets(&bmcs)));
+            .and_then(|bmcs| crate::ansible::write_dir(dir, &crate::ansible::cabinets(&bmcs)));
         match written {
             Ok(w) => {
                 if w.changed + w.removed > 0 {

@@ -6,19 +6,20 @@ use std::ffi::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::bindings::{
+use crate::config::Config;
+use crate::hook::{self as runtime, Runtime};
+use crate::intake::filter::Filter;
+use crate::kea::bindings::{
     bmc_lease_event, bmc_sink, shim_hooks_version, shim_library_parameters, shim_register,
     shim_staged_hooks_libraries, shim_timer_start, shim_timer_stop,
 };
-use crate::config::Config;
-use crate::event::LeaseEvent;
-use crate::filter::Filter;
-use crate::pipeline;
-use crate::runtime::{self, Runtime};
-use crate::stats::Counter;
+use crate::kea::lease::LeaseEvent;
+use crate::kea::log as logging;
 use crate::subnets::SubnetTable;
-use crate::worker::Pipeline;
-use crate::{commands, logging, HOOK_NAME};
+use crate::telemetry::counters::Counter;
+use crate::work::pipeline;
+use crate::work::pool::Pipeline;
+use crate::{commands, HOOK_NAME};
 
 /// Runs `$body`; on panic, logs it, counts it and evaluates to `$on_panic`.
 macro_rules! ffi_boundary {
@@ -367,10 +368,10 @@ pub unsafe extern "C" fn bmc_command(
 /// the header; this fails to compile if they drift apart.
 const _: () = {
     let _: [unsafe extern "C" fn(*const bmc_lease_event); 2] =
-        [bmc_on_lease, crate::bindings::bmc_on_lease];
+        [bmc_on_lease, crate::kea::bindings::bmc_on_lease];
     let _: [unsafe extern "C" fn(*const c_char, usize); 2] =
-        [bmc_on_configured, crate::bindings::bmc_on_configured];
+        [bmc_on_configured, crate::kea::bindings::bmc_on_configured];
     let _: [unsafe extern "C" fn(*const c_char, usize, bmc_sink, *mut c_void); 2] =
-        [bmc_command, crate::bindings::bmc_command];
-    let _: [unsafe extern "C" fn(); 2] = [bmc_on_tick, crate::bindings::bmc_on_tick];
+        [bmc_command, crate::kea::bindings::bmc_command];
+    let _: [unsafe extern "C" fn(); 2] = [bmc_on_tick, crate::kea::bindings::bmc_on_tick];
 };

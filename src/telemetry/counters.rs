@@ -220,7 +220,8 @@ impl Stats {
             max = max.max(s.cost_max_ns.load(Ordering::Relaxed));
         }
         let count: u64 = counts.iter().sum();
-        let percentile = |q| crate::metrics::percentile(&counts, &COST_BOUNDS_NS, max, q);
+        let percentile =
+            |q| crate::telemetry::latency::percentile(&counts, &COST_BOUNDS_NS, max, q);
         CostSnapshot {
             count,
             mean_ns: sum.checked_div(count).unwrap_or(0),

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::runtime::Runtime;
+use crate::hook::Runtime;
 use crate::state::{State, Store};
 
 /// Every command the hook registers with Kea.
@@ -445,7 +445,7 @@ fn inventory(store: &Store, arguments: Option<&Value>) -> Value {
         Ok(b) => b,
         Err(e) => return state_error("bmc-inventory", &e),
     };
-    let cabinets = crate::inventory::cabinets(&bmcs);
+    let cabinets = crate::ansible::cabinets(&bmcs);
     let hosts: usize = cabinets.values().map(Vec::len).sum();
     let text = format!("{hosts} BMCs in {} cabinets", cabinets.len());
     let result = if hosts == 0 {
@@ -453,7 +453,7 @@ fn inventory(store: &Store, arguments: Option<&Value>) -> Value {
     } else {
         result::SUCCESS
     };
-    answer(result, text, Some(crate::inventory::json(&cabinets)))
+    answer(result, text, Some(crate::ansible::json(&cabinets)))
 }
 
 /// `bmc-reconcile`: walk Kea's lease database now and queue every BMC
@@ -588,8 +588,8 @@ fn queue_now(runtime: &Runtime, name: &str, bmc: &crate::state::Bmc) -> Value {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::filter::Filter;
-    use crate::worker::LogPipeline;
+    use crate::intake::filter::Filter;
+    use crate::work::pool::LogPipeline;
     use std::sync::Arc;
 
     fn runtime() -> Runtime {

@@ -7,7 +7,7 @@ use regex_automata::dfa::{dense, Automaton};
 use regex_automata::Input;
 
 use crate::config::{Config, ConfigError};
-use crate::event::LeaseEvent;
+use crate::kea::lease::LeaseEvent;
 use crate::subnets::SubnetTable;
 
 /// Why a lease was or was not accepted.
@@ -132,7 +132,7 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::event;
+    use crate::kea::lease::tests::event;
 
     fn filter(json: &str) -> Filter {
         Filter::new(&Config::from_json(json).unwrap()).unwrap()

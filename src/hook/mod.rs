@@ -15,17 +15,17 @@ use serde_json::{json, Value};
 
 use crate::clock::monotonic_ns;
 use crate::config::Config;
-use crate::event::LeaseEvent;
-use crate::filter::{Filter, Verdict};
-use crate::inflight::{Claim, InFlight};
-use crate::kea_stats::{KeaStats, Snapshot};
+use crate::intake::filter::{Filter, Verdict};
+use crate::intake::inflight::{Claim, InFlight};
+use crate::kea::lease::LeaseEvent;
 use crate::pool_report::{LeaseSeen, Report};
-use crate::prometheus::{MetricsServer, PoolGauge};
-use crate::scheduler::{Reconcile, Scheduler, StateCounts};
 use crate::state::{ActiveLease, Reconciled};
-use crate::stats::{Counter, Stats};
 use crate::subnets::{SubnetInfo, SubnetTable};
-use crate::worker::{Job, Pipeline, WorkerPool};
+use crate::telemetry::counters::{Counter, Stats};
+use crate::telemetry::kea_stats::{KeaStats, Snapshot};
+use crate::telemetry::prometheus::{MetricsServer, PoolGauge};
+use crate::work::pool::{Job, Pipeline, WorkerPool};
+use crate::work::scheduler::{Reconcile, Scheduler, StateCounts};
 
 use std::time::{Duration, Instant};
 
@@ -275,7 +275,7 @@ impl Runtime {
                 t.pools_at = Some(Instant::now());
                 t.pools_seen = seen;
             }
-            server.update(crate::prometheus::render(
+            server.update(crate::telemetry::prometheus::render(
                 &snapshot,
                 &t.pools,
                 self.config.pool_alert_levels,
@@ -310,7 +310,7 @@ impl Runtime {
             t.last = Some(Instant::now());
             t.drops_seen = self.stats.counters().dropped_queue_full;
         }
-        let active = crate::reconcile::active_leases()?;
+        let active = crate::kea::shim::active_leases()?;
         let walked = active.len();
         let subnets = self.subnets();
         let leases: Vec<ActiveLease> = active
@@ -409,7 +409,7 @@ impl Runtime {
             *seen.entry(*subnet).or_insert(0) += 1;
         }
         let known: HashSet<String> = known.into_iter().map(|(mac, _)| mac).collect();
-        let leases: Vec<LeaseSeen> = crate::reconcile::active_leases()?
+        let leases: Vec<LeaseSeen> = crate::kea::shim::active_leases()?
             .iter()
             .filter(|ev| chosen.iter().any(|s| s.id == ev.subnet_id()))
             .map(|ev| LeaseSeen {
@@ -596,7 +596,7 @@ pub fn with_current<R>(f: impl FnOnce(&Runtime) -> R) -> Option<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::event;
+    use crate::kea::lease::tests::event;
     use std::sync::atomic::AtomicUsize;
     use std::sync::Condvar;
 

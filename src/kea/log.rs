@@ -11,7 +11,7 @@ use std::fmt::Write;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-use crate::bindings::{
+use crate::kea::bindings::{
     shim_log, shim_log_enabled, BMC_LOG_DEBUG, BMC_LOG_ERROR, BMC_LOG_INFO, BMC_LOG_TRACE,
     BMC_LOG_WARN,
 };

@@ -9,15 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, ConfigError, NetBoxConfig, RedfishConfig, TlsMode};
-use crate::event::{LeaseEvent, LeaseKind};
-use crate::gate::{Gate, GateLoad};
-use crate::hostname::PlacementPattern;
-use crate::metrics::Metrics;
+use crate::kea::lease::{LeaseEvent, LeaseKind};
 use crate::netbox::{self, CustomFields, NetBox, Options, RegisterError, Registration};
+use crate::placement::PlacementPattern;
 use crate::redfish::{Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy};
 use crate::state::{self, ActiveLease, Failure, Lease, Reconciled, RetryPolicy, Store, Success};
 use crate::subnets::SubnetInfo;
-use crate::worker::{LogPipeline, Pipeline};
+use crate::telemetry::latency::Metrics;
+use crate::work::gate::{Gate, GateLoad};
+use crate::work::pool::{LogPipeline, Pipeline};
 
 /// Whether `build` is checking a configuration (`kea-dhcp4 -t`, Kea's
 /// validation before a load) or loading it. Only a load opens the state
@@ -532,7 +532,7 @@ impl DiscoveryPipeline {
 /// What a registration was made of, for the state store.
 struct Registered {
     name: String,
-    placement: crate::hostname::Placement,
+    placement: crate::placement::Placement,
 }
 
 impl DiscoveryPipeline {

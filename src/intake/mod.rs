@@ -1,0 +1,4 @@
+//! The packet-thread intake.
+
+pub mod filter;
+pub mod inflight;

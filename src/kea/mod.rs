@@ -1,0 +1,7 @@
+//! The boundary to Kea.
+
+pub mod bindings;
+pub mod exports;
+pub mod lease;
+pub mod log;
+pub mod shim;
