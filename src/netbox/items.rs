@@ -9,9 +9,17 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::client::{NetBox, NetBoxError};
-use super::register::has_tag;
 use crate::placement::MAX_DEVICE_NAME;
 use crate::redfish::Inventory;
+
+/// Whether a NetBox object carries the tag with id `tag_id`: the mark of
+/// what the hook owns.
+pub(super) fn has_tag(v: &Value, tag_id: u64) -> bool {
+    v.get("tags").and_then(Value::as_array).is_some_and(|t| {
+        t.iter()
+            .any(|t| t.get("id").and_then(Value::as_u64) == Some(tag_id))
+    })
+}
 
 /// One desired item: NetBox's `name`, `part_id`, `serial`, `description`.
 #[derive(Clone, Debug, PartialEq, Eq)]

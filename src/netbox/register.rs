@@ -17,6 +17,7 @@ use std::net::Ipv4Addr;
 use serde_json::{json, Map, Value};
 
 use super::client::{NetBox, NetBoxError};
+use super::items::has_tag;
 use crate::placement::{slug, Placement};
 use crate::redfish::Inventory;
 
@@ -179,14 +180,6 @@ impl From<NetBoxError> for RegisterError {
 
 fn id_of(v: &Value) -> Option<u64> {
     v.get("id").and_then(Value::as_u64)
-}
-
-/// Whether a NetBox object carries the tag with id `tag_id`: the mark of
-/// what the hook owns.
-pub(super) fn has_tag(v: &Value, tag_id: u64) -> bool {
-    v.get("tags")
-        .and_then(Value::as_array)
-        .is_some_and(|t| t.iter().any(|t| id_of(t) == Some(tag_id)))
 }
 
 /// Whether a create lost a race to an identical object: NetBox's validators
