@@ -6,6 +6,9 @@
 //! without allocating.
 
 use std::net::Ipv4Addr;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Mutex;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -202,6 +205,54 @@ impl SubnetTable {
     /// All subnets, sorted by id.
     pub fn all(&self) -> &[SubnetInfo] {
         &self.infos
+    }
+}
+
+/// Kea's live subnet table, swapped after each reconfiguration and read
+/// by packet threads without a lock. Replaced tables are kept until this
+/// is dropped, so a reader holding a reference can never see one freed.
+#[derive(Default)]
+pub struct LiveSubnets {
+    current: AtomicPtr<SubnetTable>,
+    // Boxed on purpose: readers hold `&SubnetTable` into the box, so the
+    // table must not move when the vector grows.
+    #[allow(clippy::vec_box)]
+    retired: Mutex<Vec<Box<SubnetTable>>>,
+}
+
+impl LiveSubnets {
+    /// The table, once Kea has reported its subnets. Allocation- and
+    /// lock-free.
+    #[inline]
+    pub fn current(&self) -> Option<&SubnetTable> {
+        let p = self.current.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer came from Box::into_raw in `set` and
+        // is freed only in Drop, which needs `&mut self`.
+        unsafe { p.as_ref() }
+    }
+
+    /// Publishes a new table (Kea's main thread, after reconfiguring).
+    pub fn set(&self, table: SubnetTable) {
+        let new = Box::into_raw(Box::new(table));
+        let old = self.current.swap(new, Ordering::AcqRel);
+        if !old.is_null() {
+            // SAFETY: `old` came from Box::into_raw and is no longer published.
+            let old = unsafe { Box::from_raw(old) };
+            self.retired
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(old);
+        }
+    }
+}
+
+impl Drop for LiveSubnets {
+    fn drop(&mut self) {
+        let p = self.current.swap(ptr::null_mut(), Ordering::AcqRel);
+        if !p.is_null() {
+            // SAFETY: `p` came from Box::into_raw; `&mut self` means no reader.
+            drop(unsafe { Box::from_raw(p) });
+        }
     }
 }
 

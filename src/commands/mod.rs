@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::hook::Runtime;
+use crate::hook::Hook;
 use crate::state::{State, Store};
 
 /// Every command the hook registers with Kea.
@@ -43,8 +43,8 @@ pub fn answer(result: i64, text: impl Into<String>, arguments: Option<Value>) ->
 }
 
 /// Handles one request (`{"command": ..., "arguments": ...}` as Kea passes
-/// it). `runtime` is `None` if the hook is not loaded.
-pub fn handle(request: &[u8], runtime: Option<&Runtime>) -> Value {
+/// it). `hook` is `None` if the hook is not loaded.
+pub fn handle(request: &[u8], hook: Option<&Hook>) -> Value {
     let request: Value = match serde_json::from_slice(request) {
         Ok(v) => v,
         Err(e) => {
@@ -57,7 +57,7 @@ pub fn handle(request: &[u8], runtime: Option<&Runtime>) -> Value {
     };
     let name = request.get("command").and_then(Value::as_str).unwrap_or("");
     let arguments = request.get("arguments");
-    let Some(runtime) = runtime else {
+    let Some(hook) = hook else {
         return answer(
             result::ERROR,
             format!("{name}: {} is not loaded", crate::HOOK_NAME),
@@ -65,14 +65,14 @@ pub fn handle(request: &[u8], runtime: Option<&Runtime>) -> Value {
         );
     };
     match name {
-        "bmc-status" => status(runtime, arguments),
-        "bmc-list" => with_store(runtime, name, |s| list(s, arguments)),
-        "bmc-get" => with_store(runtime, name, |s| get(s, arguments)),
-        "bmc-retry" => with_store(runtime, name, |s| retry(runtime, s, arguments)),
-        "bmc-discover" => with_store(runtime, name, |s| discover(runtime, s, arguments)),
-        "bmc-reconcile" => with_store(runtime, name, |_| reconcile(runtime, arguments)),
-        "bmc-inventory" => with_store(runtime, name, |s| inventory(s, arguments)),
-        "bmc-pool-report" => pool_report(runtime, arguments),
+        "bmc-status" => status(hook, arguments),
+        "bmc-list" => with_store(hook, name, |s| list(s, arguments)),
+        "bmc-get" => with_store(hook, name, |s| get(s, arguments)),
+        "bmc-retry" => with_store(hook, name, |s| retry(hook, s, arguments)),
+        "bmc-discover" => with_store(hook, name, |s| discover(hook, s, arguments)),
+        "bmc-reconcile" => with_store(hook, name, |_| reconcile(hook, arguments)),
+        "bmc-inventory" => with_store(hook, name, |s| inventory(s, arguments)),
+        "bmc-pool-report" => pool_report(hook, arguments),
         other => answer(
             result::UNSUPPORTED,
             format!(
@@ -97,19 +97,20 @@ fn no_arguments(name: &str, arguments: Option<&Value>) -> Result<(), Value> {
     }
 }
 
-fn status(runtime: &Runtime, arguments: Option<&Value>) -> Value {
+fn status(hook: &Hook, arguments: Option<&Value>) -> Value {
     if let Err(e) = no_arguments("bmc-status", arguments) {
         return e;
     }
-    let mut status = runtime.status();
-    if let Some(p) = runtime.pipeline() {
-        if let Some(store) = p.state() {
-            status["bmcs"] = match store.counts() {
-                Ok(c) => json!(c),
-                Err(e) => json!({ "error": e }),
-            };
-        }
-        if let Some(m) = p.metrics() {
+    let mut status = hook.status();
+    let services = hook.services();
+    if let Some(store) = &services.store {
+        status["bmcs"] = match store.counts() {
+            Ok(c) => json!(c),
+            Err(e) => json!({ "error": e }),
+        };
+    }
+    {
+        if let Some(m) = &services.metrics {
             status["latency"] = json!({
                 "lease-to-done": m.lease_to_done.snapshot(),
                 "discovery": m.discovery.snapshot(),
@@ -117,14 +118,13 @@ fn status(runtime: &Runtime, arguments: Option<&Value>) -> Value {
             });
             status["failures"] = json!(m.failures());
             status["attempts-succeeded"] = json!(m.successes());
-            status["netbox"] = if p.netbox_configured() {
+            status["netbox"] = if let Some(nb) = &services.netbox {
+                let (reads, writes) = nb.requests();
                 json!({
                     "configured": true,
                     "reachable": m.netbox(),
-                    "registrations": p.netbox_registrations(),
-                    "requests": p.netbox_requests().map(|(reads, writes)| {
-                        json!({ "reads": reads, "writes": writes })
-                    }),
+                    "registrations": nb.load(),
+                    "requests": { "reads": reads, "writes": writes },
                 })
             } else {
                 json!({ "configured": false })
@@ -144,8 +144,8 @@ fn status(runtime: &Runtime, arguments: Option<&Value>) -> Value {
 }
 
 /// Runs a command that needs the state store (`redfish` configured).
-fn with_store(runtime: &Runtime, name: &str, f: impl FnOnce(&Store) -> Value) -> Value {
-    match runtime.pipeline().and_then(|p| p.state()) {
+fn with_store(hook: &Hook, name: &str, f: impl FnOnce(&Store) -> Value) -> Value {
+    match &hook.services().store {
         Some(store) => f(store),
         None => answer(
             result::ERROR,
@@ -334,7 +334,7 @@ fn get(store: &Store, arguments: Option<&Value>) -> Value {
 /// `bmc-retry`: a failed or dead BMC tried again now, attempts reset;
 /// with `"forget-tls-pin": true` its pinned certificate is forgotten first
 /// (the BMC or its certificate was replaced on purpose).
-fn retry(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Value {
+fn retry(hook: &Hook, store: &Store, arguments: Option<&Value>) -> Value {
     let key = match key_argument_and("bmc-retry", arguments, &["forget-tls-pin"]) {
         Ok(k) => k,
         Err(e) => return e,
@@ -360,7 +360,7 @@ fn retry(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Value {
         );
     }
     let pin_note = if forget {
-        match forget_tls_pin(runtime, &bmc.mac) {
+        match forget_tls_pin(hook, &bmc.mac) {
             Ok(note) => note,
             Err(e) => return e,
         }
@@ -383,10 +383,12 @@ fn retry(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Value {
 
 /// Forgets the TLS pin of the BMC with `mac`, for `bmc-retry`: what to
 /// add to its answer, or the error answer.
-fn forget_tls_pin(runtime: &Runtime, mac: &str) -> Result<&'static str, Value> {
-    let forgotten = runtime
-        .pipeline()
-        .map_or(Ok(None), |p| p.forget_tls_pin(mac));
+fn forget_tls_pin(hook: &Hook, mac: &str) -> Result<&'static str, Value> {
+    let forgotten = hook
+        .services()
+        .pins
+        .as_ref()
+        .map_or(Ok(None), |pins| pins.forget(mac).map(Some));
     match forgotten {
         Ok(Some(true)) => Ok("; its pinned TLS certificate forgotten: the next one is pinned"),
         Ok(Some(false)) => Ok("; it had no pinned TLS certificate"),
@@ -409,13 +411,13 @@ fn forget_tls_pin(runtime: &Runtime, mac: &str) -> Result<&'static str, Value> {
 
 /// `bmc-discover`: discover (and register) a known BMC now, whatever its
 /// state.
-fn discover(runtime: &Runtime, store: &Store, arguments: Option<&Value>) -> Value {
+fn discover(hook: &Hook, store: &Store, arguments: Option<&Value>) -> Value {
     let key = match key_argument("bmc-discover", arguments) {
         Ok(k) => k,
         Err(e) => return e,
     };
     match store.get(&key) {
-        Ok(Some(b)) => queue_now(runtime, "bmc-discover", &b),
+        Ok(Some(b)) => queue_now(hook, "bmc-discover", &b),
         Ok(None) => answer(
             result::EMPTY,
             format!("no BMC {key} is known; it is discovered when it takes a lease"),
@@ -459,12 +461,12 @@ fn inventory(store: &Store, arguments: Option<&Value>) -> Value {
 /// `bmc-reconcile`: walk Kea's lease database now and queue every BMC
 /// with an active lease that is not registered or is due; answers with
 /// what was found (waits up to 10 s for the state file).
-fn reconcile(runtime: &Runtime, arguments: Option<&Value>) -> Value {
+fn reconcile(hook: &Hook, arguments: Option<&Value>) -> Value {
     if let Err(e) = no_arguments("bmc-reconcile", arguments) {
         return e;
     }
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let walked = match runtime.reconcile(Some(tx)) {
+    let walked = match hook.reconcile(Some(tx)) {
         Ok(n) => n,
         Err(e) => return answer(result::ERROR, format!("bmc-reconcile: {e}"), None),
     };
@@ -498,7 +500,7 @@ fn reconcile(runtime: &Runtime, arguments: Option<&Value>) -> Value {
 /// configuration and lease database, with alert levels and
 /// recommendations. Arguments: `subnet-id` (one subnet, opted in or not),
 /// `all` (every subnet, not only the opted-in ones).
-fn pool_report(runtime: &Runtime, arguments: Option<&Value>) -> Value {
+fn pool_report(hook: &Hook, arguments: Option<&Value>) -> Value {
     const NAME: &str = "bmc-pool-report";
     let map = match arguments_map(NAME, arguments, &["subnet-id", "all"]) {
         Ok(m) => m,
@@ -521,7 +523,7 @@ fn pool_report(runtime: &Runtime, arguments: Option<&Value>) -> Value {
         Ok(f) => f,
         Err(e) => return e,
     };
-    let report = match runtime.pool_report(subnet_id, all, true) {
+    let report = match hook.pool_report(subnet_id, all, true) {
         Ok(r) => r,
         Err(e) => return answer(result::ERROR, format!("{NAME}: {e}"), None),
     };
@@ -562,7 +564,7 @@ fn pool_report(runtime: &Runtime, arguments: Option<&Value>) -> Value {
     answer(result::SUCCESS, text, Some(json!(report)))
 }
 
-fn queue_now(runtime: &Runtime, name: &str, bmc: &crate::state::Bmc) -> Value {
+fn queue_now(hook: &Hook, name: &str, bmc: &crate::state::Bmc) -> Value {
     let Some(ev) = bmc.forced_event() else {
         return answer(
             result::ERROR,
@@ -570,7 +572,7 @@ fn queue_now(runtime: &Runtime, name: &str, bmc: &crate::state::Bmc) -> Value {
             None,
         );
     };
-    match runtime.submit(&ev) {
+    match hook.submit(&ev) {
         Ok(()) => answer(
             result::SUCCESS,
             format!("BMC {} at {} queued", bmc.mac, bmc.ip),
@@ -589,18 +591,19 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::intake::filter::Filter;
-    use crate::work::pool::LogPipeline;
+    use crate::work::pipeline::LogPipeline;
+    use crate::work::Services;
     use std::sync::Arc;
 
-    fn runtime() -> Runtime {
+    fn hook() -> Hook {
         let config = Config::from_json(r#"{"workers": 2, "queue-capacity": 8}"#).unwrap();
         let filter = Filter::new(&config).unwrap();
-        Runtime::start(config, filter, Arc::new(LogPipeline)).unwrap()
+        Hook::start(config, filter, Arc::new(LogPipeline), Services::default()).unwrap()
     }
 
     #[test]
     fn status_answers_in_kea_shape() {
-        let rt = runtime();
+        let rt = hook();
         let a = handle(br#"{"command": "bmc-status"}"#, Some(&rt));
         assert_eq!(a["result"], 0);
         assert_eq!(a["arguments"]["workers"], 2);
@@ -615,7 +618,7 @@ mod tests {
 
     #[test]
     fn bad_requests_get_useful_errors() {
-        let rt = runtime();
+        let rt = hook();
         let a = handle(
             br#"{"command": "bmc-status", "arguments": {"x": 1}}"#,
             Some(&rt),

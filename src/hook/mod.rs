@@ -1,173 +1,68 @@
-//! One loaded instance of the hook: configuration, filter, queue, workers and
-//! counters, created by `load()` and torn down completely by `unload()`.
+//! The composition root: one loaded instance of the hook. [`Hook::start`]
+//! builds the parts in order (the metrics port, the queue, the workers, the
+//! scheduler) and dropping it stops them in the reverse order; it owns
+//! them all. The main thread's tick (`tick.rs`) and the walks of Kea's
+//! lease database (`leases.rs`: reconciliation, the pool report) are here
+//! too, because they use several parts at once.
 //!
 //! Kea reloads a hook library as unload + load, and the library may or may
-//! not be unmapped in between, so nothing here lives in a lazily initialised
-//! static: the only static is the pointer to the current instance.
+//! not be unmapped in between, so nothing here lives in a lazily
+//! initialised static (the one pointer to the current instance is in
+//! `kea/instance.rs`).
 
-use std::collections::{HashMap, HashSet};
-use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+mod leases;
+mod tick;
+
 use std::sync::{Arc, Mutex};
 
-use crossbeam_channel::{Sender, TrySendError};
 use serde_json::{json, Value};
 
-use crate::clock::monotonic_ns;
 use crate::config::Config;
-use crate::intake::filter::{Filter, Verdict};
-use crate::intake::inflight::{Claim, InFlight};
+use crate::intake::admission::{Admission, Refusal};
+use crate::intake::filter::Filter;
+use crate::intake::inflight::InFlight;
+use crate::intake::Intake;
 use crate::kea::lease::LeaseEvent;
-use crate::pool_report::{LeaseSeen, Report};
-use crate::state::{ActiveLease, Reconciled};
-use crate::subnets::{SubnetInfo, SubnetTable};
-use crate::telemetry::counters::{Counter, Stats};
-use crate::telemetry::kea_stats::{KeaStats, Snapshot};
-use crate::telemetry::prometheus::{MetricsServer, PoolGauge};
-use crate::work::pool::{Job, Pipeline, WorkerPool};
-use crate::work::scheduler::{Reconcile, Scheduler, StateCounts};
+use crate::subnets::SubnetTable;
+use crate::telemetry::counters::Stats;
+use crate::telemetry::kea_stats::KeaStats;
+use crate::telemetry::latency::Reachability;
+use crate::telemetry::prometheus::MetricsServer;
+use crate::telemetry::{QueueStatus, Snapshot};
+use crate::work::pipeline::Pipeline;
+use crate::work::pool::WorkerPool;
+use crate::work::scheduler::{Scheduler, StateCounts};
+use crate::work::Services;
 
-use std::time::{Duration, Instant};
+pub use tick::TICK_MS;
 
 /// The running hook.
-pub struct Runtime {
+pub struct Hook {
     config: Config,
-    filter: Filter,
-    /// Kea's live subnet table, swapped after each reconfiguration. Replaced
-    /// tables are kept in `retired` until the runtime is dropped, so a packet
-    /// thread holding a reference can never see it freed.
-    subnets: AtomicPtr<SubnetTable>,
-    // Boxed on purpose: readers hold `&SubnetTable` into the box, so the
-    // table must not move when the vector grows.
-    #[allow(clippy::vec_box)]
-    retired: Mutex<Vec<Box<SubnetTable>>>,
-    sender: Option<Sender<Job>>,
+    intake: Intake,
     workers: Option<WorkerPool>,
-    inflight: Arc<InFlight>,
-    stats: Arc<Stats>,
-    loaded_at: u64,
     /// Feeds due BMCs from the state file to the queue; records
     /// reconciliations.
     scheduler: Option<Scheduler>,
+    services: Services,
+    stats: Arc<Stats>,
+    loaded_at: u64,
     /// Main-thread bookkeeping of the timer tick.
-    tick: Mutex<TickState>,
+    tick: Mutex<tick::TickState>,
     kea_stats: KeaStats,
     /// Serves the metrics to Prometheus (`metrics-listen`).
     metrics: Option<MetricsServer>,
 }
 
-/// When reconciliation last ran and why it should run again.
-struct TickState {
-    /// Set at (re)configuration: reconcile at the next tick.
-    requested: bool,
-    last: Option<Instant>,
-    drops_seen: u64,
-    /// The pool gauges of the metrics page and when they were measured
-    /// (None: measure at the next tick).
-    pools: Vec<PoolGauge>,
-    pools_at: Option<Instant>,
-    /// Leases seen when the pool gauges were measured.
-    pools_seen: u64,
-}
-
-/// How often the metrics page's pool gauges walk Kea's lease database:
-/// every minute, and a few seconds after new leases.
-const POOL_GAUGES_EVERY: Duration = Duration::from_secs(60);
-const POOL_GAUGES_AFTER_LEASES: Duration = Duration::from_secs(3);
-
-/// Reconcile after queue drops only this often: a burst drops many.
-const RECONCILE_AFTER_DROPS_EVERY: Duration = Duration::from_secs(5);
-/// How often the timer calls `on_tick` on Kea's main thread.
-pub const TICK_MS: u32 = 1000;
-
-/// Where a lease handed to the workers comes from.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// A callout: a refusal for a full queue is a drop, counted, and
-    /// recovered by reconciliation.
-    Packet,
-    /// The state file or a command: a full queue only delays it.
-    Store,
-}
-
-/// Hands `ev` to the workers unless its MAC is in flight or the queue is
-/// full. Shared by the packet path, the scheduler and the commands.
-pub fn hand_over(
-    sender: &Sender<Job>,
-    inflight: &InFlight,
-    stats: &Stats,
-    ev: &LeaseEvent,
-    origin: Origin,
-) -> Result<(), Refusal> {
-    let key = ev.hwaddr_key();
-    let claimed = match key {
-        0 => false,
-        _ => match inflight.claim(key) {
-            Claim::Claimed => true,
-            Claim::Unclaimed => false,
-            Claim::AlreadyInFlight => {
-                stats.bump(Counter::DuplicateInFlight);
-                return Err(Refusal::InFlight);
-            }
-        },
-    };
-    match sender.try_send(Job {
-        event: *ev,
-        claimed,
-    }) {
-        Ok(()) => {
-            stats.bump(match origin {
-                Origin::Packet => Counter::Accepted,
-                Origin::Store => Counter::Scheduled,
-            });
-            Ok(())
-        }
-        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-            if origin == Origin::Packet {
-                stats.bump(Counter::DroppedQueueFull);
-            }
-            if claimed {
-                inflight.release(key);
-            }
-            Err(Refusal::QueueFull)
-        }
-    }
-}
-
-/// The queue and the workers at one moment.
-#[derive(Debug, Clone, Default)]
-pub struct QueueStatus {
-    pub depth: usize,
-    pub capacity: usize,
-    pub in_flight: usize,
-    pub workers: usize,
-}
-
-/// Why a lease was not queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The same MAC is queued or being worked on already.
-    InFlight,
-    /// The queue is full (or the hook is stopping).
-    QueueFull,
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Refusal::InFlight => "it is queued or being worked on already",
-            Refusal::QueueFull => "the queue is full; try again shortly",
-        })
-    }
-}
-
-impl Runtime {
-    /// Starts the workers. `config` is validated, `filter` compiled from it.
+impl Hook {
+    /// Starts the parts. `config` is validated, `filter` compiled from it,
+    /// `pipeline` and `services` built from it (`work::pipeline::build`).
     pub fn start(
         config: Config,
         filter: Filter,
         pipeline: Arc<dyn Pipeline>,
-    ) -> Result<Runtime, String> {
+        services: Services,
+    ) -> Result<Hook, String> {
         // First: a port in use refuses the load before any thread starts.
         let metrics = match config.metrics_listen {
             Some(addr) => Some(MetricsServer::start(addr)?),
@@ -176,10 +71,11 @@ impl Runtime {
         let (sender, receiver) = crossbeam_channel::bounded(config.queue_capacity);
         let inflight = Arc::new(InFlight::new(config.queue_capacity + config.workers));
         let stats = Arc::new(Stats::default());
+        let admission = Admission::new(sender, inflight.clone(), stats.clone());
         let workers = WorkerPool::start(
             config.workers,
             receiver,
-            pipeline.clone(),
+            pipeline,
             stats.clone(),
             inflight.clone(),
         )?;
@@ -187,245 +83,46 @@ impl Runtime {
             .ansible_inventory_dir
             .as_ref()
             .map(std::path::PathBuf::from);
-        let scheduler = match Scheduler::start(
-            inventory_dir,
-            sender.clone(),
-            inflight.clone(),
-            stats.clone(),
-            pipeline,
-        ) {
+        let scheduler = match Scheduler::start(inventory_dir, admission.clone(), &services) {
             Ok(s) => s,
             Err(e) => {
                 workers.request_stop();
-                drop(sender);
+                drop(admission);
                 workers.join();
                 return Err(e);
             }
         };
-        Ok(Runtime {
-            config,
+        let intake = Intake::new(
             filter,
-            subnets: AtomicPtr::new(ptr::null_mut()),
-            retired: Mutex::new(Vec::new()),
-            sender: Some(sender),
-            workers: Some(workers),
+            services.subnets.clone(),
+            admission,
             inflight,
+            stats.clone(),
+        );
+        Ok(Hook {
+            config,
+            intake,
+            workers: Some(workers),
+            scheduler: Some(scheduler),
+            services,
             stats,
             loaded_at: crate::clock::unix_s() as u64,
-            scheduler: Some(scheduler),
-            tick: Mutex::new(TickState {
-                requested: false,
-                last: None,
-                drops_seen: 0,
-                pools: Vec::new(),
-                pools_at: None,
-                pools_seen: 0,
-            }),
+            tick: Mutex::new(tick::TickState::default()),
             kea_stats: KeaStats::default(),
             metrics,
         })
     }
 
-    /// The pipeline the workers run (its state store serves commands).
-    pub fn pipeline(&self) -> Option<&dyn Pipeline> {
-        self.workers.as_ref().map(|w| w.pipeline())
+    /// A lease from a callout (packet thread): see [`Intake::on_lease`].
+    #[inline]
+    pub fn on_lease(&self, ev: &LeaseEvent) {
+        self.intake.on_lease(ev);
     }
 
     /// Queues a lease from outside a callout (a command): the packet
     /// path's rules, without its filter.
     pub fn submit(&self, ev: &LeaseEvent) -> Result<(), Refusal> {
-        let Some(sender) = &self.sender else {
-            return Err(Refusal::QueueFull);
-        };
-        hand_over(sender, &self.inflight, &self.stats, ev, Origin::Store)
-    }
-
-    /// Per-state BMC counts as the scheduler last saw them.
-    pub fn state_counts(&self) -> Option<&StateCounts> {
-        self.scheduler.as_ref().map(|s| s.counts())
-    }
-
-    /// Kea's configuration is live (main thread): reconcile at the next
-    /// tick.
-    pub fn configured(&self) {
-        let mut t = self.tick_state();
-        t.requested = true;
-        t.pools_at = None;
-    }
-
-    fn tick_state(&self) -> std::sync::MutexGuard<'_, TickState> {
-        self.tick.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Kea's main thread, every `TICK_MS`: publishes the statistics and
-    /// reconciles when it is time (start-up, after queue drops once the
-    /// burst has passed, every `reconcile-interval-s`).
-    pub fn on_tick(&self) {
-        let snapshot = Snapshot::take(self);
-        self.kea_stats.publish(&snapshot);
-        let mut t = self.tick_state();
-        if let Some(server) = &self.metrics {
-            let seen = snapshot.counters.seen;
-            let due = t.pools_at.is_none_or(|at| {
-                at.elapsed() >= POOL_GAUGES_EVERY
-                    || (seen != t.pools_seen && at.elapsed() >= POOL_GAUGES_AFTER_LEASES)
-            });
-            if due {
-                t.pools = self.pool_gauges();
-                t.pools_at = Some(Instant::now());
-                t.pools_seen = seen;
-            }
-            server.update(crate::telemetry::prometheus::render(
-                &snapshot,
-                &t.pools,
-                self.config.pool_alert_levels,
-            ));
-        }
-        let since = t.last.map(|l| l.elapsed());
-        let interval = self.config.reconcile_interval_s;
-        let due = t.requested
-            || (snapshot.counters.dropped_queue_full > t.drops_seen
-                && snapshot.queue.depth <= self.config.queue_capacity / 2
-                && since.is_none_or(|s| s >= RECONCILE_AFTER_DROPS_EVERY))
-            || (interval > 0 && since.is_some_and(|s| s >= Duration::from_secs(interval)));
-        // reconcile() takes the tick state itself.
-        drop(t);
-        if due {
-            if let Err(e) = self.reconcile(None) {
-                log::error!("reconciliation: {e}");
-            }
-        }
-    }
-
-    /// Walks Kea's lease database (main thread only) and hands the active
-    /// leases of BMCs to the scheduler. Returns how many active leases
-    /// there were; with `reply`, the scheduler sends its outcome there.
-    pub fn reconcile(
-        &self,
-        reply: Option<crossbeam_channel::Sender<Result<Reconciled, String>>>,
-    ) -> Result<usize, String> {
-        {
-            let mut t = self.tick_state();
-            t.requested = false;
-            t.last = Some(Instant::now());
-            t.drops_seen = self.stats.counters().dropped_queue_full;
-        }
-        let active = crate::kea::shim::active_leases()?;
-        let walked = active.len();
-        let subnets = self.subnets();
-        let leases: Vec<ActiveLease> = active
-            .iter()
-            .filter_map(|ev| {
-                let matched = match self.filter.check(subnets, ev) {
-                    Verdict::Accept => true,
-                    Verdict::NoMatch => false,
-                    Verdict::NotOptedIn => return None,
-                };
-                Some(ActiveLease {
-                    mac: ev.mac_string(),
-                    ip: ev.ipv4().to_string(),
-                    subnet_id: ev.subnet_id(),
-                    hostname: String::from_utf8_lossy(ev.hostname()).into_owned(),
-                    leased_at_ms: ev.0.cltt.saturating_mul(1000),
-                    matched,
-                })
-            })
-            .filter(|l| !l.mac.is_empty())
-            .collect();
-        self.stats.bump(Counter::Reconciliations);
-        let Some(scheduler) = &self.scheduler else {
-            return Err("the hook is stopping".into());
-        };
-        if !scheduler.reconcile(Reconcile { leases, reply }) {
-            return Err(
-                "earlier reconciliations are still being recorded; try again shortly".into(),
-            );
-        }
-        Ok(walked)
-    }
-
-    /// The opted-in subnets' pool usage for the metrics page (main thread;
-    /// the state file is not read, so the tick never waits on it).
-    fn pool_gauges(&self) -> Vec<PoolGauge> {
-        match self.pool_report(None, false, false) {
-            Ok(r) => r
-                .subnets
-                .into_iter()
-                .map(|s| PoolGauge {
-                    subnet_id: s.subnet_id,
-                    subnet: s.subnet,
-                    site: s.site.unwrap_or_default(),
-                    total: s.total_addresses,
-                    assigned: s.assigned_addresses,
-                    level: s.level,
-                })
-                .collect(),
-            Err(e) => {
-                log::debug!("pool gauges: {e}");
-                Vec::new()
-            }
-        }
-    }
-
-    /// `bmc-pool-report` (main thread: walks Kea's lease database): the
-    /// opted-in subnets (all with `all`, or only `subnet_id`) with their
-    /// pools, leases and, with `known`, the BMCs the state file has seen
-    /// there.
-    pub fn pool_report(
-        &self,
-        subnet_id: Option<u32>,
-        all: bool,
-        known: bool,
-    ) -> Result<Report, String> {
-        let Some(table) = self.subnets() else {
-            return Err(
-                "Kea has not handed its subnets to the hook yet (after libreload, \
-                        run config-reload)"
-                    .into(),
-            );
-        };
-        let chosen: Vec<&SubnetInfo> = table
-            .all()
-            .iter()
-            .filter(|s| subnet_id.map_or(all || s.opted_in, |id| s.id == id))
-            .collect();
-        if let (Some(id), true) = (subnet_id, chosen.is_empty()) {
-            return Err(format!(
-                "subnet {id} is not in Kea's configuration; its subnets: {}",
-                table
-                    .all()
-                    .iter()
-                    .map(|s| s.id.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        let known = match self.pipeline().and_then(|p| p.state()) {
-            Some(store) if known => store.macs_by_subnet()?,
-            _ => Vec::new(),
-        };
-        let mut seen: HashMap<u32, u64> = HashMap::new();
-        for (_, subnet) in &known {
-            *seen.entry(*subnet).or_insert(0) += 1;
-        }
-        let known: HashSet<String> = known.into_iter().map(|(mac, _)| mac).collect();
-        let leases: Vec<LeaseSeen> = crate::kea::shim::active_leases()?
-            .iter()
-            .filter(|ev| chosen.iter().any(|s| s.id == ev.subnet_id()))
-            .map(|ev| LeaseSeen {
-                ip: ev.ipv4(),
-                subnet_id: ev.subnet_id(),
-                bmc: self.filter.check(Some(table), ev) == Verdict::Accept
-                    || known.contains(&ev.mac_string()),
-                valid_lifetime_s: ev.0.valid_lifetime,
-            })
-            .collect();
-        Ok(crate::pool_report::build(
-            &chosen,
-            &leases,
-            &seen,
-            self.config.pool_alert_levels,
-        ))
+        self.intake.submit(ev)
     }
 
     /// The validated parameters.
@@ -438,59 +135,32 @@ impl Runtime {
         &self.stats
     }
 
+    /// The state store, metrics, NetBox side and pins of the workflow.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
     /// Kea's subnets, once the server has reported them.
     pub fn subnets(&self) -> Option<&SubnetTable> {
-        let p = self.subnets.load(Ordering::Acquire);
-        // SAFETY: a non-null pointer came from Box::into_raw in set_subnets
-        // and is freed only in Drop, which needs `&mut self`.
-        unsafe { p.as_ref() }
+        self.intake.subnets()
     }
 
     /// Publishes a new subnet table (Kea's main thread, after reconfiguring).
     pub fn set_subnets(&self, table: SubnetTable) {
-        if let Some(w) = &self.workers {
-            w.pipeline().subnets_changed(table.all());
-        }
-        let new = Box::into_raw(Box::new(table));
-        let old = self.subnets.swap(new, Ordering::AcqRel);
-        if !old.is_null() {
-            // SAFETY: `old` came from Box::into_raw and is no longer published.
-            let old = unsafe { Box::from_raw(old) };
-            self.retired
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(old);
-        }
+        self.intake.set_subnets(table);
     }
 
-    /// The packet-thread path: filter, de-duplicate, `try_send`. Never
-    /// blocks, never allocates, never logs.
-    #[inline]
-    pub fn on_lease(&self, ev: &LeaseEvent) {
-        self.stats.bump(Counter::Seen);
-        match self.filter.check(self.subnets(), ev) {
-            Verdict::Accept => self.enqueue(ev),
-            Verdict::NotOptedIn => self.stats.bump(Counter::NotOptedIn),
-            Verdict::NoMatch => self.stats.bump(Counter::NoMatch),
-        }
-        if ev.0.start_ns != 0 {
-            self.stats
-                .record_cost(monotonic_ns().saturating_sub(ev.0.start_ns));
-        }
-    }
-
-    fn enqueue(&self, ev: &LeaseEvent) {
-        if let Some(sender) = &self.sender {
-            let _ = hand_over(sender, &self.inflight, &self.stats, ev, Origin::Packet);
-        }
+    /// Per-state BMC counts as the scheduler last saw them.
+    pub fn state_counts(&self) -> Option<&StateCounts> {
+        self.scheduler.as_ref().map(|s| s.counts())
     }
 
     /// The queue and the workers right now.
     pub fn queue_status(&self) -> QueueStatus {
         QueueStatus {
-            depth: self.sender.as_ref().map_or(0, |s| s.len()),
+            depth: self.intake.depth(),
             capacity: self.config.queue_capacity,
-            in_flight: self.inflight.len(),
+            in_flight: self.intake.in_flight(),
             workers: self.workers.as_ref().map_or(0, |w| w.len()),
         }
     }
@@ -500,7 +170,40 @@ impl Runtime {
         &self.kea_stats
     }
 
-    /// The `bmc-status` report.
+    /// Everything the publishers show, read now from the atomics the
+    /// workers and the scheduler keep (the state file is not read).
+    pub fn snapshot(&self) -> Snapshot {
+        let cost = self.stats.cost();
+        let mut s = Snapshot {
+            counters: self.stats.counters(),
+            queue: self.queue_status(),
+            callout_ns: [cost.p50_ns, cost.p99_ns, cost.max_ns],
+            ..Snapshot::default()
+        };
+        if let Some(counts) = self.state_counts().and_then(|c| c.get()) {
+            s.bmcs = counts.into_iter().map(|(st, n)| (st.as_str(), n)).collect();
+        }
+        if let Some(m) = &self.services.metrics {
+            use crate::telemetry::catalogue::HISTOGRAMS;
+            s.histograms
+                .push((&HISTOGRAMS[0], m.lease_to_done.snapshot()));
+            s.histograms.push((&HISTOGRAMS[1], m.discovery.snapshot()));
+            if let Some(nb) = &self.services.netbox {
+                s.histograms.push((&HISTOGRAMS[2], m.netbox.snapshot()));
+                s.netbox_reachable = Some(match m.netbox() {
+                    Reachability::Reachable => 1,
+                    Reachability::Unreachable => 0,
+                    Reachability::Unknown => -1,
+                });
+                s.netbox_registrations = Some(nb.load());
+                s.netbox_requests = Some(nb.requests());
+            }
+            s.failures = m.failures();
+        }
+        s
+    }
+
+    /// The `bmc-status` report without what the state file holds.
     pub fn status(&self) -> Value {
         let q = self.queue_status();
         let subnets = self.subnets();
@@ -539,7 +242,7 @@ impl Runtime {
     }
 }
 
-impl Drop for Runtime {
+impl Drop for Hook {
     fn drop(&mut self) {
         if let Some(workers) = &self.workers {
             workers.request_stop();
@@ -550,54 +253,20 @@ impl Drop for Runtime {
             scheduler.stop();
         }
         if let Some(workers) = self.workers.take() {
-            // Dropping the only sender wakes idle workers with "disconnected"
-            // once they have drained (and counted) what is queued.
-            self.sender = None;
+            // Dropping the last sender wakes idle workers with
+            // "disconnected" once they have drained (and counted) what is
+            // queued.
+            self.intake.close();
             workers.join();
         }
-        let p = self.subnets.swap(ptr::null_mut(), Ordering::AcqRel);
-        if !p.is_null() {
-            // SAFETY: `p` came from Box::into_raw; `&mut self` means no reader.
-            drop(unsafe { Box::from_raw(p) });
-        }
     }
-}
-
-/// The instance Kea's callouts and commands reach.
-static CURRENT: AtomicPtr<Runtime> = AtomicPtr::new(ptr::null_mut());
-
-/// Makes `runtime` current. Returns any instance that was still installed
-/// (a load without unload), which the caller shuts down.
-pub fn install(runtime: Runtime) -> Option<Box<Runtime>> {
-    let old = CURRENT.swap(Box::into_raw(Box::new(runtime)), Ordering::AcqRel);
-    // SAFETY: non-null pointers in CURRENT come from Box::into_raw above.
-    (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
-}
-
-/// Takes the current instance away (unload).
-///
-/// Kea calls `unload()` only with packet processing stopped (reconfiguration
-/// and shutdown run in a multi-threading critical section), so no callout
-/// can still be using the instance when it is freed.
-pub fn uninstall() -> Option<Box<Runtime>> {
-    let old = CURRENT.swap(ptr::null_mut(), Ordering::AcqRel);
-    // SAFETY: as in install.
-    (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
-}
-
-/// Runs `f` on the current instance, if the hook is loaded.
-#[inline]
-pub fn with_current<R>(f: impl FnOnce(&Runtime) -> R) -> Option<R> {
-    let p = CURRENT.load(Ordering::Acquire);
-    // SAFETY: see uninstall: the instance outlives every callout and command.
-    unsafe { p.as_ref() }.map(f)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kea::lease::tests::event;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Condvar;
 
     /// Blocks every worker until released, to make queue states exact.
@@ -624,10 +293,10 @@ mod tests {
         }
     }
 
-    fn runtime(json: &str, gate: Arc<Gate>) -> Runtime {
+    fn runtime(json: &str, gate: Arc<Gate>) -> Hook {
         let config = Config::from_json(json).unwrap();
         let filter = Filter::new(&config).unwrap();
-        Runtime::start(config, filter, gate).unwrap()
+        Hook::start(config, filter, gate, Services::default()).unwrap()
     }
 
     fn mac(i: u8) -> [u8; 6] {
@@ -661,12 +330,17 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
+        for _ in 0..500 {
+            if rt.queue_status().in_flight == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        assert_eq!(rt.queue_status().in_flight, 0, "every claim released");
         let stats = rt.stats.clone();
-        let inflight = rt.inflight.clone();
         rt.shutdown();
         assert_eq!(gate.processed.load(Ordering::SeqCst), 3);
         assert_eq!(stats.counters().processed, 3);
-        assert!(inflight.is_empty(), "every claim released");
     }
 
     #[test]

@@ -6,19 +6,18 @@ use std::ffi::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use super::bindings::{bmc_lease_event, bmc_sink};
+use super::instance::{self, with_current};
+use super::lease::LeaseEvent;
+use super::log as logging;
+use super::shim;
 use crate::config::Config;
-use crate::hook::{self as runtime, Runtime};
+use crate::hook::{self, Hook};
 use crate::intake::filter::Filter;
-use crate::kea::bindings::{
-    bmc_lease_event, bmc_sink, shim_hooks_version, shim_library_parameters, shim_register,
-    shim_staged_hooks_libraries, shim_timer_start, shim_timer_stop,
-};
-use crate::kea::lease::LeaseEvent;
-use crate::kea::log as logging;
 use crate::subnets::SubnetTable;
 use crate::telemetry::counters::Counter;
-use crate::work::pipeline;
-use crate::work::pool::Pipeline;
+use crate::work::pipeline::{self, Pipeline};
+use crate::work::Services;
 use crate::{commands, HOOK_NAME};
 
 /// Runs `$body`; on panic, logs it, counts it and evaluates to `$on_panic`.
@@ -40,26 +39,8 @@ fn note_panic(payload: &(dyn std::any::Any + Send)) {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
-    runtime::with_current(|rt| rt.stats().bump(Counter::Panics));
+    with_current(|rt| rt.stats().bump(Counter::Panics));
     log::error!("internal error caught at the Kea boundary: {what}");
-}
-
-/// Calls a shim function that reports through a `bmc_sink`; returns its
-/// return code and the bytes it reported.
-fn with_sink(f: impl FnOnce(bmc_sink, *mut c_void) -> c_int) -> (c_int, String) {
-    let mut out = Vec::<u8>::new();
-    let rc = f(Some(collect), (&mut out as *mut Vec<u8>).cast());
-    (rc, String::from_utf8_lossy(&out).into_owned())
-}
-
-/// Collects what the shim passes to a `bmc_sink`.
-pub(crate) unsafe extern "C" fn collect(ctx: *mut c_void, data: *const c_char, len: usize) {
-    // SAFETY: ctx is the &mut Vec<u8> passed alongside this sink; data/len
-    // describe bytes the shim owns for the duration of the call.
-    let out = unsafe { &mut *(ctx as *mut Vec<u8>) };
-    if !data.is_null() {
-        out.extend_from_slice(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) });
-    }
 }
 
 /// Kea: the hooks API version this library was built for.
@@ -74,10 +55,7 @@ pub extern "C" fn version() -> c_int {
     ffi_boundary!(0, {
         logging::install();
         match check_staged_parameters() {
-            Ok(()) => {
-                // SAFETY: returns a compile-time constant.
-                unsafe { shim_hooks_version() }
-            }
+            Ok(()) => shim::hooks_version(),
             Err(message) => {
                 log::error!("{HOOK_NAME}: {message}; refusing the configuration");
                 0
@@ -86,34 +64,30 @@ pub extern "C" fn version() -> c_int {
     })
 }
 
+/// The parts of the hook a configuration makes.
+type Parts = (Config, Filter, Arc<dyn Pipeline>, Services);
+
 /// Parses and compiles the hook parameters; the one path both version() and
 /// load() take, so they cannot disagree.
-fn parse_parameters(
-    json: &str,
-    mode: pipeline::Mode,
-) -> Result<(Config, Filter, Arc<dyn Pipeline>), String> {
+fn parse_parameters(json: &str, mode: pipeline::Mode) -> Result<Parts, String> {
     let config = Config::from_json(json).map_err(|e| e.to_string())?;
     let filter = Filter::new(&config).map_err(|e| e.to_string())?;
-    let pipeline = pipeline::build(&config, mode).map_err(|e| e.to_string())?;
-    Ok((config, filter, pipeline))
+    let (pipeline, services) = pipeline::build(&config, mode).map_err(|e| e.to_string())?;
+    Ok((config, filter, pipeline, services))
 }
 
 /// Validates the parameters of every entry in the staged configuration that
 /// names this library file.
 fn check_staged_parameters() -> Result<(), String> {
-    let mut out = Vec::new();
-    // SAFETY: collect/out are a matching sink pair.
-    let rc =
-        unsafe { shim_staged_hooks_libraries(Some(collect), (&mut out as *mut Vec<u8>).cast()) };
-    if rc != 0 {
-        // Not fatal here: load() validates the parameters again.
-        log::debug!(
-            "staged configuration unavailable: {}",
-            String::from_utf8_lossy(&out)
-        );
-        return Ok(());
-    }
-    let libraries: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap_or_default();
+    let out = match shim::staged_hooks_libraries() {
+        Ok(out) => out,
+        Err(e) => {
+            // Not fatal here: load() validates the parameters again.
+            log::debug!("staged configuration unavailable: {e}");
+            return Ok(());
+        }
+    };
+    let libraries: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap_or_default();
     let me = own_library_path();
     for lib in libraries {
         let path = lib.get("library").and_then(|p| p.as_str()).unwrap_or("");
@@ -176,16 +150,10 @@ pub extern "C" fn load(handle: *mut c_void) -> c_int {
 }
 
 fn start(handle: *mut c_void) -> Result<(), String> {
-    let mut params = Vec::new();
-    // SAFETY: handle is Kea's LibraryHandle for this load(); collect/params match.
-    let rc = unsafe {
-        shim_library_parameters(handle, Some(collect), (&mut params as *mut Vec<u8>).cast())
-    };
-    let params = String::from_utf8_lossy(&params).into_owned();
-    if rc != 0 {
-        return Err(format!("cannot read the hook parameters: {params}"));
-    }
-    let (config, filter, pipeline) = parse_parameters(&params, pipeline::Mode::Load)?;
+    // SAFETY: handle is Kea's LibraryHandle for this load().
+    let params = unsafe { shim::library_parameters(handle) }
+        .map_err(|e| format!("cannot read the hook parameters: {e}"))?;
+    let (config, filter, pipeline, services) = parse_parameters(&params, pipeline::Mode::Load)?;
     let workers = config.workers;
     let capacity = config.queue_capacity;
     let discovery = match &config.redfish {
@@ -207,24 +175,16 @@ fn start(handle: *mut c_void) -> Result<(), String> {
     }) {
         log::warn!("{w}");
     }
-    let runtime = Runtime::start(config, filter, pipeline)?;
+    let runtime = Hook::start(config, filter, pipeline, services)?;
 
-    let names: Vec<std::ffi::CString> = commands::COMMANDS
-        .iter()
-        .map(|c| std::ffi::CString::new(*c).expect("command names have no NUL"))
-        .collect();
-    let ptrs: Vec<*const c_char> = names.iter().map(|c| c.as_ptr()).collect();
-    // SAFETY: handle as above; ptrs point into `names`, alive for the call.
-    let (rc, error) = with_sink(|sink, ctx| unsafe {
-        shim_register(handle, ptrs.as_ptr(), ptrs.len(), sink, ctx)
-    });
-    if rc != 0 {
+    // SAFETY: handle as above.
+    if let Err(error) = unsafe { shim::register(handle, commands::COMMANDS) } {
         runtime.shutdown();
         return Err(format!(
             "cannot register callouts and commands with Kea: {error}"
         ));
     }
-    if let Some(stale) = runtime::install(runtime) {
+    if let Some(stale) = instance::install(runtime) {
         log::warn!("an earlier instance was still installed at load(); stopping it");
         stale.shutdown();
     }
@@ -239,9 +199,9 @@ fn start(handle: *mut c_void) -> Result<(), String> {
 #[no_mangle]
 pub extern "C" fn unload() -> c_int {
     ffi_boundary!(1, {
-        // SAFETY: no arguments; main thread (Kea calls unload there).
-        unsafe { shim_timer_stop() };
-        if let Some(runtime) = runtime::uninstall() {
+        // Main thread: Kea calls unload there.
+        shim::timer_stop();
+        if let Some(runtime) = instance::uninstall() {
             runtime.kea_stats().withdraw();
             let counters = runtime.stats().counters();
             runtime.shutdown();
@@ -266,7 +226,7 @@ pub unsafe extern "C" fn bmc_on_lease(event: *const bmc_lease_event) {
         // SAFETY: the shim passes a pointer to a fully initialised event on
         // its stack, valid for this call; LeaseEvent is repr(transparent).
         if let Some(event) = unsafe { event.cast::<LeaseEvent>().as_ref() } {
-            runtime::with_current(|rt| rt.on_lease(event));
+            with_current(|rt| rt.on_lease(event));
         }
     })
 }
@@ -284,7 +244,7 @@ pub unsafe extern "C" fn bmc_on_configured(json: *const c_char, len: usize) {
         // SAFETY: json/len describe a buffer the shim owns during the call.
         let bytes = unsafe { std::slice::from_raw_parts(json.cast::<u8>(), len) };
         let text = String::from_utf8_lossy(bytes);
-        runtime::with_current(
+        with_current(
             |rt| match SubnetTable::from_json(&text, &rt.config().subnet_ids) {
                 Ok((table, warnings)) => {
                     for w in warnings {
@@ -305,12 +265,9 @@ pub unsafe extern "C" fn bmc_on_configured(json: *const c_char, len: usize) {
                 Err(e) => log::error!("{e}; keeping the previous subnet table"),
             },
         );
-        runtime::with_current(|rt| {
+        with_current(|rt| {
             rt.configured();
-            // SAFETY: collect/ctx are a matching sink pair; main thread.
-            let (rc, error) =
-                with_sink(|sink, ctx| unsafe { shim_timer_start(runtime::TICK_MS, sink, ctx) });
-            if rc != 0 {
+            if let Err(error) = shim::timer_start(hook::TICK_MS) {
                 log::error!(
                     "cannot start the timer on Kea's main thread ({error}): no statistics, \
                      and reconciliation only on bmc-reconcile"
@@ -324,7 +281,7 @@ pub unsafe extern "C" fn bmc_on_configured(json: *const c_char, len: usize) {
 #[no_mangle]
 pub extern "C" fn bmc_on_tick() {
     ffi_boundary!((), {
-        runtime::with_current(|rt| rt.on_tick());
+        with_current(|rt| rt.on_tick());
     })
 }
 
@@ -353,7 +310,7 @@ pub unsafe extern "C" fn bmc_command(
                 // SAFETY: json/len describe a buffer the shim owns during the call.
                 unsafe { std::slice::from_raw_parts(json.cast::<u8>(), len) }
             };
-            runtime::with_current(|rt| commands::handle(bytes, Some(rt)))
+            with_current(|rt| commands::handle(bytes, Some(rt)))
                 .unwrap_or_else(|| commands::handle(bytes, None))
         }
     );

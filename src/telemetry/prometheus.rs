@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::catalogue::{COUNTERS, GAUGES};
+use super::latency::{HistogramSnapshot, MS_BOUNDS};
+use super::snapshot::Snapshot;
 use crate::pool_report::{Level, Levels};
-use crate::telemetry::kea_stats::{Snapshot, COUNTERS, GAUGES};
-use crate::telemetry::latency::{HistogramSnapshot, MS_BOUNDS};
 
 /// How long a scraper may take to send its request or read the page.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -440,14 +441,14 @@ mod tests {
                 seen: 1,
                 ..Default::default()
             },
-            queue: crate::hook::QueueStatus {
+            queue: crate::telemetry::QueueStatus {
                 workers: 4,
                 ..Default::default()
             },
             callout_ns: [1500, 3000, 9000],
             bmcs: vec![("registered", 3)],
             histograms: vec![(
-                &crate::telemetry::kea_stats::HISTOGRAMS[0],
+                &crate::telemetry::catalogue::HISTOGRAMS[0],
                 HistogramSnapshot {
                     count: 3,
                     sum_ms: 140,
@@ -459,7 +460,7 @@ mod tests {
                 },
             )],
             netbox_reachable: Some(1),
-            netbox_registrations: Some(crate::work::gate::GateLoad {
+            netbox_registrations: Some(crate::telemetry::GateLoad {
                 limit: 4,
                 running: 3,
                 waiting: 7,

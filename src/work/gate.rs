@@ -12,6 +12,8 @@
 use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
+pub use crate::telemetry::GateLoad;
+
 pub struct Gate {
     limit: usize,
     inner: Mutex<Inner>,
@@ -30,14 +32,6 @@ struct Inner {
 /// A place inside the gate; leaving it (drop) lets the next one in.
 pub struct Pass<'a> {
     gate: &'a Gate,
-}
-
-/// How many may be inside, are inside and wait, at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct GateLoad {
-    pub limit: usize,
-    pub running: usize,
-    pub waiting: usize,
 }
 
 impl Gate {

@@ -2,22 +2,55 @@
 //! Redfish (when the `redfish` parameters are given), register it in NetBox
 //! (when the `netbox` parameters are given too), record the outcome in the
 //! state store, and report it. Failures are retried from the store.
+//!
+//! `build` makes the pipeline for a configuration together with the
+//! services it shares with the rest of the hook ([`Services`]): the state
+//! store, the latency metrics, the NetBox side and the TLS pins.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::gate::Gate;
+use super::{ReconcilePolicy, Services};
 use crate::config::{Config, ConfigError, NetBoxConfig, RedfishConfig, TlsMode};
 use crate::kea::lease::{LeaseEvent, LeaseKind};
 use crate::netbox::{self, CustomFields, NetBox, Options, RegisterError, Registration};
 use crate::placement::PlacementPattern;
 use crate::redfish::{Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy};
-use crate::state::{self, ActiveLease, Failure, Lease, Reconciled, RetryPolicy, Store, Success};
-use crate::subnets::SubnetInfo;
+use crate::state::{self, Failure, Lease, RetryPolicy, Store, Success};
+use crate::subnets::LiveSubnets;
 use crate::telemetry::latency::Metrics;
-use crate::work::gate::{Gate, GateLoad};
-use crate::work::pool::{LogPipeline, Pipeline};
+use crate::telemetry::GateLoad;
+
+/// What the workers do with each accepted lease.
+pub trait Pipeline: Send + Sync + 'static {
+    /// Processes one lease. Errors are counted and logged by the pool.
+    fn process(&self, event: &LeaseEvent) -> Result<(), String>;
+
+    /// Asks work in progress to end soon: the pool is stopping and will
+    /// join the workers.
+    fn stop(&self) {}
+}
+
+/// The pipeline without discovery (no `redfish` parameters): one log line
+/// per BMC lease.
+pub struct LogPipeline;
+
+impl Pipeline for LogPipeline {
+    fn process(&self, ev: &LeaseEvent) -> Result<(), String> {
+        log::info!(
+            "BMC lease {:?}: mac {} ip {} subnet {} hostname {:?} vendor-class {:?}",
+            ev.kind(),
+            ev.mac_string(),
+            ev.ipv4(),
+            ev.subnet_id(),
+            String::from_utf8_lossy(ev.hostname()),
+            String::from_utf8_lossy(ev.vendor_class()),
+        );
+        Ok(())
+    }
+}
 
 /// Whether `build` is checking a configuration (`kea-dhcp4 -t`, Kea's
 /// validation before a load) or loading it. Only a load opens the state
@@ -28,20 +61,22 @@ pub enum Mode {
     Load,
 }
 
-/// The pipeline for a configuration: discovery when `redfish` is set, the
-/// lease log otherwise. Reads the credentials and pin files, so a bad path
-/// refuses the configuration at load (and in `kea-dhcp4 -t`).
-pub fn build(config: &Config, mode: Mode) -> Result<Arc<dyn Pipeline>, ConfigError> {
+/// The pipeline for a configuration and the services it shares:
+/// discovery when `redfish` is set, the lease log otherwise. Reads the
+/// credentials and pin files, so a bad path refuses the configuration at
+/// load (and in `kea-dhcp4 -t`).
+pub fn build(config: &Config, mode: Mode) -> Result<(Arc<dyn Pipeline>, Services), ConfigError> {
     match (&config.redfish, &config.netbox) {
-        (None, None) => Ok(Arc::new(LogPipeline)),
+        (None, None) => Ok((Arc::new(LogPipeline), Services::default())),
         (None, Some(_)) => Err(bad(
             "netbox",
             "needs 'redfish' too: what is registered comes from discovery".into(),
         )),
         (Some(r), nb) => {
-            let mut p = DiscoveryPipeline::new(r)?;
+            let subnets = Arc::new(LiveSubnets::default());
+            let mut p = DiscoveryPipeline::new(r, subnets.clone())?;
             if let Some(nb) = nb {
-                p.netbox = Some(Registrar::new(nb)?);
+                p.netbox = Some(Arc::new(Registrar::new(nb)?));
             }
             p.retry = RetryPolicy {
                 attempts: config.retry_attempts,
@@ -60,12 +95,26 @@ pub fn build(config: &Config, mode: Mode) -> Result<Arc<dyn Pipeline>, ConfigErr
                     ));
                 }
             }
-            Ok(Arc::new(p))
+            let services = Services {
+                store: p.state.clone(),
+                metrics: Some(p.metrics.clone()),
+                netbox: p.netbox.clone(),
+                pins: match &p.discoverer.tls {
+                    TlsPolicy::Pin(pins) => Some(pins.clone()),
+                    _ => None,
+                },
+                subnets,
+                reconcile: ReconcilePolicy {
+                    rediscover_after: p.rediscover_after,
+                    registers: p.netbox.is_some(),
+                },
+            };
+            Ok((Arc::new(p), services))
         }
     }
 }
 
-fn open_state(file: &str, mode: Mode) -> Result<Option<Store>, ConfigError> {
+fn open_state(file: &str, mode: Mode) -> Result<Option<Arc<Store>>, ConfigError> {
     let path = Path::new(file);
     if !in_existing_dir(path) || path.is_dir() {
         return Err(bad(
@@ -79,14 +128,14 @@ fn open_state(file: &str, mode: Mode) -> Result<Option<Store>, ConfigError> {
     match mode {
         Mode::Check => Ok(None),
         Mode::Load => Store::open(path)
-            .map(Some)
+            .map(|s| Some(Arc::new(s)))
             .map_err(|e| bad("state-file", format!("cannot be used: {e}"))),
     }
 }
 
 /// NetBox registration as configured; connects on first use, so that a
 /// NetBox that is down never delays Kea's start.
-struct Registrar {
+pub struct Registrar {
     url: String,
     token: String,
     pattern: PlacementPattern,
@@ -157,6 +206,20 @@ impl Registrar {
         *c = Some(nb.clone());
         Ok(nb)
     }
+
+    /// Registrations talking to NetBox and waiting to.
+    pub fn load(&self) -> GateLoad {
+        self.gate.load()
+    }
+
+    /// Requests sent to NetBox since the load: (reads, writes; a dry run's
+    /// planned writes count).
+    pub fn requests(&self) -> (u64, u64) {
+        let client = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        client
+            .as_ref()
+            .map_or((0, 0), |nb| (nb.reads(), nb.writes()))
+    }
 }
 
 /// Whether `path`'s directory exists (a bare file name: the current one),
@@ -180,17 +243,20 @@ pub struct DiscoveryPipeline {
     /// BMC at the same address is not discovered again.
     rediscover_after: Duration,
     /// Every BMC's state; None only while checking a configuration.
-    state: Option<Store>,
+    state: Option<Arc<Store>>,
     retry: RetryPolicy,
-    netbox: Option<Registrar>,
-    /// Kea's subnets by id (prefix length, user-context site), as of the
-    /// last configuration.
-    subnets: Mutex<HashMap<u32, SubnetInfo>>,
-    metrics: Metrics,
+    netbox: Option<Arc<Registrar>>,
+    /// Kea's subnets (prefix length, user-context site), as of the last
+    /// configuration.
+    subnets: Arc<LiveSubnets>,
+    metrics: Arc<Metrics>,
 }
 
 impl DiscoveryPipeline {
-    pub fn new(r: &RedfishConfig) -> Result<DiscoveryPipeline, ConfigError> {
+    pub fn new(
+        r: &RedfishConfig,
+        subnets: Arc<LiveSubnets>,
+    ) -> Result<DiscoveryPipeline, ConfigError> {
         let credentials = Credentials::load(Path::new(&r.credentials_file))
             .map_err(|e| bad("redfish.credentials-file", format!("cannot be used: {e}")))?;
         let tls = match r.tls_mode {
@@ -245,8 +311,8 @@ impl DiscoveryPipeline {
             state: None,
             retry: RetryPolicy::default(),
             netbox: None,
-            subnets: Mutex::new(HashMap::new()),
-            metrics: Metrics::default(),
+            subnets,
+            metrics: Arc::new(Metrics::default()),
         })
     }
 }
@@ -347,60 +413,6 @@ impl Pipeline for DiscoveryPipeline {
         if let Some(r) = &self.netbox {
             r.gate.close();
         }
-    }
-
-    fn subnets_changed(&self, subnets: &[SubnetInfo]) {
-        let mut map = self.subnets.lock().unwrap_or_else(|p| p.into_inner());
-        *map = subnets.iter().map(|s| (s.id, s.clone())).collect();
-    }
-
-    fn due(&self, limit: usize) -> Vec<LeaseEvent> {
-        // Held for a minute: handed out once, and due again if the attempt
-        // never runs.
-        let rows = self
-            .with_state(|s| s.take_due(limit, Duration::from_secs(60)))
-            .unwrap_or_default();
-        rows.iter().filter_map(state::Bmc::lease_event).collect()
-    }
-
-    fn state(&self) -> Option<&Store> {
-        self.state.as_ref()
-    }
-
-    fn metrics(&self) -> Option<&Metrics> {
-        Some(&self.metrics)
-    }
-
-    fn netbox_configured(&self) -> bool {
-        self.netbox.is_some()
-    }
-
-    fn netbox_registrations(&self) -> Option<GateLoad> {
-        self.netbox.as_ref().map(|r| r.gate.load())
-    }
-
-    fn forget_tls_pin(&self, mac: &str) -> Result<Option<bool>, String> {
-        match &self.discoverer.tls {
-            TlsPolicy::Pin(store) => store.forget(mac).map(Some),
-            _ => Ok(None),
-        }
-    }
-
-    fn netbox_requests(&self) -> Option<(u64, u64)> {
-        let r = self.netbox.as_ref()?;
-        let client = r.client.lock().unwrap_or_else(|p| p.into_inner());
-        Some(
-            client
-                .as_ref()
-                .map_or((0, 0), |nb| (nb.reads(), nb.writes())),
-        )
-    }
-
-    fn reconcile(&self, leases: &[ActiveLease]) -> Result<Reconciled, String> {
-        let Some(store) = &self.state else {
-            return Ok(Reconciled::default());
-        };
-        store.reconcile(leases, self.rediscover_after, self.netbox.is_some())
     }
 }
 
@@ -544,9 +556,8 @@ impl DiscoveryPipeline {
     ) -> Result<(netbox::Outcome, Registered), RegisterError> {
         let subnet = self
             .subnets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ev.subnet_id())
+            .current()
+            .and_then(|t| t.get(ev.subnet_id()))
             .cloned();
         let lease_name = String::from_utf8_lossy(ev.hostname()).into_owned();
         let prefix_len = subnet

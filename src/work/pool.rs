@@ -1,6 +1,6 @@
 //! The worker pool: threads that take accepted leases off the queue and run
-//! them through the pipeline (discover -> register -> record as those stages
-//! land; today the pipeline logs the lease).
+//! each through the pipeline (`pipeline.rs`: discover, register, record),
+//! counting the outcome and releasing the MAC's in-flight claim.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,98 +10,10 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
+use super::pipeline::Pipeline;
+use crate::intake::admission::Job;
 use crate::intake::inflight::InFlight;
-use crate::kea::lease::LeaseEvent;
 use crate::telemetry::counters::{Counter, Stats};
-
-/// One unit of work on the queue.
-#[derive(Clone, Copy)]
-pub struct Job {
-    /// The lease as the shim copied it.
-    pub event: LeaseEvent,
-    /// Whether this job owns the MAC's in-flight claim (and must release it).
-    pub claimed: bool,
-}
-
-/// What the workers do with each accepted lease. Later stages (Redfish
-/// discovery, NetBox registration, the state store) implement this.
-pub trait Pipeline: Send + Sync + 'static {
-    /// Processes one lease. Errors are counted and logged by the pool.
-    fn process(&self, event: &LeaseEvent) -> Result<(), String>;
-
-    /// Asks work in progress to end soon: the pool is stopping and will
-    /// join the workers.
-    fn stop(&self) {}
-
-    /// Kea's subnets after a (re)configuration, on Kea's main thread.
-    fn subnets_changed(&self, _subnets: &[crate::subnets::SubnetInfo]) {}
-
-    /// Up to `limit` earlier failures whose next attempt is due, to be
-    /// queued again (the retry thread asks about once a second).
-    fn due(&self, _limit: usize) -> Vec<LeaseEvent> {
-        Vec::new()
-    }
-
-    /// The state store, for the control commands; None without one.
-    fn state(&self) -> Option<&crate::state::Store> {
-        None
-    }
-
-    /// Latencies and failures; None when nothing is measured.
-    fn metrics(&self) -> Option<&crate::telemetry::latency::Metrics> {
-        None
-    }
-
-    /// Whether BMCs are registered in NetBox (not only discovered).
-    fn netbox_configured(&self) -> bool {
-        false
-    }
-
-    /// Registrations talking to NetBox and waiting to; None without NetBox.
-    fn netbox_registrations(&self) -> Option<crate::work::gate::GateLoad> {
-        None
-    }
-
-    /// Requests sent to NetBox since the load: (reads, writes; a dry run's
-    /// planned writes count). None without NetBox.
-    fn netbox_requests(&self) -> Option<(u64, u64)> {
-        None
-    }
-
-    /// Forgets the TLS certificate pinned for the BMC with `mac`: whether
-    /// there was one; None when certificates are not pinned.
-    fn forget_tls_pin(&self, _mac: &str) -> Result<Option<bool>, String> {
-        Ok(None)
-    }
-
-    /// Records what reconciliation found in Kea's lease database: active
-    /// leases of BMCs that need an attempt become due. Runs on the
-    /// scheduler thread.
-    fn reconcile(
-        &self,
-        _leases: &[crate::state::ActiveLease],
-    ) -> Result<crate::state::Reconciled, String> {
-        Ok(crate::state::Reconciled::default())
-    }
-}
-
-/// The pipeline until discovery lands: one log line per BMC lease.
-pub struct LogPipeline;
-
-impl Pipeline for LogPipeline {
-    fn process(&self, ev: &LeaseEvent) -> Result<(), String> {
-        log::info!(
-            "BMC lease {:?}: mac {} ip {} subnet {} hostname {:?} vendor-class {:?}",
-            ev.kind(),
-            ev.mac_string(),
-            ev.ipv4(),
-            ev.subnet_id(),
-            String::from_utf8_lossy(ev.hostname()),
-            String::from_utf8_lossy(ev.vendor_class()),
-        );
-        Ok(())
-    }
-}
 
 /// Running worker threads.
 pub struct WorkerPool {
@@ -154,11 +66,6 @@ impl WorkerPool {
             }
         }
         Ok(pool)
-    }
-
-    /// The pipeline the workers run.
-    pub fn pipeline(&self) -> &dyn Pipeline {
-        &*self.pipeline
     }
 
     /// Number of running workers.

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::hook::{hand_over, Origin, Refusal};
-use crate::intake::inflight::InFlight;
-use crate::state::{ActiveLease, Reconciled, State};
-use crate::telemetry::counters::Stats;
-use crate::work::pool::{Job, Pipeline};
+use super::{ReconcilePolicy, Services};
+use crate::intake::admission::{Admission, Origin, Refusal};
+use crate::kea::lease::LeaseEvent;
+use crate::state::{ActiveLease, Reconciled, State, Store};
+use crate::telemetry::latency::Metrics;
 
 /// How often the feeder looks for due BMCs when it found none last time;
 /// with a backlog it looks again every `STEP`.
@@ -69,20 +69,19 @@ pub struct Scheduler {
 struct Feeder {
     /// Where the Ansible inventory is written, if anywhere.
     inventory_dir: Option<std::path::PathBuf>,
-    sender: Sender<Job>,
-    inflight: Arc<InFlight>,
-    stats: Arc<Stats>,
-    pipeline: Arc<dyn Pipeline>,
+    admission: Admission,
+    /// None without discovery: nothing is ever due, nothing reconciled.
+    store: Option<Arc<Store>>,
+    metrics: Option<Arc<Metrics>>,
+    policy: ReconcilePolicy,
     counts: Arc<StateCounts>,
 }
 
 impl Scheduler {
     pub fn start(
         inventory_dir: Option<std::path::PathBuf>,
-        sender: Sender<Job>,
-        inflight: Arc<InFlight>,
-        stats: Arc<Stats>,
-        pipeline: Arc<dyn Pipeline>,
+        admission: Admission,
+        services: &Services,
     ) -> Result<Scheduler, String> {
         let stop = Arc::new(AtomicBool::new(false));
         let counts = Arc::new(StateCounts::default());
@@ -90,10 +89,10 @@ impl Scheduler {
         let (requests, incoming) = crossbeam_channel::bounded(4);
         let feeder = Feeder {
             inventory_dir,
-            sender,
-            inflight,
-            stats,
-            pipeline,
+            admission,
+            store: services.store.clone(),
+            metrics: services.metrics.clone(),
+            policy: services.reconcile,
             counts: counts.clone(),
         };
         let flag = stop.clone();
@@ -152,7 +151,7 @@ impl Feeder {
             if reconciled || backlog || last_look.elapsed() >= IDLE_TICK {
                 if last_look.elapsed() >= IDLE_TICK {
                     self.refresh_counts();
-                    let changed = self.pipeline.metrics().is_some_and(|m| m.take_changed());
+                    let changed = self.metrics.as_ref().is_some_and(|m| m.take_changed());
                     if changed || inventory_stale {
                         inventory_stale = !self.write_inventory();
                     }
@@ -165,10 +164,16 @@ impl Feeder {
     }
 
     fn reconcile(&self, job: Reconcile) {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.pipeline.reconcile(&job.leases)
-        }))
-        .unwrap_or_else(|_| Err("internal error during reconciliation".into()));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &self.store {
+                Some(store) => store.reconcile(
+                    &job.leases,
+                    self.policy.rediscover_after,
+                    self.policy.registers,
+                ),
+                None => Ok(Reconciled::default()),
+            }))
+            .unwrap_or_else(|_| Err("internal error during reconciliation".into()));
         match &outcome {
             Ok(r) if r.queued > 0 => log::info!(
                 "reconciliation: {} active BMC leases in Kea's lease database; {} queued, \
@@ -194,7 +199,7 @@ impl Feeder {
     /// Rewrites the Ansible inventory files that changed. False if they
     /// could not be written (tried again next second).
     fn write_inventory(&self) -> bool {
-        let (Some(dir), Some(store)) = (&self.inventory_dir, self.pipeline.state()) else {
+        let (Some(dir), Some(store)) = (&self.inventory_dir, &self.store) else {
             return true;
         };
         let written = store
@@ -221,7 +226,7 @@ impl Feeder {
     }
 
     fn refresh_counts(&self) {
-        let Some(store) = self.pipeline.state() else {
+        let Some(store) = &self.store else {
             return;
         };
         if let Ok(map) = store.counts() {
@@ -238,20 +243,15 @@ impl Feeder {
     /// Queues due BMCs while there is room. Returns whether more may be
     /// waiting (the batch was as large as the room).
     fn feed(&self) -> bool {
-        let room = self
-            .sender
-            .capacity()
-            .unwrap_or(0)
-            .saturating_sub(self.sender.len());
+        let room = self.admission.room();
         if room == 0 {
             return true;
         }
         let want = room.min(BATCH);
-        let due =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.pipeline.due(want)))
-                .unwrap_or_default();
+        let due = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.due(want)))
+            .unwrap_or_default();
         for ev in &due {
-            match hand_over(&self.sender, &self.inflight, &self.stats, ev, Origin::Store) {
+            match self.admission.hand_over(ev, Origin::Store) {
                 Ok(()) => log::debug!(
                     "queued BMC {} at {} from the state file",
                     ev.mac_string(),
@@ -259,12 +259,32 @@ impl Feeder {
                 ),
                 Err(Refusal::InFlight) => {}
                 Err(Refusal::QueueFull) => {
-                    if let Some(store) = self.pipeline.state() {
+                    if let Some(store) = &self.store {
                         let _ = store.release(&ev.mac_string());
                     }
                 }
             }
         }
         due.len() == want
+    }
+
+    /// Up to `limit` BMCs whose attempt is due (queued, or failed and due
+    /// again), oldest lease first, as lease events to replay.
+    fn due(&self, limit: usize) -> Vec<LeaseEvent> {
+        let Some(store) = &self.store else {
+            return Vec::new();
+        };
+        // Held for a minute: handed out once, and due again if the attempt
+        // never runs.
+        match store.take_due(limit, Duration::from_secs(60)) {
+            Ok(rows) => rows
+                .iter()
+                .filter_map(crate::state::Bmc::lease_event)
+                .collect(),
+            Err(e) => {
+                log::error!("state file: {e}");
+                Vec::new()
+            }
+        }
     }
 }
