@@ -117,7 +117,7 @@ fn status(hook: &Hook, arguments: Option<&Value>) -> Value {
                 "netbox": m.netbox.snapshot(),
             });
             status["failures"] = json!(m.failures());
-            status["attempts-succeeded"] = json!(m.successes());
+            status["attempts-succeeded"] = json!(hook.stats().counters().succeeded);
             status["netbox"] = if let Some(nb) = &services.netbox {
                 let (reads, writes) = nb.requests();
                 json!({

@@ -266,6 +266,7 @@ impl Drop for Hook {
 mod tests {
     use super::*;
     use crate::kea::lease::tests::event;
+    use crate::work::pipeline::Done;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Condvar;
 
@@ -277,13 +278,13 @@ mod tests {
         processed: AtomicUsize,
     }
     impl Pipeline for Gate {
-        fn process(&self, _: &LeaseEvent) -> Result<(), String> {
+        fn process(&self, _: &LeaseEvent) -> Result<Done, String> {
             let mut open = self.open.lock().unwrap();
             while !*open {
                 open = self.cv.wait(open).unwrap();
             }
             self.processed.fetch_add(1, Ordering::SeqCst);
-            Ok(())
+            Ok(Done::Succeeded)
         }
     }
     impl Gate {

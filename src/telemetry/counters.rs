@@ -26,10 +26,15 @@ pub enum Counter {
     DuplicateInFlight,
     /// The queue was full: dropped here, recovered by reconciliation.
     DroppedQueueFull,
-    /// Processed by a worker successfully.
+    /// Processed by a worker without an error: attempts that succeeded,
+    /// and leases with nothing to do (a renewal of a BMC discovered
+    /// recently or dead, a replay no longer due, a lease only logged).
     Processed,
-    /// Processed by a worker with an error.
+    /// Processed by a worker with an error: an attempt that failed.
     Failed,
+    /// Attempts that ended registered in NetBox (or discovered, without
+    /// NetBox): `attempts-succeeded`.
+    Succeeded,
     /// Still queued when the hook was unloaded.
     AbandonedAtUnload,
     /// Queued from the state file (retries, reconciliation) or a command.
@@ -121,6 +126,10 @@ pub struct CountersSnapshot {
     pub dropped_queue_full: u64,
     pub processed: u64,
     pub failed: u64,
+    /// Published as `attempts-succeeded` (Kea, Prometheus, `bmc-status`),
+    /// not as an event.
+    #[serde(skip)]
+    pub succeeded: u64,
     pub abandoned_at_unload: u64,
     pub scheduled: u64,
     pub reconciliations: u64,
@@ -200,6 +209,7 @@ impl Stats {
             dropped_queue_full: self.total(Counter::DroppedQueueFull),
             processed: self.total(Counter::Processed),
             failed: self.total(Counter::Failed),
+            succeeded: self.total(Counter::Succeeded),
             abandoned_at_unload: self.total(Counter::AbandonedAtUnload),
             scheduled: self.total(Counter::Scheduled),
             reconciliations: self.total(Counter::Reconciliations),

@@ -119,3 +119,31 @@ impl KeaStats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::counters::CountersSnapshot;
+
+    #[test]
+    fn attempts_succeeded_counts_successes_not_everything_processed() {
+        let s = Snapshot {
+            counters: CountersSnapshot {
+                processed: 7,
+                succeeded: 4,
+                failed: 2,
+                ..CountersSnapshot::default()
+            },
+            ..Snapshot::default()
+        };
+        let values: BTreeMap<String, i64> = kea_values(&s).into_iter().collect();
+        assert_eq!(values["attempts-succeeded"], 4);
+        assert_eq!(values["attempts-failed"], 2);
+        let page = crate::telemetry::prometheus::render(&s, &[], Default::default());
+        assert!(
+            page.lines()
+                .any(|l| l == "bmc_discovery_attempts_succeeded_total 4"),
+            "{page}"
+        );
+    }
+}

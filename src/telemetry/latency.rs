@@ -165,7 +165,6 @@ pub struct Metrics {
     pub lease_to_done: Histogram,
     pub discovery: Histogram,
     pub netbox: Histogram,
-    succeeded: AtomicU64,
     failures: Mutex<BTreeMap<String, u64>>,
     /// 0 unknown, 1 reachable, -1 unreachable.
     netbox_reachable: AtomicI64,
@@ -174,10 +173,6 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn succeeded(&self) {
-        self.succeeded.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// One failed attempt, by class (timeout, auth, netbox-unavailable, ...).
     pub fn failed(&self, class: &str) {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -205,10 +200,6 @@ impl Metrics {
     /// Whether an attempt finished since the last call.
     pub fn take_changed(&self) -> bool {
         self.changed.swap(false, Ordering::AcqRel)
-    }
-
-    pub fn successes(&self) -> u64 {
-        self.succeeded.load(Ordering::Relaxed)
     }
 
     pub fn failures(&self) -> BTreeMap<String, u64> {

@@ -60,7 +60,7 @@ impl Snapshot {
             c.duplicate_in_flight,
             c.dropped_queue_full,
             c.scheduled,
-            c.processed,
+            c.succeeded,
             c.failed,
             c.abandoned_at_unload,
             c.reconciliations,

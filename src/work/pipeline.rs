@@ -23,10 +23,22 @@ use crate::subnets::LiveSubnets;
 use crate::telemetry::latency::Metrics;
 use crate::telemetry::GateLoad;
 
+/// How a lease ended that did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// An attempt succeeded: registered in NetBox (or discovered, without
+    /// NetBox). Counted as `attempts-succeeded`.
+    Succeeded,
+    /// Nothing was attempted: a renewal of a BMC discovered recently or
+    /// dead, a replay no longer due, or a lease only logged.
+    NothingToDo,
+}
+
 /// What the workers do with each accepted lease.
 pub trait Pipeline: Send + Sync + 'static {
-    /// Processes one lease. Errors are counted and logged by the pool.
-    fn process(&self, event: &LeaseEvent) -> Result<(), String>;
+    /// Processes one lease. The pool counts the outcome and logs errors
+    /// (an error is a failed attempt).
+    fn process(&self, event: &LeaseEvent) -> Result<Done, String>;
 
     /// Asks work in progress to end soon: the pool is stopping and will
     /// join the workers.
@@ -38,7 +50,7 @@ pub trait Pipeline: Send + Sync + 'static {
 pub struct LogPipeline;
 
 impl Pipeline for LogPipeline {
-    fn process(&self, ev: &LeaseEvent) -> Result<(), String> {
+    fn process(&self, ev: &LeaseEvent) -> Result<Done, String> {
         log::info!(
             "BMC lease {:?}: mac {} ip {} subnet {} hostname {:?} vendor-class {:?}",
             ev.kind(),
@@ -48,7 +60,7 @@ impl Pipeline for LogPipeline {
             String::from_utf8_lossy(ev.hostname()),
             String::from_utf8_lossy(ev.vendor_class()),
         );
-        Ok(())
+        Ok(Done::NothingToDo)
     }
 }
 
@@ -318,7 +330,7 @@ impl DiscoveryPipeline {
 }
 
 impl Pipeline for DiscoveryPipeline {
-    fn process(&self, ev: &LeaseEvent) -> Result<(), String> {
+    fn process(&self, ev: &LeaseEvent) -> Result<Done, String> {
         let mac = ev.mac_string();
         let ip = ev.ipv4().to_string();
         if ev.kind() == LeaseKind::Renew {
@@ -329,14 +341,14 @@ impl Pipeline for DiscoveryPipeline {
             match skip {
                 Some(state::State::Dead) => {
                     log::debug!("BMC {mac} at {ip} renewed; it is dead (bmc-retry tries it again)");
-                    return Ok(());
+                    return Ok(Done::NothingToDo);
                 }
                 Some(_) => {
                     log::debug!(
                         "BMC {mac} at {ip} renewed; discovered less than {} s ago, not again",
                         self.rediscover_after.as_secs()
                     );
-                    return Ok(());
+                    return Ok(Done::NothingToDo);
                 }
                 None => {}
             }
@@ -348,7 +360,7 @@ impl Pipeline for DiscoveryPipeline {
             match self.with_state(|s| s.begin_scheduled(&mac)) {
                 Some(None) => {
                     log::debug!("BMC {mac} at {ip}: no longer due, skipped");
-                    return Ok(());
+                    return Ok(Done::NothingToDo);
                 }
                 Some(Some(at)) => leased_at = at,
                 None => {}
@@ -374,7 +386,6 @@ impl Pipeline for DiscoveryPipeline {
             Ok(success) => {
                 let leased_at = self.with_state(|s| s.succeeded(&mac, &success));
                 let m = &self.metrics;
-                m.succeeded();
                 m.discovery.record(success.discovery_ms);
                 if self.netbox.is_some() {
                     m.netbox.record(success.register_ms);
@@ -383,7 +394,7 @@ impl Pipeline for DiscoveryPipeline {
                 let done_at = leased_at.unwrap_or_else(|| leased_at_ms(ev));
                 m.lease_to_done
                     .record((crate::clock::unix_ms() - done_at).max(0) as u64);
-                Ok(())
+                Ok(Done::Succeeded)
             }
             Err((failure, message)) => {
                 self.metrics.failed(failure.class);

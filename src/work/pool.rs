@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
-use super::pipeline::Pipeline;
+use super::pipeline::{Done, Pipeline};
 use crate::intake::admission::Job;
 use crate::intake::inflight::InFlight;
 use crate::telemetry::counters::{Counter, Stats};
@@ -147,7 +147,12 @@ fn run(queue: &Receiver<Job>, shared: &Shared) {
         } else {
             let result = catch_unwind(AssertUnwindSafe(|| shared.pipeline.process(&job.event)));
             match result {
-                Ok(Ok(())) => shared.stats.bump(Counter::Processed),
+                Ok(Ok(done)) => {
+                    shared.stats.bump(Counter::Processed);
+                    if done == Done::Succeeded {
+                        shared.stats.bump(Counter::Succeeded);
+                    }
+                }
                 Ok(Err(reason)) => {
                     shared.stats.bump(Counter::Failed);
                     log::warn!("lease of {} failed: {reason}", job.event.mac_string());
