@@ -602,21 +602,12 @@ fn list<'a>(key: &str, value: &'a Value) -> Result<&'a Vec<Value>, ConfigError> 
 /// Accepts `aa:bb:cc`, `aa-bb-cc` and `aabbcc`, any case.
 fn oui(key: &str, value: &Value) -> Result<[u8; 3], ConfigError> {
     let s = text(key, value)?;
-    let hex: String = s.chars().filter(|c| *c != ':' && *c != '-').collect();
-    let bad = || {
+    crate::mac::parse_oui(&s).map_err(|_| {
         err(
             key,
             format!("entries must be MAC prefixes like \"14:18:77\", got {s:?}"),
         )
-    };
-    if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    let mut out = [0u8; 3];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
+    })
 }
 
 #[cfg(test)]

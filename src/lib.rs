@@ -12,6 +12,7 @@ pub mod config;
 pub mod hook;
 pub mod intake;
 pub mod kea;
+pub mod mac;
 pub mod netbox;
 pub mod placement;
 pub mod pool_report;

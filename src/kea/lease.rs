@@ -3,6 +3,8 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use crate::mac::Mac;
+
 use crate::kea::bindings::{
     bmc_lease_event, BMC_LEASE_ACTIVE, BMC_LEASE_FORCED, BMC_LEASE_RENEW, BMC_LEASE_REPLAY,
     BMC_LEASE_SELECT,
@@ -46,6 +48,11 @@ impl LeaseEvent {
     /// The hardware address bytes (6 for Ethernet).
     pub fn hwaddr(&self) -> &[u8] {
         bounded(&self.0.hwaddr, self.0.hwaddr_len)
+    }
+
+    /// The hardware address; None if the lease has none.
+    pub fn mac(&self) -> Option<Mac> {
+        Mac::from_octets(self.hwaddr())
     }
 
     /// Hostname bytes from the lease, option 12 or option 81 (may be empty).
@@ -104,11 +111,9 @@ impl LeaseEvent {
         hostname: &str,
     ) -> Option<LeaseEvent> {
         let mut ev = LeaseEvent::empty();
-        let bytes: Vec<u8> = mac
-            .split(':')
-            .map(|h| u8::from_str_radix(h, 16).ok())
-            .collect::<Option<_>>()?;
-        if bytes.is_empty() || bytes.len() > ev.0.hwaddr.len() {
+        let mac = Mac::parse(mac).ok()?;
+        let bytes = mac.octets();
+        if bytes.len() > ev.0.hwaddr.len() {
             return None;
         }
         ev.0.kind = match kind {
@@ -116,7 +121,7 @@ impl LeaseEvent {
             _ => BMC_LEASE_REPLAY,
         } as u8;
         ev.0.htype = 1;
-        ev.0.hwaddr[..bytes.len()].copy_from_slice(&bytes);
+        ev.0.hwaddr[..bytes.len()].copy_from_slice(bytes);
         ev.0.hwaddr_len = bytes.len() as u8;
         ev.0.ipv4 = u32::from(ipv4);
         ev.0.subnet_id = subnet_id;
@@ -129,10 +134,10 @@ impl LeaseEvent {
         Some(ev)
     }
 
-    /// The MAC as `aa:bb:cc:dd:ee:ff` (allocates: workers only).
+    /// The MAC as `aa:bb:cc:dd:ee:ff`, "" if none (allocates: workers
+    /// only).
     pub fn mac_string(&self) -> String {
-        let hex: Vec<String> = self.hwaddr().iter().map(|b| format!("{b:02x}")).collect();
-        hex.join(":")
+        self.mac().map_or_else(String::new, |m| m.to_string())
     }
 
     /// A non-zero key identifying the hardware address, for de-duplication.
