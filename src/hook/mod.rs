@@ -15,8 +15,6 @@ mod tick;
 
 use std::sync::{Arc, Mutex};
 
-use serde_json::{json, Value};
-
 use crate::config::Config;
 use crate::intake::admission::{Admission, Refusal};
 use crate::intake::filter::Filter;
@@ -26,8 +24,8 @@ use crate::kea::lease::LeaseEvent;
 use crate::subnets::SubnetTable;
 use crate::telemetry::counters::Stats;
 use crate::telemetry::kea_stats::KeaStats;
-use crate::telemetry::latency::Reachability;
 use crate::telemetry::prometheus::MetricsServer;
+use crate::telemetry::snapshot::{Latencies, NetBoxState};
 use crate::telemetry::{QueueStatus, Snapshot};
 use crate::work::pipeline::Pipeline;
 use crate::work::pool::WorkerPool;
@@ -173,41 +171,40 @@ impl Hook {
     /// Everything the publishers show, read now from the atomics the
     /// workers and the scheduler keep (the state file is not read).
     pub fn snapshot(&self) -> Snapshot {
-        let cost = self.stats.cost();
         let mut s = Snapshot {
             counters: self.stats.counters(),
             queue: self.queue_status(),
-            callout_ns: [cost.p50_ns, cost.p99_ns, cost.max_ns],
+            cost: self.stats.cost(),
             ..Snapshot::default()
         };
         if let Some(counts) = self.state_counts().and_then(|c| c.get()) {
             s.bmcs = counts.into_iter().map(|(st, n)| (st.as_str(), n)).collect();
         }
         if let Some(m) = &self.services.metrics {
-            use crate::telemetry::catalogue::HISTOGRAMS;
-            s.histograms
-                .push((&HISTOGRAMS[0], m.lease_to_done.snapshot()));
-            s.histograms.push((&HISTOGRAMS[1], m.discovery.snapshot()));
-            if let Some(nb) = &self.services.netbox {
-                s.histograms.push((&HISTOGRAMS[2], m.netbox.snapshot()));
-                s.netbox_reachable = Some(match m.netbox() {
-                    Reachability::Reachable => 1,
-                    Reachability::Unreachable => 0,
-                    Reachability::Unknown => -1,
-                });
-                s.netbox_registrations = Some(nb.load());
-                s.netbox_requests = Some(nb.requests());
-            }
+            s.latency = Some(Latencies {
+                lease_to_done: m.lease_to_done.snapshot(),
+                discovery: m.discovery.snapshot(),
+                netbox: m.netbox.snapshot(),
+            });
+            s.netbox = self.services.netbox.as_ref().map(|nb| NetBoxState {
+                reachable: m.netbox(),
+                registrations: nb.load(),
+                requests: nb.requests(),
+            });
             s.failures = m.failures();
         }
         s
     }
 
-    /// The `bmc-status` report without what the state file holds.
-    pub fn status(&self) -> Value {
-        let q = self.queue_status();
-        let subnets = self.subnets();
-        let opted_in: Vec<u32> = subnets.map_or_else(
+    /// When this instance was loaded (Unix seconds).
+    pub fn loaded_at(&self) -> u64 {
+        self.loaded_at
+    }
+
+    /// The opted-in subnets: Kea's table once it has reported its subnets,
+    /// the `subnet-ids` parameter until then.
+    pub fn opted_in(&self) -> Vec<u32> {
+        self.subnets().map_or_else(
             || self.config.subnet_ids.clone(),
             |t| {
                 t.all()
@@ -216,23 +213,7 @@ impl Hook {
                     .map(|s| s.id)
                     .collect()
             },
-        );
-        json!({
-            "version": crate::VERSION,
-            "loaded-at": self.loaded_at,
-            "workers": q.workers,
-            "queue": {
-                "depth": q.depth,
-                "capacity": q.capacity,
-                "in-flight": q.in_flight,
-            },
-            "subnets": {
-                "configured": subnets.map_or(0, |t| t.all().len()),
-                "opted-in": opted_in,
-            },
-            "events": self.stats.counters(),
-            "callout-cost": self.stats.cost(),
-        })
+        )
     }
 
     /// Stops and joins every worker. Queued events are abandoned and counted;
@@ -382,7 +363,7 @@ mod tests {
         rt.set_subnets(SubnetTable::from_json(json, &[]).unwrap().0);
         rt.on_lease(&event(&mac(1), 5, "", ""));
         assert_eq!(rt.stats().counters().accepted, 1);
-        assert_eq!(rt.status()["subnets"]["opted-in"], json!([5]));
+        assert_eq!(rt.opted_in(), [5]);
         rt.shutdown();
     }
 }

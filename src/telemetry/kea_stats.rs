@@ -64,19 +64,18 @@ pub fn kea_values(snapshot: &Snapshot) -> Vec<(String, i64)> {
         .chain(GAUGES.iter().zip(snapshot.gauge_values()))
         .map(|(m, v)| (m.kea.to_string(), clamp(v)))
         .collect();
-    for (field, v) in ["p50", "p99", "max"].iter().zip(snapshot.callout_ns) {
+    for (field, v) in ["p50", "p99", "max"].iter().zip(snapshot.callout_ns()) {
         out.push((format!("callout-ns.{field}"), clamp(v)));
     }
     for (state, n) in &snapshot.bmcs {
         out.push((format!("bmcs.{state}"), clamp(*n)));
     }
-    for (m, h) in &snapshot.histograms {
+    for (m, h) in snapshot.histograms() {
         histogram(&mut out, m.kea, h);
     }
-    if let Some(r) = snapshot.netbox_reachable {
-        out.push(("netbox-reachable".into(), r));
-    }
-    if let Some(g) = snapshot.netbox_registrations {
+    if let Some(nb) = snapshot.netbox {
+        out.push(("netbox-reachable".into(), nb.reachable.gauge()));
+        let g = nb.registrations;
         out.push((
             "netbox-registrations-running".into(),
             clamp(g.running as u64),
@@ -85,8 +84,7 @@ pub fn kea_values(snapshot: &Snapshot) -> Vec<(String, i64)> {
             "netbox-registrations-waiting".into(),
             clamp(g.waiting as u64),
         ));
-    }
-    if let Some((reads, writes)) = snapshot.netbox_requests {
+        let (reads, writes) = nb.requests;
         out.push(("netbox-reads".into(), clamp(reads)));
         out.push(("netbox-writes".into(), clamp(writes)));
     }

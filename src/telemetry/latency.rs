@@ -156,6 +156,17 @@ pub enum Reachability {
     Unreachable,
 }
 
+impl Reachability {
+    /// As a gauge: 1 reachable, 0 not, -1 not tried yet.
+    pub fn gauge(self) -> i64 {
+        match self {
+            Reachability::Reachable => 1,
+            Reachability::Unreachable => 0,
+            Reachability::Unknown => -1,
+        }
+    }
+}
+
 /// Everything the workers measure.
 #[derive(Default)]
 pub struct Metrics {

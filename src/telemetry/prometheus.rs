@@ -104,7 +104,7 @@ pub fn render(s: &Snapshot, pools: &[PoolGauge], levels: Levels) -> String {
         "gauge",
         "Cost of the lease callouts on Kea's packet threads (p50, p99, max).",
     );
-    for (stat, ns) in ["p50", "p99", "max"].iter().zip(s.callout_ns) {
+    for (stat, ns) in ["p50", "p99", "max"].iter().zip(s.callout_ns()) {
         let _ = writeln!(
             out,
             "bmc_discovery_callout_seconds{{stat=\"{stat}\"}} {}",
@@ -120,19 +120,22 @@ pub fn render(s: &Snapshot, pools: &[PoolGauge], levels: Levels) -> String {
     for (state, n) in &s.bmcs {
         let _ = writeln!(out, "bmc_discovery_bmcs{{state=\"{state}\"}} {n}");
     }
-    for (m, h) in &s.histograms {
+    for (m, h) in s.histograms() {
         histogram(&mut out, m.prom, m.help, h);
     }
-    if let Some(r) = s.netbox_reachable {
+    if let Some(nb) = s.netbox {
         family(
             &mut out,
             "bmc_discovery_netbox_reachable",
             "gauge",
             "1 NetBox answered the last attempt, 0 it did not, -1 not tried yet.",
         );
-        let _ = writeln!(out, "bmc_discovery_netbox_reachable {r}");
-    }
-    if let Some(g) = s.netbox_registrations {
+        let _ = writeln!(
+            out,
+            "bmc_discovery_netbox_reachable {}",
+            nb.reachable.gauge()
+        );
+        let g = nb.registrations;
         for (name, help, v) in [
             (
                 "bmc_discovery_netbox_registrations_running",
@@ -148,8 +151,7 @@ pub fn render(s: &Snapshot, pools: &[PoolGauge], levels: Levels) -> String {
             family(&mut out, name, "gauge", help);
             let _ = writeln!(out, "{name} {v}");
         }
-    }
-    if let Some((reads, writes)) = s.netbox_requests {
+        let (reads, writes) = nb.requests;
         family(
             &mut out,
             "bmc_discovery_netbox_requests_total",
@@ -445,11 +447,15 @@ mod tests {
                 workers: 4,
                 ..Default::default()
             },
-            callout_ns: [1500, 3000, 9000],
+            cost: crate::telemetry::counters::CostSnapshot {
+                p50_ns: 1500,
+                p99_ns: 3000,
+                max_ns: 9000,
+                ..Default::default()
+            },
             bmcs: vec![("registered", 3)],
-            histograms: vec![(
-                &crate::telemetry::catalogue::HISTOGRAMS[0],
-                HistogramSnapshot {
+            latency: Some(crate::telemetry::snapshot::Latencies {
+                lease_to_done: HistogramSnapshot {
                     count: 3,
                     sum_ms: 140,
                     p50_ms: 25,
@@ -458,14 +464,17 @@ mod tests {
                     max_ms: 90,
                     counts,
                 },
-            )],
-            netbox_reachable: Some(1),
-            netbox_registrations: Some(crate::telemetry::GateLoad {
-                limit: 4,
-                running: 3,
-                waiting: 7,
+                ..Default::default()
             }),
-            netbox_requests: Some((12, 8)),
+            netbox: Some(crate::telemetry::snapshot::NetBoxState {
+                reachable: crate::telemetry::latency::Reachability::Reachable,
+                registrations: crate::telemetry::GateLoad {
+                    limit: 4,
+                    running: 3,
+                    waiting: 7,
+                },
+                requests: (12, 8),
+            }),
             failures: [("auth".to_string(), 2)].into(),
         };
         let pools = [PoolGauge {

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::catalogue::{Metric, COUNTERS, GAUGES};
-use super::counters::CountersSnapshot;
-use super::latency::HistogramSnapshot;
+use super::catalogue::{Metric, COUNTERS, GAUGES, HISTOGRAMS};
+use super::counters::{CostSnapshot, CountersSnapshot};
+use super::latency::{HistogramSnapshot, Reachability};
 
 /// The queue and the workers at one moment.
 #[derive(Debug, Clone, Default)]
@@ -27,28 +27,65 @@ pub struct GateLoad {
     pub waiting: usize,
 }
 
-/// Everything published, read once per tick (main thread) from the
-/// atomics the workers and the scheduler keep.
+/// The workers' latencies at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Latencies {
+    pub lease_to_done: HistogramSnapshot,
+    pub discovery: HistogramSnapshot,
+    pub netbox: HistogramSnapshot,
+}
+
+/// The NetBox side at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct NetBoxState {
+    pub reachable: Reachability,
+    /// Registrations talking to NetBox and waiting to.
+    pub registrations: GateLoad,
+    /// Requests sent (reads, writes; a dry run's planned writes count).
+    pub requests: (u64, u64),
+}
+
+/// Everything `bmc-status`, Kea's statistics and the Prometheus page show,
+/// read at one moment from the atomics the workers and the scheduler keep
+/// (the state file is not read).
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub counters: CountersSnapshot,
     pub queue: QueueStatus,
-    /// The lease callouts' cost: p50, p99, max (ns).
-    pub callout_ns: [u64; 3],
-    /// BMCs per state, once the scheduler has counted them.
+    /// The lease callouts' cost.
+    pub cost: CostSnapshot,
+    /// BMCs per state, once the scheduler has counted them (every second).
     pub bmcs: Vec<(&'static str, u64)>,
-    /// Present only where recorded (netbox-ms only with NetBox).
-    pub histograms: Vec<(&'static Metric, HistogramSnapshot)>,
-    /// 1 reachable, 0 not, -1 not tried yet; None without NetBox.
-    pub netbox_reachable: Option<i64>,
-    /// Registrations talking to NetBox and waiting to; None without NetBox.
-    pub netbox_registrations: Option<GateLoad>,
-    /// NetBox requests (reads, writes); None without NetBox.
-    pub netbox_requests: Option<(u64, u64)>,
+    /// None without discovery.
+    pub latency: Option<Latencies>,
+    /// None without NetBox.
+    pub netbox: Option<NetBoxState>,
+    /// Failed attempts by class.
     pub failures: BTreeMap<String, u64>,
 }
 
 impl Snapshot {
+    /// The lease callouts' cost: p50, p99, max (ns).
+    pub fn callout_ns(&self) -> [u64; 3] {
+        [self.cost.p50_ns, self.cost.p99_ns, self.cost.max_ns]
+    }
+
+    /// The histograms that are published, in [`HISTOGRAMS`] order:
+    /// netbox-ms only with NetBox.
+    pub fn histograms(&self) -> Vec<(&'static Metric, &HistogramSnapshot)> {
+        let Some(l) = &self.latency else {
+            return Vec::new();
+        };
+        let mut out = vec![
+            (&HISTOGRAMS[0], &l.lease_to_done),
+            (&HISTOGRAMS[1], &l.discovery),
+        ];
+        if self.netbox.is_some() {
+            out.push((&HISTOGRAMS[2], &l.netbox));
+        }
+        out
+    }
+
     /// The counters in [`COUNTERS`] order.
     pub fn counter_values(&self) -> [u64; COUNTERS.len()] {
         let c = &self.counters;

@@ -1,0 +1,69 @@
+//! `bmc-status`, assembled here only: from the same snapshot Kea's
+//! statistics and the Prometheus page are made of (`Hook::snapshot`),
+//! plus the BMCs per state read from the state file itself, so the answer
+//! is exact at the moment it is asked.
+
+use serde_json::{json, Value};
+
+use super::args::no_arguments;
+use super::{Answer, Reply};
+use crate::hook::Hook;
+
+pub fn status(hook: &Hook, arguments: Option<&Value>) -> Reply {
+    no_arguments("bmc-status", arguments)?;
+    let s = hook.snapshot();
+    let q = &s.queue;
+    let mut status = json!({
+        "version": crate::VERSION,
+        "loaded-at": hook.loaded_at(),
+        "workers": q.workers,
+        "queue": {
+            "depth": q.depth,
+            "capacity": q.capacity,
+            "in-flight": q.in_flight,
+        },
+        "subnets": {
+            "configured": hook.subnets().map_or(0, |t| t.all().len()),
+            "opted-in": hook.opted_in(),
+        },
+        "events": s.counters,
+        "callout-cost": s.cost,
+    });
+    if let Some(store) = &hook.services().store {
+        status["bmcs"] = match store.counts() {
+            Ok(c) => json!(c),
+            Err(e) => json!({ "error": e }),
+        };
+    }
+    if let Some(l) = &s.latency {
+        status["latency"] = json!({
+            "lease-to-done": l.lease_to_done,
+            "discovery": l.discovery,
+            "netbox": l.netbox,
+        });
+        status["failures"] = json!(s.failures);
+        status["attempts-succeeded"] = json!(s.counters.succeeded);
+        status["netbox"] = match &s.netbox {
+            Some(nb) => {
+                let (reads, writes) = nb.requests;
+                json!({
+                    "configured": true,
+                    "reachable": nb.reachable,
+                    "registrations": nb.registrations,
+                    "requests": { "reads": reads, "writes": writes },
+                })
+            }
+            None => json!({ "configured": false }),
+        };
+    }
+    let text = format!(
+        "{} {}: {} workers, queue {}/{}, {} events accepted",
+        crate::HOOK_NAME,
+        crate::VERSION,
+        q.workers,
+        q.depth,
+        q.capacity,
+        s.counters.accepted,
+    );
+    Ok(Answer::success(text, status))
+}
