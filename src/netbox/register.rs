@@ -182,6 +182,19 @@ fn id_of(v: &Value) -> Option<u64> {
     v.get("id").and_then(Value::as_u64)
 }
 
+/// The id of `v`, an object NetBox answered with (a dry run's planned
+/// objects carry `DRY_RUN_ID`). Without one NetBox answered unexpectedly:
+/// an error, never an id of 0, which would pass for a planned object.
+fn id(v: Option<&Value>, what: &str) -> Result<u64, RegisterError> {
+    v.and_then(id_of)
+        .ok_or_else(|| RegisterError::Failed(format!("NetBox answered {what} without an id")))
+}
+
+/// An object's id for a message: the id, or "unknown".
+fn shown_id(v: &Value) -> String {
+    id_of(v).map_or_else(|| "unknown".into(), |i| i.to_string())
+}
+
 /// Whether a create lost a race to an identical object: NetBox's validators
 /// answer 400 ("already exists"), and when two requests pass validation at
 /// once the database constraint answers 500 (IntegrityError).
@@ -322,7 +335,7 @@ impl Ctx<'_> {
     /// Deletes `obj`; one already gone (a concurrent registration removed
     /// it) is fine.
     fn remove(&mut self, endpoint: &str, obj: &Value) -> Result<(), RegisterError> {
-        let path = format!("/api/{endpoint}/{}/", id_of(obj).unwrap_or(0));
+        let path = format!("/api/{endpoint}/{}/", id(Some(obj), endpoint)?);
         match self.nb.delete(&path) {
             Ok(()) | Err(NetBoxError::Rejected { status: 404, .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -371,7 +384,7 @@ impl Ctx<'_> {
         want: &Map<String, Value>,
         what: &str,
     ) -> Result<Value, RegisterError> {
-        let id = id_of(have).unwrap_or(0);
+        let id = id(Some(have), what)?;
         let mut diff = Map::new();
         for (k, v) in want {
             // Custom fields: only those that differ are sent (NetBox merges
@@ -590,7 +603,7 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
         false,
         &format!("tag {}", opts.tag),
     )?;
-    cx.tag_id = tag.as_ref().and_then(id_of).unwrap_or(0);
+    cx.tag_id = id(tag.as_ref(), &format!("tag {}", opts.tag))?;
     let tags = json!([cx.tag_id]);
 
     // Site and rack: from the placement; missing ones per policy.
@@ -617,7 +630,7 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
                  or let the hook create missing sites and racks (netbox.create-missing)"
             ))
         })?;
-    let site_id = id_of(&site).unwrap_or(0);
+    let site_id = id(Some(&site), &format!("site {site_slug}"))?;
     let sid = site_id.to_string();
     let rack = match &reg.placement.rack {
         None => None,
@@ -653,7 +666,7 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
         false,
         &format!("manufacturer {mfr_name}"),
     )?;
-    let mfr_id = mfr.as_ref().and_then(id_of).unwrap_or(0);
+    let mfr_id = id(mfr.as_ref(), &format!("manufacturer {mfr_name}"))?;
     let model = inv.model.clone().unwrap_or_else(|| "Unknown model".into());
     let model_slug = slug(&format!("{mfr_slug}-{model}"));
     let height = reg.placement.height.or(inv.height_u).unwrap_or(1);
@@ -700,7 +713,7 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
                 "conflict: device {:?} (id {}) has serial {theirs:?}, this server {serial:?}; \
                  nothing overwritten",
                 d.get("name").and_then(Value::as_str).unwrap_or(""),
-                id_of(d).unwrap_or(0)
+                shown_id(d)
             )));
         }
     }
@@ -735,7 +748,7 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
                 cx.outcome.notes.push(format!(
                     "asset tag {a:?} is held by device {:?} (id {}); left unset",
                     holder.get("name").and_then(Value::as_str).unwrap_or(""),
-                    id_of(holder).unwrap_or(0)
+                    shown_id(holder)
                 ));
             }
         }
@@ -750,7 +763,7 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
         &want,
         &format!("device {}", reg.name),
     )?;
-    let device_id = id_of(&device).unwrap_or(0);
+    let device_id = id(Some(&device), &format!("device {}", reg.name))?;
     cx.outcome.device_id = device_id;
     let dev = device_id.to_string();
 
@@ -767,7 +780,7 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
     } else {
         cx.get_or_create("dcim/interfaces", &iface_filter, iface_body, &iface_what)?
     };
-    let iface_id = id_of(&iface).unwrap_or(0);
+    let iface_id = id(Some(&iface), &iface_what)?;
 
     // Three chains need only the device and the interface, not each
     // other: the MAC (then the interface's primary MAC), the address (then
@@ -817,9 +830,9 @@ fn mac_steps(
     tags: &Value,
     new_device: bool,
 ) -> Result<(), RegisterError> {
-    let iface_id = id_of(iface).unwrap_or(0);
+    let iface_id = id(Some(iface), "the BMC interface")?;
     let mac = mac_object(cx, &reg.bmc_mac, macs, iface_id, tags)?;
-    let mac_id = id_of(&mac).unwrap_or(0);
+    let mac_id = id(Some(&mac), &format!("MAC address {}", reg.bmc_mac))?;
     let mut want = Map::new();
     want.insert("primary_mac_address".into(), json!(mac_id));
     cx.update("dcim/interfaces", iface, &want, "interface primary MAC")?;
