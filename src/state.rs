@@ -271,51 +271,95 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
-fn text(e: rusqlite::Error) -> String {
-    e.to_string()
+/// Why the state file could not be read or written.
+#[derive(Debug)]
+pub enum StoreError {
+    /// SQLite failed: the disk is full or read-only, the file is locked
+    /// longer than the busy timeout, or it is damaged.
+    Sqlite(rusqlite::Error),
+    /// The file was written by a newer version of the hook.
+    NewerSchema { found: i64, known: i64 },
+    /// The file at `path` cannot be opened or prepared.
+    Open {
+        path: std::path::PathBuf,
+        source: Box<StoreError>,
+    },
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Sqlite(e) => write!(f, "{e}"),
+            StoreError::NewerSchema { found, known } => write!(
+                f,
+                "written by a newer version of the hook (schema {found}, this one knows \
+                 {known}); upgrade the hook or move the file away"
+            ),
+            StoreError::Open { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite(e)
+    }
+}
+
+/// For callers that report the state file's failure as text.
+impl From<StoreError> for String {
+    fn from(e: StoreError) -> String {
+        e.to_string()
+    }
 }
 
 impl Store {
     /// Opens (creating if needed) the state file. Work that a stop or crash
     /// cut short is made due again.
-    pub fn open(path: &Path) -> Result<Store, String> {
-        let conn = Connection::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Store::init(conn).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let opened = Connection::open(path).map_err(StoreError::from);
+        opened.and_then(Store::init).map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
     }
 
     /// A store that lives in memory only (tests, tools).
-    pub fn in_memory() -> Result<Store, String> {
-        Store::init(Connection::open_in_memory().map_err(text)?)
+    pub fn in_memory() -> Result<Store, StoreError> {
+        Store::init(Connection::open_in_memory().map_err(StoreError::from)?)
     }
 
-    fn init(conn: Connection) -> Result<Store, String> {
+    fn init(conn: Connection) -> Result<Store, StoreError> {
         // WAL: readers (commands) never wait for the workers' writes;
         // NORMAL sync: a power cut may lose the last transactions, which
         // reconciliation finds again, but never corrupts the file.
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(text)?;
+            .map_err(StoreError::from)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(text)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(text)?;
+            .map_err(StoreError::from)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(StoreError::from)?;
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(text)?;
+            .map_err(StoreError::from)?;
         if version > SCHEMA_VERSION {
-            return Err(format!(
-                "written by a newer version of the hook (schema {version}, this one knows \
-                 {SCHEMA_VERSION}); upgrade the hook or move the file away"
-            ));
+            return Err(StoreError::NewerSchema {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
         }
-        conn.execute_batch(SCHEMA).map_err(text)?;
+        conn.execute_batch(SCHEMA).map_err(StoreError::from)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(text)?;
+            .map_err(StoreError::from)?;
         conn.execute(
             "UPDATE bmc SET state = 'failed', next_attempt_at = ?1, error_class = 'interrupted', \
              last_error = 'interrupted: Kea stopped or the hook was unloaded during the attempt', \
              updated_at = ?1 WHERE state = 'discovering'",
             params![unix_s()],
         )
-        .map_err(text)?;
+        .map_err(StoreError::from)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -328,7 +372,12 @@ impl Store {
     /// A worker starts on `lease`. `new_lease`: a fresh allocation (the
     /// BMC came back, maybe repaired or replaced): its failed attempts are
     /// forgotten.
-    pub fn begin(&self, lease: &Lease, leased_at_ms: i64, new_lease: bool) -> Result<(), String> {
+    pub fn begin(
+        &self,
+        lease: &Lease,
+        leased_at_ms: i64,
+        new_lease: bool,
+    ) -> Result<(), StoreError> {
         let now = unix_s();
         self.conn()
             .execute(
@@ -349,14 +398,14 @@ impl Store {
                 ],
             )
             .map(|_| ())
-            .map_err(text)
+            .map_err(StoreError::from)
     }
 
     /// A worker starts on a BMC the scheduler handed out (a retry or a
     /// lease found by reconciliation): its lease time (Unix ms), or None if
     /// it no longer needs it: a real lease event got there first and it is
     /// done or in progress.
-    pub fn begin_scheduled(&self, mac: &str) -> Result<Option<i64>, String> {
+    pub fn begin_scheduled(&self, mac: &str) -> Result<Option<i64>, StoreError> {
         let now = unix_s();
         self.conn()
             .query_row(
@@ -366,7 +415,7 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(text)
+            .map_err(StoreError::from)
     }
 
     /// What reconciliation makes of the active leases of BMCs in Kea's
@@ -376,7 +425,7 @@ impl Store {
         leases: &[ActiveLease],
         rediscover_after: Duration,
         want_registered: bool,
-    ) -> Result<Reconciled, String> {
+    ) -> Result<Reconciled, StoreError> {
         let now = unix_s();
         let stale_before = now - rediscover_after.as_secs() as i64;
         let mut out = Reconciled {
@@ -384,7 +433,7 @@ impl Store {
             ..Reconciled::default()
         };
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(text)?;
+        let tx = conn.transaction().map_err(StoreError::from)?;
         for l in leases {
             let row: Option<(String, String, Option<i64>)> = tx
                 .query_row(
@@ -393,7 +442,7 @@ impl Store {
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()
-                .map_err(text)?;
+                .map_err(StoreError::from)?;
             let queue = match &row {
                 None if !l.matched => {
                     out.leases -= 1;
@@ -443,15 +492,15 @@ impl Store {
                  attempts = 0, next_attempt_at = ?5, leased_at_ms = ?6, updated_at = ?5",
                 params![l.mac, l.ip, l.subnet_id, l.hostname, now, l.leased_at_ms],
             )
-            .map_err(text)?;
+            .map_err(StoreError::from)?;
         }
-        tx.commit().map_err(text)?;
+        tx.commit().map_err(StoreError::from)?;
         Ok(out)
     }
 
     /// The attempt succeeded. Returns when the lease behind it was seen
     /// (Unix ms), for the lease-to-done latency.
-    pub fn succeeded(&self, mac: &str, s: &Success) -> Result<i64, String> {
+    pub fn succeeded(&self, mac: &str, s: &Success) -> Result<i64, StoreError> {
         let now = unix_s();
         let state = if s.registered {
             State::Registered
@@ -485,7 +534,7 @@ impl Store {
                 ],
                 |r| r.get(0),
             )
-            .map_err(text)
+            .map_err(StoreError::from)
     }
 
     /// The attempt failed: `failed` with its next attempt, or `dead` after
@@ -496,7 +545,7 @@ impl Store {
         mac: &str,
         f: &Failure,
         policy: &RetryPolicy,
-    ) -> Result<(State, Option<i64>), String> {
+    ) -> Result<(State, Option<i64>), StoreError> {
         let conn = self.conn();
         let attempts: u32 = conn
             .query_row(
@@ -505,7 +554,7 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(text)?
+            .map_err(StoreError::from)?
             .unwrap_or(0);
         let attempts = if f.counts { attempts + 1 } else { attempts };
         let now = unix_s();
@@ -520,7 +569,7 @@ impl Store {
              error_class = ?6, updated_at = ?7 WHERE mac = ?1",
             params![mac, state.as_str(), attempts, next, f.message, f.class, now],
         )
-        .map_err(text)?;
+        .map_err(StoreError::from)?;
         Ok((state, next))
     }
 
@@ -551,22 +600,22 @@ impl Store {
     /// ahead) so it is handed out once; the attempt itself then rewrites
     /// the row, and if it never runs (queue full, Kea stopped) it is due
     /// again after `hold`.
-    pub fn take_due(&self, limit: usize, hold: Duration) -> Result<Vec<Bmc>, String> {
+    pub fn take_due(&self, limit: usize, hold: Duration) -> Result<Vec<Bmc>, StoreError> {
         let now = unix_s();
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(text)?;
+        let tx = conn.transaction().map_err(StoreError::from)?;
         let rows = {
             let mut st = tx
                 .prepare(&format!(
                     "SELECT {COLUMNS} FROM bmc WHERE state IN ('queued', 'failed') \
                      AND next_attempt_at <= ?1 ORDER BY leased_at_ms LIMIT ?2"
                 ))
-                .map_err(text)?;
+                .map_err(StoreError::from)?;
             let rows = st
                 .query_map(params![now, limit as i64], from_row)
-                .map_err(text)?
+                .map_err(StoreError::from)?
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(text)?;
+                .map_err(StoreError::from)?;
             rows
         };
         for b in &rows {
@@ -574,14 +623,14 @@ impl Store {
                 "UPDATE bmc SET next_attempt_at = ?2 WHERE mac = ?1",
                 params![b.mac, now + hold.as_secs() as i64],
             )
-            .map_err(text)?;
+            .map_err(StoreError::from)?;
         }
-        tx.commit().map_err(text)?;
+        tx.commit().map_err(StoreError::from)?;
         Ok(rows)
     }
 
     /// One BMC by MAC (any case) or IPv4 address.
-    pub fn get(&self, key: &str) -> Result<Option<Bmc>, String> {
+    pub fn get(&self, key: &str) -> Result<Option<Bmc>, StoreError> {
         let key = key.trim().to_ascii_lowercase();
         self.conn()
             .query_row(
@@ -590,7 +639,7 @@ impl Store {
                 from_row,
             )
             .optional()
-            .map_err(text)
+            .map_err(StoreError::from)
     }
 
     /// BMCs in `state` and `site` (either optional), by MAC, at most `limit`.
@@ -599,38 +648,38 @@ impl Store {
         state: Option<State>,
         site: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<Bmc>, String> {
+    ) -> Result<Vec<Bmc>, StoreError> {
         let conn = self.conn();
         let mut st = conn
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM bmc WHERE (?1 IS NULL OR state = ?1) \
                  AND (?2 IS NULL OR site = ?2) ORDER BY mac LIMIT ?3"
             ))
-            .map_err(text)?;
+            .map_err(StoreError::from)?;
         let rows = st
             .query_map(
                 params![state.map(State::as_str), site, limit as i64],
                 from_row,
             )
-            .map_err(text)?
+            .map_err(StoreError::from)?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(text);
+            .map_err(StoreError::from);
         rows
     }
 
     /// How many BMCs are in each state (every state present, 0 or more).
-    pub fn counts(&self) -> Result<BTreeMap<&'static str, u64>, String> {
+    pub fn counts(&self) -> Result<BTreeMap<&'static str, u64>, StoreError> {
         let mut out: BTreeMap<&'static str, u64> =
             State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
         let conn = self.conn();
         let mut st = conn
             .prepare("SELECT state, COUNT(*) FROM bmc GROUP BY state")
-            .map_err(text)?;
+            .map_err(StoreError::from)?;
         let rows = st
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))
-            .map_err(text)?;
+            .map_err(StoreError::from)?;
         for row in rows {
-            let (state, n) = row.map_err(text)?;
+            let (state, n) = row.map_err(StoreError::from)?;
             let state = State::parse(&state).unwrap_or(State::Failed);
             *out.entry(state.as_str()).or_insert(0) += n;
         }
@@ -639,35 +688,35 @@ impl Store {
 
     /// Every BMC's MAC and the subnet it was last seen in
     /// (`bmc-pool-report`).
-    pub fn macs_by_subnet(&self) -> Result<Vec<(String, u32)>, String> {
+    pub fn macs_by_subnet(&self) -> Result<Vec<(String, u32)>, StoreError> {
         let conn = self.conn();
         let mut st = conn
             .prepare("SELECT mac, subnet_id FROM bmc")
-            .map_err(text)?;
+            .map_err(StoreError::from)?;
         let rows = st
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
-            .map_err(text)?
+            .map_err(StoreError::from)?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(text);
+            .map_err(StoreError::from);
         rows
     }
 
     /// A BMC the scheduler took but could not queue (the queue filled up
     /// meanwhile): due again now instead of after the hold.
-    pub fn release(&self, mac: &str) -> Result<(), String> {
+    pub fn release(&self, mac: &str) -> Result<(), StoreError> {
         self.conn()
             .execute(
                 "UPDATE bmc SET next_attempt_at = ?2 WHERE mac = ?1 AND state IN ('queued', 'failed')",
                 params![mac, unix_s()],
             )
             .map(|_| ())
-            .map_err(text)
+            .map_err(StoreError::from)
     }
 
     /// Makes a failed or dead BMC `queued` with its attempts reset
     /// (`bmc-retry`); the scheduler hands it out within a second. Returns
     /// the BMC, or None if `key` is unknown.
-    pub fn retry(&self, key: &str) -> Result<Option<Bmc>, String> {
+    pub fn retry(&self, key: &str) -> Result<Option<Bmc>, StoreError> {
         let Some(b) = self.get(key)? else {
             return Ok(None);
         };
@@ -678,7 +727,7 @@ impl Store {
                  updated_at = ?2 WHERE mac = ?1 AND state IN ('failed', 'dead')",
                 params![b.mac, now],
             )
-            .map_err(text)?;
+            .map_err(StoreError::from)?;
         self.get(&b.mac)
     }
 }

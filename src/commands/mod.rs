@@ -89,7 +89,7 @@ pub fn answer(result: i64, text: impl Into<String>, arguments: Option<Value>) ->
 }
 
 /// The state file failed under command `name`.
-fn state_error(name: &str) -> impl Fn(String) -> Answer + '_ {
+fn state_error<E: std::fmt::Display>(name: &str) -> impl Fn(E) -> Answer + '_ {
     move |e| Answer::error(format!("{name}: state file: {e}"))
 }
 

@@ -32,7 +32,7 @@ pub fn status(hook: &Hook, arguments: Option<&Value>) -> Reply {
     if let Some(store) = &hook.services().store {
         status["bmcs"] = match store.counts() {
             Ok(c) => json!(c),
-            Err(e) => json!({ "error": e }),
+            Err(e) => json!({ "error": e.to_string() }),
         };
     }
     if let Some(l) = &s.latency {

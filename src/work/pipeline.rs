@@ -18,7 +18,7 @@ use crate::kea::lease::{LeaseEvent, LeaseKind};
 use crate::netbox::{self, CustomFields, NetBox, Options, RegisterError, Registration};
 use crate::placement::PlacementPattern;
 use crate::redfish::{Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy};
-use crate::state::{self, Failure, Lease, RetryPolicy, Store, Success};
+use crate::state::{self, Failure, Lease, RetryPolicy, Store, StoreError, Success};
 use crate::subnets::LiveSubnets;
 use crate::telemetry::latency::Metrics;
 use crate::telemetry::GateLoad;
@@ -448,7 +448,7 @@ fn leased_at_ms(ev: &LeaseEvent) -> i64 {
 impl DiscoveryPipeline {
     /// Runs `f` on the state store, logging (not failing on) its errors:
     /// a full disk must not stop discovery.
-    fn with_state<R>(&self, f: impl FnOnce(&Store) -> Result<R, String>) -> Option<R> {
+    fn with_state<R>(&self, f: impl FnOnce(&Store) -> Result<R, StoreError>) -> Option<R> {
         let store = self.state.as_ref()?;
         match f(store) {
             Ok(r) => Some(r),

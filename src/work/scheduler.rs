@@ -173,6 +173,7 @@ impl Feeder {
                 ),
                 None => Ok(Reconciled::default()),
             }))
+            .map(|r| r.map_err(|e| e.to_string()))
             .unwrap_or_else(|_| Err("internal error during reconciliation".into()));
         match &outcome {
             Ok(r) if r.queued > 0 => log::info!(
@@ -204,6 +205,7 @@ impl Feeder {
         };
         let written = store
             .list(None, None, usize::MAX >> 1)
+            .map_err(String::from)
             .and_then(|bmcs| crate::ansible::write_dir(dir, &crate::ansible::cabinets(&bmcs)));
         match written {
             Ok(w) => {
