@@ -70,7 +70,7 @@ pub struct NetBoxConfig {
     pub tag: String,
     /// "off", "use" (set the hook's custom fields where they exist) or
     /// "create" (create them too).
-    pub custom_fields: String,
+    pub custom_fields: crate::netbox::CustomFields,
     /// A journal entry on the device per registration that changed it.
     pub journal: bool,
     /// Plan and log the changes, write nothing.
@@ -415,7 +415,7 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
         placement_pattern: crate::placement::DEFAULT_PATTERN.into(),
         interface: "bmc".into(),
         tag: "bmc-discovery".into(),
-        custom_fields: "use".into(),
+        custom_fields: crate::netbox::CustomFields::Use,
         journal: true,
         dry_run: false,
         parallel_registrations: 8,
@@ -449,16 +449,15 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
             }
             "custom-fields" => {
                 let v = text(k, value)?;
-                if !["off", "use", "create"].contains(&v.as_str()) {
-                    return Err(err(
+                c.custom_fields = crate::netbox::CustomFields::parse(&v).ok_or_else(|| {
+                    err(
                         k,
                         format!(
                             "must be \"off\", \"use\" or \"create\", got {}",
                             shown(value)
                         ),
-                    ));
-                }
-                c.custom_fields = v;
+                    )
+                })?;
             }
             "placement-pattern" => {
                 let p = text(k, value)?;
@@ -774,6 +773,17 @@ mod tests {
         assert!(n.create_missing);
         assert_eq!(n.role, "BMC host");
         assert_eq!(n.placement_pattern, crate::placement::DEFAULT_PATTERN);
+        assert_eq!(n.custom_fields, crate::netbox::CustomFields::Use);
+        for (text, want) in [
+            ("off", crate::netbox::CustomFields::Off),
+            ("create", crate::netbox::CustomFields::Create),
+        ] {
+            let json = format!(
+                r#"{{"netbox": {{"url": "http://n", "token-file": "t", "custom-fields": "{text}"}}}}"#
+            );
+            let c = Config::from_json(&json).unwrap();
+            assert_eq!(c.netbox.unwrap().custom_fields, want, "{text}");
+        }
         assert_eq!(
             error_of(r#"{"netbox": {"token-file": "t"}}"#),
             "parameter 'netbox.url' is required to register in NetBox"

@@ -101,6 +101,18 @@ pub enum CustomFields {
     Create,
 }
 
+impl CustomFields {
+    /// The `netbox.custom-fields` parameter's value: "off", "use", "create".
+    pub fn parse(text: &str) -> Option<CustomFields> {
+        match text {
+            "off" => Some(CustomFields::Off),
+            "use" => Some(CustomFields::Use),
+            "create" => Some(CustomFields::Create),
+            _ => None,
+        }
+    }
+}
+
 /// The device custom fields the hook keeps: name, label, description.
 /// A "last discovered" time is deliberately not among them: it would
 /// make every re-discovery a write (see docs/NETBOX.md); the state store

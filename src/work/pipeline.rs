@@ -15,7 +15,7 @@ use super::gate::Gate;
 use super::{ReconcilePolicy, Services};
 use crate::config::{Config, ConfigError, NetBoxConfig, RedfishConfig, TlsMode};
 use crate::kea::lease::{LeaseEvent, LeaseKind};
-use crate::netbox::{self, CustomFields, NetBox, Options, RegisterError, Registration};
+use crate::netbox::{self, NetBox, Options, RegisterError, Registration};
 use crate::placement::PlacementPattern;
 use crate::redfish::{Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy};
 use crate::state::{self, Failure, Lease, RetryPolicy, Store, StoreError, Success};
@@ -184,11 +184,7 @@ impl Registrar {
                 create_missing: c.create_missing,
                 tag: c.tag.clone(),
                 interface: c.interface.clone(),
-                custom_fields: match c.custom_fields.as_str() {
-                    "off" => CustomFields::Off,
-                    "create" => CustomFields::Create,
-                    _ => CustomFields::Use,
-                },
+                custom_fields: c.custom_fields,
                 journal: c.journal,
             },
             dry_run: c.dry_run,
