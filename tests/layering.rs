@@ -12,7 +12,8 @@
 //! - any other reference must go to a module of the same layer or a lower
 //!   one;
 //! - among the children of each module (the top-level modules are the
-//!   crate's children), the references must not form a cycle.
+//!   crate's children), the references must not form a cycle;
+//! - only modules under `kea` name the bindings (`kea::bindings`).
 //!
 //! Every module must be in a layer: a new one is placed on purpose.
 
@@ -398,6 +399,21 @@ fn problems(files: &BTreeMap<Module, (String, String)>) -> Vec<String> {
         .flat_map(|(m, (file, src))| references(src, m, file, &modules))
         .filter(|r| !is_ancestor(&r.from, &r.to) && !is_ancestor(&r.to, &r.from))
         .collect();
+    // Only `kea` names the bindings: everything else reaches Kea through
+    // `kea::shim`, `kea::log` and `kea::lease`.
+    for r in &refs {
+        if r.to
+            .starts_with(&["kea".to_string(), "bindings".to_string()])
+            && r.from.first().map(String::as_str) != Some("kea")
+        {
+            found.push(format!(
+                "{}:{}: {} names the bindings; only kea/ may (use kea::shim or add a safe call there)",
+                r.file,
+                r.line,
+                name(&r.from)
+            ));
+        }
+    }
     // Upward references.
     for r in &refs {
         if let (Some(from), Some(to)) = (layer(&r.from), layer(&r.to)) {
@@ -577,6 +593,15 @@ fn the_checker_finds_upward_imports_and_cycles() {
             .any(|p| p.starts_with("import cycle: hook → state")
                 || p.starts_with("import cycle: state → hook")),
         "{found:?}"
+    );
+
+    let mut raw = ok.clone();
+    let (m, f) = file("state", "use crate::kea::bindings::shim_log;");
+    raw.insert(m, f);
+    raw.insert(file("kea::bindings", "").0, file("kea::bindings", "").1);
+    assert_eq!(
+        problems(&raw),
+        ["state.rs:1: state names the bindings; only kea/ may (use kea::shim or add a safe call there)"]
     );
 
     let mut unplaced = ok;
