@@ -16,6 +16,7 @@ use dhcp_bmc_discovery::redfish::values::{is_placeholder, mac};
 use dhcp_bmc_discovery::redfish::{
     Credentials, Discoverer, FailureKind, Limits, PinStore, Target, TlsPolicy,
 };
+use emulator::hostile::{Hostile, Place, Spy};
 use emulator::{Emulator, Faults};
 use serde_json::Value;
 
@@ -155,6 +156,7 @@ fn every_mockup_model_yields_its_own_identity() {
         Limits::default(),
     );
     let mut report = Vec::new();
+    let mut most = (0u32, 0u64, 0u64);
     for (i, model) in models.iter().enumerate() {
         let addr = Ipv4Addr::new(127, 30, 0, i as u8 + 1);
         emu.add(addr, model, 0, USER, PASS);
@@ -182,10 +184,17 @@ fn every_mockup_model_yields_its_own_identity() {
             0,
             "{model}: session left open"
         );
+        most = (
+            most.0.max(got.round_trips),
+            most.1.max(got.bytes_read),
+            most.2.max(got.parsed_bytes),
+        );
         report.push(format!(
-            "{model:32} {:10} rt {:3} {:5} ms  cpus {:2} dimms {:2} drives {:2} nics {:2} fw {:3} warnings {}",
+            "{model:32} {:10} rt {:3} {:7} B read {:8} B parsed {:5} ms  cpus {:2} dimms {:2} drives {:2} nics {:2} fw {:3} warnings {}",
             inv.vendor,
             got.round_trips,
+            got.bytes_read,
+            got.parsed_bytes,
             got.elapsed_ms,
             inv.cpus.len(),
             inv.dimms.len(),
@@ -203,6 +212,16 @@ fn every_mockup_model_yields_its_own_identity() {
         }
     }
     eprintln!("{}", report.join("\n"));
+    // The budgets' defaults leave every real BMC a wide margin: at least
+    // 4x its requests, bytes and parsed memory.
+    let l = Limits::default();
+    eprintln!(
+        "largest: {} requests (budget {}), {} bytes read (budget {}), {} bytes parsed (budget {})",
+        most.0, l.max_requests, most.1, l.max_discovery_bytes, most.2, l.max_parsed_bytes
+    );
+    assert!(most.0 * 4 <= l.max_requests, "requests {most:?}");
+    assert!(most.1 * 4 <= l.max_discovery_bytes, "bytes {most:?}");
+    assert!(most.2 * 4 <= l.max_parsed_bytes, "parsed {most:?}");
     assert_eq!(emu.open_sessions(), 0);
     std::fs::remove_file(&ca).ok();
 }
@@ -324,7 +343,7 @@ fn faults_end_in_bounded_time_with_a_clear_reason() {
                 huge: true,
                 ..Faults::default()
             },
-            Some(FailureKind::Protocol),
+            Some(FailureKind::BudgetResponse),
             "byte limit",
         ),
         (
@@ -557,4 +576,206 @@ fn tls_modes_verify_pin_and_insecure() {
     let d = discoverer(TlsPolicy::Insecure, good_creds(), quick());
     d.discover(&t).unwrap();
     assert_eq!(emu.open_sessions(), 0);
+}
+
+/// A hostile BMC on its own address in block 127.34.`block`.0, discovered
+/// with the default limits (but a short deadline).
+fn hostile(
+    block: u8,
+    h: Hostile,
+    limits: Limits,
+) -> (
+    Result<dhcp_bmc_discovery::redfish::Discovery, dhcp_bmc_discovery::redfish::Error>,
+    Duration,
+    Emulator,
+    Ipv4Addr,
+) {
+    let emu = Emulator::start(0);
+    let addr = Ipv4Addr::new(127, 34, block, 1);
+    emu.add(addr, "dell-idrac9-r750", 0, USER, PASS);
+    emu.set_faults(
+        addr,
+        Faults {
+            hostile: Some(h),
+            ..Faults::default()
+        },
+    );
+    let d = discoverer(TlsPolicy::Insecure, good_creds(), limits);
+    let t = Instant::now();
+    let r = d.discover(&target(&emu, addr));
+    (r, t.elapsed(), emu, addr)
+}
+
+#[test]
+fn each_budget_stops_a_hostile_bmc_with_its_own_class() {
+    let limits = Limits {
+        deadline: Duration::from_secs(20),
+        ..Limits::default()
+    };
+    let cases: Vec<(&str, Hostile, Limits, FailureKind, &str)> = vec![
+        (
+            "150,000 Systems members",
+            Hostile::ManyMembers(150_000),
+            limits,
+            FailureKind::BudgetResponse,
+            "max-response-bytes",
+        ),
+        (
+            "5,000 Systems members",
+            Hostile::ManyMembers(5_000),
+            limits,
+            FailureKind::BudgetMembers,
+            "more than 1000 elements",
+        ),
+        (
+            "900 Systems members, each fetched",
+            Hostile::ManyMembers(900),
+            limits,
+            FailureKind::BudgetRequests,
+            "more than 400 requests",
+        ),
+        (
+            "1 MB bodies",
+            Hostile::BigBodies(1_000_000),
+            limits,
+            FailureKind::BudgetBytes,
+            "max-discovery-bytes",
+        ),
+        (
+            "costly JSON",
+            Hostile::CostlyJson(20_000),
+            limits,
+            FailureKind::BudgetMemory,
+            "max-parsed-bytes",
+        ),
+        (
+            "deep nesting",
+            Hostile::DeepNesting(100_000),
+            limits,
+            FailureKind::BudgetResponse,
+            "nests deeper than 32",
+        ),
+        (
+            "slow answers past the deadline",
+            Hostile::BigBodies(0),
+            Limits {
+                deadline: Duration::from_millis(1500),
+                ..Limits::default()
+            },
+            FailureKind::BudgetTime,
+            "deadline",
+        ),
+    ];
+    for (i, (name, h, limits, kind, text)) in cases.into_iter().enumerate() {
+        let slow = kind == FailureKind::BudgetTime;
+        let (r, took, emu, addr) = if slow {
+            // Every answer takes 400 ms: the deadline passes mid-walk.
+            let emu = Emulator::start(0);
+            let addr = Ipv4Addr::new(127, 34, i as u8, 1);
+            emu.add(addr, "dell-idrac9-r750", 0, USER, PASS);
+            emu.set_faults(
+                addr,
+                Faults {
+                    latency: Duration::from_millis(400),
+                    hostile: Some(h),
+                    ..Faults::default()
+                },
+            );
+            let d = discoverer(TlsPolicy::Insecure, good_creds(), limits);
+            let t = Instant::now();
+            let r = d.discover(&target(&emu, addr));
+            (r, t.elapsed(), emu, addr)
+        } else {
+            hostile(i as u8, h, limits)
+        };
+        let e = match r {
+            Err(e) => e,
+            Ok(d) => panic!("{name}: discovered, {} requests", d.round_trips),
+        };
+        eprintln!(
+            "{name:34} {:6} ms  {}: {e}",
+            took.as_millis(),
+            e.kind.as_str()
+        );
+        assert_eq!(e.kind, kind, "{name}: {e}");
+        assert!(e.message.contains(text), "{name}: {e}");
+        // Giving up is quick: the budgets cut the work, not the deadline.
+        assert!(took < Duration::from_secs(10), "{name}: took {took:?}");
+        let st = emu.stats(addr);
+        assert!(st.requests <= 401, "{name}: {} requests", st.requests);
+        assert_eq!(st.sessions_open, 0, "{name}: session left open");
+    }
+}
+
+#[test]
+fn links_off_the_bmc_are_refused_and_nothing_reaches_them() {
+    let spy = Spy::start(Ipv4Addr::new(127, 3, 0, 1));
+    let to = spy.addr.to_string();
+    // The spy sees what connects to it.
+    drop(std::net::TcpStream::connect(spy.addr).unwrap());
+    support_wait(|| spy.hits() == 1);
+    let seen = spy.hits();
+    let places = [
+        Place::Member,
+        Place::MemberUserinfo,
+        Place::Links,
+        Place::SessionsLink,
+        Place::SessionLocation,
+        Place::Redirect,
+        Place::RedirectHttp,
+        Place::DeleteRedirect,
+    ];
+    for (i, place) in places.into_iter().enumerate() {
+        let h = Hostile::ForeignLink {
+            place,
+            to: to.clone(),
+        };
+        let (r, took, emu, addr) = hostile(100 + i as u8, h, quick());
+        let name = format!("{place:?}");
+        match (place, r) {
+            // Logging out is best effort: a DELETE answered 302 leaves the
+            // session to time out, and is not followed.
+            (Place::DeleteRedirect, Ok(d)) => {
+                eprintln!(
+                    "{name:16} {:5} ms  discovered ({} requests); the 302 was not followed",
+                    took.as_millis(),
+                    d.round_trips
+                );
+            }
+            (_, Err(e)) => {
+                eprintln!(
+                    "{name:16} {:5} ms  {}: {e}",
+                    took.as_millis(),
+                    e.kind.as_str()
+                );
+                assert_eq!(e.kind, FailureKind::ForeignLink, "{name}: {e}");
+                assert!(e.message.contains("127.3.0.1"), "{name}: {e}");
+                assert!(!e.message.contains(PASS), "{name}: password in {e}");
+            }
+            (_, Ok(d)) => panic!("{name}: discovered ({} requests)", d.round_trips),
+        }
+        // A session that cannot be deleted on the BMC itself is left to
+        // time out there.
+        if ![Place::SessionLocation, Place::DeleteRedirect].contains(&place) {
+            assert_eq!(
+                emu.stats(addr).sessions_open,
+                0,
+                "{name}: session left open"
+            );
+        }
+        assert_eq!(
+            spy.hits(),
+            seen,
+            "{name}: a connection reached the other host"
+        );
+    }
+}
+
+/// Polls `f` for up to 5 s.
+fn support_wait(f: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(5), "timed out");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

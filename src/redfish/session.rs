@@ -128,21 +128,38 @@ pub fn login<'a>(
                             ),
                         ));
                     };
-                    let location = posted.location.map(|l| strip_origin(&l)).or_else(|| {
-                        posted
-                            .body
-                            .get("@odata.id")
-                            .and_then(Value::as_str)
-                            .map(str::to_string)
-                    });
+                    // The session is deleted where the BMC says it lives,
+                    // if that is the BMC itself; a Location elsewhere is
+                    // refused (the token would go with the DELETE) and
+                    // fails the discovery; the body's own id, when it is
+                    // on the BMC, still gets the session deleted.
+                    let body_id = posted
+                        .body
+                        .get("@odata.id")
+                        .and_then(Value::as_str)
+                        .filter(|id| client.resolve(id).is_ok())
+                        .map(str::to_string);
+                    let (location, refused) = match posted.location.as_deref() {
+                        Some(l) => match client.session_location(&posted.url, l) {
+                            Ok(p) => (Some(p), None),
+                            Err(e) => (body_id, Some(e)),
+                        },
+                        None => (body_id, None),
+                    };
                     client.set_auth(Auth::Token(token));
                     guard.record_success(bmc_key, &cred.username);
-                    return Ok(Session {
+                    let session = Session {
                         client,
                         location,
                         username: cred.username.clone(),
                         basic: false,
-                    });
+                    };
+                    if let Some(e) = refused {
+                        drop(session);
+                        client.set_auth(Auth::None);
+                        return Err(e);
+                    }
+                    return Ok(session);
                 }
                 401 | 403 => {
                     guard.record_failure(bmc_key, &cred.username);
@@ -207,35 +224,4 @@ pub fn login<'a>(
             tried.join(", ")
         ),
     ))
-}
-
-/// `https://host/redfish/v1/...` -> `/redfish/v1/...` (Location may be
-/// absolute).
-fn strip_origin(loc: &str) -> String {
-    if let Some(rest) = loc
-        .strip_prefix("https://")
-        .or_else(|| loc.strip_prefix("http://"))
-    {
-        match rest.find('/') {
-            Some(i) => rest[i..].to_string(),
-            None => "/".to_string(),
-        }
-    } else {
-        loc.to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn location_may_be_absolute() {
-        assert_eq!(
-            super::strip_origin("https://10.0.0.1:443/redfish/v1/SessionService/Sessions/7"),
-            "/redfish/v1/SessionService/Sessions/7"
-        );
-        assert_eq!(
-            super::strip_origin("/redfish/v1/Sessions/7"),
-            "/redfish/v1/Sessions/7"
-        );
-    }
 }

@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -92,6 +94,9 @@ pub struct Faults {
     pub redirect_loop: bool,
     /// POST to the sessions collection answers 405 (basic auth only).
     pub no_sessions: bool,
+    /// Made-up hostile answers instead of (or on top of) the mockup's; see
+    /// `hostile.rs`.
+    pub hostile: Option<hostile::Hostile>,
 }
 
 /// Counters per BMC.
@@ -760,7 +765,11 @@ fn handle<W: Write>(bmc: &Bmc, sh: &Shared, req: &Request, w: &mut W) -> bool {
             bmc.instance
         );
         let id = format!("{n}");
-        let location = format!("{}/{id}", model.sessions_path);
+        let location = faults
+            .hostile
+            .as_ref()
+            .and_then(hostile::session_location)
+            .unwrap_or_else(|| format!("{}/{id}", model.sessions_path));
         bmc.sessions
             .lock()
             .unwrap()
@@ -807,6 +816,11 @@ fn handle<W: Write>(bmc: &Bmc, sh: &Shared, req: &Request, w: &mut W) -> bool {
     if basic_ok && !token_ok {
         bmc.stats.lock().unwrap().logins_ok += 1;
     }
+    if let Some(h) = &faults.hostile {
+        if let Some(keep) = hostile::answer(h, req, &path, w) {
+            return keep;
+        }
+    }
     match req.method.as_str() {
         "DELETE" => {
             let mut sessions = bmc.sessions.lock().unwrap();
@@ -851,6 +865,13 @@ fn serve_file<W: Write>(
     body = rewrite(model, bmc.instance, &body);
     if let Some(name) = bmc.hostname.lock().unwrap().as_deref() {
         body = with_hostname(&body, name);
+    }
+    if let Some(h) = &faults.hostile {
+        body = if authed {
+            hostile::body(h, body)
+        } else {
+            hostile::root(h, body)
+        };
     }
     if authed && faults.malformed {
         let cut = body.len() / 3;
