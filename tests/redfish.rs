@@ -779,3 +779,69 @@ fn support_wait(f: impl Fn() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// The CLI built beside this test (`cargo test --all-targets` and `cargo
+/// build --examples` build it).
+fn bmc_discover_cli() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let cli = dir.join("examples/bmc-discover");
+    assert!(
+        cli.is_file(),
+        "{} is missing: build it with `cargo build --example bmc-discover` \
+         (cargo test --all-targets builds it)",
+        cli.display()
+    );
+    cli
+}
+
+#[test]
+fn the_cli_at_trace_level_never_prints_a_token_or_password() {
+    let cli = bmc_discover_cli();
+    let emu = Emulator::start(0);
+    for (k, basic) in [(1u8, false), (2, true)] {
+        let addr = Ipv4Addr::new(127, 35, 0, k);
+        emu.add(addr, "dell-idrac9-r750", 0, USER, PASS);
+        emu.set_faults(
+            addr,
+            Faults {
+                no_sessions: basic,
+                ..Faults::default()
+            },
+        );
+        let out = std::process::Command::new(&cli)
+            .args([
+                "--insecure",
+                "--port",
+                &emu.port.to_string(),
+                &addr.to_string(),
+            ])
+            .env("RUST_LOG", "trace,ureq=trace,ureq::unit=trace")
+            .env("BMC_USERNAME", USER)
+            .env("BMC_PASSWORD", PASS)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        // Trace is on: the engine's own request lines are there.
+        assert!(err.contains("GET /redfish/v1/Systems"), "{err}");
+        let tokens = emu.tokens(addr);
+        assert_eq!(tokens.is_empty(), basic, "{tokens:?}");
+        // No header that carries a credential, and none of their values.
+        for secret in tokens.iter().map(String::as_str).chain([
+            PASS,
+            "X-Auth-Token:",
+            "Authorization:",
+            "Basic ",
+        ]) {
+            assert!(!err.contains(secret), "{secret:?} on stderr:\n{err}");
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains(PASS));
+        eprintln!(
+            "{} auth: {} lines on stderr at trace, no token or password",
+            if basic { "basic" } else { "session" },
+            err.lines().count()
+        );
+    }
+}

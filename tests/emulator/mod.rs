@@ -131,6 +131,8 @@ struct Bmc {
     fingerprint: Mutex<String>,
     /// Served instead of the model's host names (`set_hostname`).
     hostname: Mutex<Option<String>>,
+    /// Every session token handed out (for tests that look for leaks).
+    tokens: Mutex<Vec<String>>,
 }
 
 struct Shared {
@@ -200,6 +202,7 @@ impl Emulator {
             tls: Mutex::new(tls),
             fingerprint: Mutex::new(fp),
             hostname: Mutex::new(None),
+            tokens: Mutex::new(Vec::new()),
         });
         self.shared.bmcs.write().unwrap().insert(addr, bmc);
     }
@@ -244,6 +247,11 @@ impl Emulator {
         let mut s = b.stats.lock().unwrap().clone();
         s.sessions_open = b.sessions.lock().unwrap().len() as u64;
         s
+    }
+
+    /// Every session token the BMC at `addr` has handed out.
+    pub fn tokens(&self, addr: Ipv4Addr) -> Vec<String> {
+        self.bmc(addr).tokens.lock().unwrap().clone()
     }
 
     /// Open sessions over all BMCs.
@@ -774,6 +782,7 @@ fn handle<W: Write>(bmc: &Bmc, sh: &Shared, req: &Request, w: &mut W) -> bool {
             .lock()
             .unwrap()
             .insert(token.clone(), location.clone());
+        bmc.tokens.lock().unwrap().push(token.clone());
         {
             let mut s = bmc.stats.lock().unwrap();
             s.logins_ok += 1;
