@@ -516,7 +516,7 @@ fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
         max_discovery_bytes: 4 << 20,
         max_requests: 400,
         max_collection_members: 1000,
-        max_parsed_bytes: 32 << 20,
+        max_parsed_bytes: 16 << 20,
         rediscover_after_s: 86_400,
     };
     for entry in entries(map, "redfish") {
@@ -814,7 +814,7 @@ mod tests {
         );
         assert_eq!(
             (r.max_collection_members, r.max_parsed_bytes),
-            (1000, 32 << 20)
+            (1000, 16 << 20)
         );
         let r = Config::from_json(
             r#"{"redfish": {"credentials-file": "f", "max-requests": 1000,

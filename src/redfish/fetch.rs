@@ -228,14 +228,16 @@ impl<'a> Fetcher<'a> {
         let mut ids = None;
         let r = r.map(|mut v| {
             // An expanded collection carries its members: each moves to the
-            // cache under its own id, and the collection keeps the link.
+            // cache under its own id, and leaves a Null behind (a link
+            // object in its place would cost a B-tree node per member, out
+            // of any budget); the member links are kept in `member_lists`.
             if let Some(members) = v.get_mut("Members").and_then(Value::as_array_mut) {
                 let mut list = Vec::with_capacity(members.len());
                 let mut moved = Vec::new();
                 for m in members.iter_mut() {
                     let Some(id) = odata_id(m) else { continue };
                     if m.as_object().is_some_and(|o| o.len() > 1) {
-                        let full = std::mem::replace(m, serde_json::json!({ "@odata.id": id }));
+                        let full = std::mem::take(m);
                         moved.push((self.key(&id), full));
                     }
                     list.push(id);

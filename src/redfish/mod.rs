@@ -158,7 +158,7 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1 << 20;
 pub const DEFAULT_MAX_DISCOVERY_BYTES: u64 = 4 << 20;
 pub const DEFAULT_MAX_REQUESTS: u32 = 400;
 pub const DEFAULT_MAX_MEMBERS: usize = 1000;
-pub const DEFAULT_MAX_PARSED_BYTES: u64 = 32 << 20;
+pub const DEFAULT_MAX_PARSED_BYTES: u64 = 16 << 20;
 
 /// The paths Redfish services conventionally use, for BMCs whose service
 /// root is missing (seen on a Supermicro X10 capture).
