@@ -578,7 +578,7 @@ fn tls_modes_verify_pin_and_insecure() {
     assert_eq!(emu.open_sessions(), 0);
 }
 
-/// A hostile BMC on its own address in block 127.34.`block`.0, discovered
+/// A hostile BMC on its own address in block 127.36.`block`.0, discovered
 /// with the default limits (but a short deadline).
 fn hostile(
     block: u8,
@@ -591,7 +591,7 @@ fn hostile(
     Ipv4Addr,
 ) {
     let emu = Emulator::start(0);
-    let addr = Ipv4Addr::new(127, 34, block, 1);
+    let addr = Ipv4Addr::new(127, 36, block, 1);
     emu.add(addr, "dell-idrac9-r750", 0, USER, PASS);
     emu.set_faults(
         addr,
@@ -671,7 +671,7 @@ fn each_budget_stops_a_hostile_bmc_with_its_own_class() {
         let (r, took, emu, addr) = if slow {
             // Every answer takes 400 ms: the deadline passes mid-walk.
             let emu = Emulator::start(0);
-            let addr = Ipv4Addr::new(127, 34, i as u8, 1);
+            let addr = Ipv4Addr::new(127, 36, i as u8, 1);
             emu.add(addr, "dell-idrac9-r750", 0, USER, PASS);
             emu.set_faults(
                 addr,
@@ -800,7 +800,7 @@ fn the_cli_at_trace_level_never_prints_a_token_or_password() {
     let cli = bmc_discover_cli();
     let emu = Emulator::start(0);
     for (k, basic) in [(1u8, false), (2, true)] {
-        let addr = Ipv4Addr::new(127, 35, 0, k);
+        let addr = Ipv4Addr::new(127, 37, 0, k);
         emu.add(addr, "dell-idrac9-r750", 0, USER, PASS);
         emu.set_faults(
             addr,
@@ -844,4 +844,48 @@ fn the_cli_at_trace_level_never_prints_a_token_or_password() {
             err.lines().count()
         );
     }
+}
+
+#[test]
+fn vendor_and_oui_bound_entries_need_the_fact_known() {
+    let emu = Emulator::start(0);
+    let creds = |extra: &str| {
+        Credentials::parse(&format!(
+            r#"[{{"username": "{USER}", "password": "{PASS}", {extra}}}]"#
+        ))
+        .unwrap()
+    };
+    let try_on = |k: u8, model: &str, creds: Credentials, mac: Option<&str>| {
+        let addr = Ipv4Addr::new(127, 38, 0, k);
+        emu.add(addr, model, 0, USER, PASS);
+        let mut t = target(&emu, addr);
+        t.mac = mac.map(str::to_string);
+        let r = discoverer(TlsPolicy::Insecure, creds, quick()).discover(&t);
+        (r, emu.stats(addr))
+    };
+    // iDRAC 8's service root names no vendor: a Dell-only entry is not
+    // tried there, and nothing reaches the BMC's login.
+    let (r, st) = try_on(1, "dell-idrac8-13g", creds(r#""vendor": "dell""#), None);
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, FailureKind::Auth, "{e}");
+    assert!(e.message.contains("no credential"), "{e}");
+    assert_eq!(st.logins_ok + st.logins_failed, 0);
+    // iDRAC 9's does: the same entry logs in.
+    let (r, _) = try_on(2, "dell-idrac9-r750", creds(r#""vendor": "dell""#), None);
+    assert_eq!(r.unwrap().username, USER);
+    // ... but not an HPE-only one.
+    let (r, st) = try_on(3, "dell-idrac9-r750", creds(r#""vendor": "hpe""#), None);
+    assert_eq!(r.unwrap_err().kind, FailureKind::Auth);
+    assert_eq!(st.logins_ok + st.logins_failed, 0);
+    // OUI-bound: only with a lease MAC that starts with it.
+    let oui = r#""oui": ["14:18:77"]"#;
+    let (r, st) = try_on(4, "dell-idrac9-r750", creds(oui), None);
+    assert_eq!(r.unwrap_err().kind, FailureKind::Auth);
+    assert_eq!(st.logins_ok + st.logins_failed, 0);
+    let (r, st) = try_on(5, "dell-idrac9-r750", creds(oui), Some("94:40:c9:00:00:05"));
+    assert_eq!(r.unwrap_err().kind, FailureKind::Auth);
+    assert_eq!(st.logins_ok + st.logins_failed, 0);
+    let (r, _) = try_on(6, "dell-idrac9-r750", creds(oui), Some("14:18:77:00:00:06"));
+    assert_eq!(r.unwrap().username, USER);
+    assert_eq!(emu.open_sessions(), 0);
 }

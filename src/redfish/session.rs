@@ -84,8 +84,10 @@ pub fn login<'a>(
         return Err(Error::new(
             FailureKind::Auth,
             format!(
-                "BMC {}: no credential in the credentials file applies (vendor {}, mac {}); \
-                 add an entry without 'vendor'/'oui' or with matching ones",
+                "BMC {}: no credential in the credentials file applies (vendor {}, mac {}): \
+                 an entry with 'vendor' is tried only on BMCs whose service root names that \
+                 vendor, one with 'oui' only when the lease's MAC starts with one; add an \
+                 entry without them, or with matching ones",
                 client.bmc,
                 vendor.unwrap_or("unknown"),
                 mac.unwrap_or("unknown")
