@@ -1,10 +1,11 @@
 //! Hostile BMCs through the hook inside a real kea-dhcp4: every worker busy
 //! with the worst payloads the emulator's hostile mode has (huge
 //! collections, bodies at the size limit, JSON that is costly to parse,
-//! deep nesting, endless members), while perfdhcp keeps taking leases. Kea
-//! must keep answering (no lost leases), its peak RSS must stay within the
-//! bound docs/CONFIGURATION.md states, and every hostile BMC must end
-//! failed with its budget's class.
+//! deep nesting, endless members, strings that forge log lines), while
+//! perfdhcp keeps taking leases. Kea must keep answering (no lost leases),
+//! its peak RSS must stay within the bound docs/CONFIGURATION.md states,
+//! every BMC over a budget must end failed with that budget's class, and
+//! no BMC string may forge a line of Kea's log.
 //!
 //! Needs root (loopback addresses), kea-dhcp4 and perfdhcp: see README.md.
 
@@ -62,8 +63,9 @@ fn hostile_bmcs_cost_kea_bounded_memory_and_lose_no_lease() {
         Hostile::DeepNesting(100_000),
         Hostile::ManyMembers(150_000),
         Hostile::ManyMembers(5_000),
+        Hostile::DirtyStrings,
     ];
-    let n = 28u32;
+    let n = 32u32;
     for i in 0..n {
         let addr = pool_addr(i);
         emu.add(addr, "dell-idrac9-r750", i + 1, "root", PASS);
@@ -131,9 +133,17 @@ fn hostile_bmcs_cost_kea_bounded_memory_and_lose_no_lease() {
     let after = peak_rss_kib(kea.pid());
     assert!(kea.child_alive(), "kea-dhcp4 died:\n{}", kea.log_tail(30));
     assert_eq!(status["events"]["panics"], 0, "{status}");
+    let dirty = (0..n)
+        .filter(|i| {
+            matches!(
+                behaviours[*i as usize % behaviours.len()],
+                Hostile::DirtyStrings
+            )
+        })
+        .count();
     assert_eq!(
-        status["events"]["processed"], 0,
-        "a hostile BMC was registered: {status}"
+        status["events"]["processed"], dirty,
+        "only the BMCs with dirty strings are discovered: {status}"
     );
 
     // Each hostile BMC ended failed, with its budget's class.
@@ -142,6 +152,13 @@ fn hostile_bmcs_cost_kea_bounded_memory_and_lose_no_lease() {
         let b = kea.command("bmc-get", Some(json!({"ip": pool_addr(i).to_string()})));
         assert_eq!(b["result"], 0, "{b}");
         let b = &b["arguments"];
+        if matches!(
+            behaviours[i as usize % behaviours.len()],
+            Hostile::DirtyStrings
+        ) {
+            assert_eq!(b["state"], "discovered", "{}: {b}", pool_addr(i));
+            continue;
+        }
         assert!(
             b["state"] == "failed" || b["state"] == "dead",
             "{}: {b}",
@@ -155,7 +172,7 @@ fn hostile_bmcs_cost_kea_bounded_memory_and_lose_no_lease() {
             Hostile::ManyMembers(900) => "budget-requests",
             Hostile::ManyMembers(5_000) => "budget-members",
             Hostile::ManyMembers(_) => "budget-response",
-            Hostile::ForeignLink { .. } => unreachable!(),
+            Hostile::DirtyStrings | Hostile::ForeignLink { .. } => unreachable!(),
         };
         assert_eq!(class, want, "{}: {b}", pool_addr(i));
         *classes.entry(class).or_default() += 1;
@@ -176,7 +193,7 @@ fn hostile_bmcs_cost_kea_bounded_memory_and_lose_no_lease() {
     let grew_mib = after.saturating_sub(before) / 1024;
     let bound = workers * PER_DISCOVERY_MIB;
     eprintln!(
-        "{n} hostile BMCs, {workers} workers: gave up on all in {:.1} s; kea-dhcp4 peak RSS \
+        "{n} hostile BMCs, {workers} workers: all handled in {:.1} s; kea-dhcp4 peak RSS \
          {} MiB before, {} MiB after (+{grew_mib} MiB, bound {bound} MiB); classes {classes:?}",
         gave_up.as_secs_f64(),
         before / 1024,
@@ -186,7 +203,22 @@ fn hostile_bmcs_cost_kea_bounded_memory_and_lose_no_lease() {
         grew_mib <= bound,
         "kea-dhcp4's peak RSS grew by {grew_mib} MiB, over the {bound} MiB bound"
     );
-    assert!(!kea.log().contains(PASS), "a password reached Kea's log");
+    let log = kea.log();
+    assert!(!log.contains(PASS), "a password reached Kea's log");
+    // The dirty strings reached Kea's log on the discovery's own line,
+    // without their line break, escapes or controls: no forged line.
+    let forged: Vec<&str> = log.lines().filter(|l| l.contains("forged")).collect();
+    assert!(forged.len() >= dirty, "{}", kea.log_tail(20));
+    for l in &forged {
+        assert!(l.contains("discovered BMC"), "a forged log line: {l:?}");
+    }
+    let bad = |c: char| {
+        c == '\u{1b}' || c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c) || c == '\u{202e}'
+    };
+    assert!(
+        !log.chars().any(bad),
+        "control or bidi characters in Kea's log"
+    );
     drop(emu);
     let code = kea.stop();
     assert!(code.success(), "kea-dhcp4 exited with {code}");

@@ -889,3 +889,41 @@ fn vendor_and_oui_bound_entries_need_the_fact_known() {
     assert_eq!(r.unwrap().username, USER);
     assert_eq!(emu.open_sessions(), 0);
 }
+
+#[test]
+fn strings_from_the_bmc_lose_control_and_bidi_characters() {
+    let (r, _, _emu, _) = hostile(200, Hostile::DirtyStrings, quick());
+    let inv = r.unwrap().inventory;
+    // The hostile values carry a forged log line, escapes and controls;
+    // what the inventory holds is the printable part, the forged line
+    // joined on with a space.
+    let fields = [
+        inv.manufacturer.clone(),
+        inv.model.clone(),
+        inv.serial_number.clone(),
+        inv.bmc.hostname.clone(),
+    ];
+    for f in fields.iter() {
+        let f = f.as_deref().expect("a value");
+        assert!(
+            !f.chars()
+                .any(dhcp_bmc_discovery::redfish::values::is_unsafe),
+            "{f:?}"
+        );
+        assert!(f.contains(" 2026-12-01 12:00:00.000 ERROR"), "{f:?}");
+    }
+    let model = inv.model.unwrap();
+    assert!(model.starts_with("PowerEdge R750 2026"), "{model:?}");
+    for d in &inv.dimms {
+        for s in [&d.manufacturer, &d.part_number, &d.serial_number]
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                !s.chars()
+                    .any(dhcp_bmc_discovery::redfish::values::is_unsafe),
+                "{s:?}"
+            );
+        }
+    }
+}

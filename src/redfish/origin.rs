@@ -8,6 +8,8 @@
 
 use url::Url;
 
+use super::values::is_unsafe;
+
 /// The BMC's origin, and the resolution of links against it.
 #[derive(Clone, Debug)]
 pub struct Origin {
@@ -50,8 +52,8 @@ impl Origin {
                 why,
             })
         };
-        if l.contains('\\') || l.chars().any(char::is_control) {
-            return refuse("contains a backslash or control character");
+        if l.contains('\\') || l.chars().any(is_unsafe) {
+            return refuse("contains a backslash, control or invisible format character");
         }
         let is_path = l.starts_with('/') && !l.starts_with("//");
         let is_https = l
@@ -67,10 +69,10 @@ impl Origin {
     /// against the URL it answered, as HTTP defines.
     pub fn location(&self, from: &Url, location: &str) -> Result<Url, Refused> {
         let l = location.trim();
-        if l.contains('\\') || l.chars().any(char::is_control) {
+        if l.contains('\\') || l.chars().any(is_unsafe) {
             return Err(Refused {
                 link: l.to_string(),
-                why: "contains a backslash or control character",
+                why: "contains a backslash, control or invisible format character",
             });
         }
         self.resolve_from(from, l)
@@ -144,6 +146,7 @@ mod tests {
             "redfish/v1/Systems",
             "ftp://10.0.0.5/x",
             "/redfish/v1/\nInjected: x",
+            "/redfish/v1/Systems/\u{202e}1",
         ] {
             assert!(ok(bad).is_err(), "{bad:?} accepted as {:?}", ok(bad));
         }

@@ -26,6 +26,10 @@ pub enum Hostile {
     CostlyJson(usize),
     /// Every authenticated answer carries arrays nested this deep.
     DeepNesting(usize),
+    /// Every `Manufacturer`, `Model`, `SerialNumber`, `SKU`, `HostName`, `Name`
+    /// ends in `DIRTY`: a forged log line, terminal escapes, DEL, C1 and
+    /// bidi controls.
+    DirtyStrings,
     /// A link, Location or redirect towards `to` (`host:port` of another
     /// listener), placed as `place` says.
     ForeignLink { place: Place, to: String },
@@ -53,6 +57,10 @@ pub enum Place {
 }
 
 const SYSTEMS: &str = "/redfish/v1/Systems";
+
+/// What `DirtyStrings` appends.
+pub const DIRTY: &str =
+    "\n2026-12-01 12:00:00.000 ERROR [kea-dhcp4] forged\u{1b}]0;owned\u{7}\u{1b}[31m\u{7f}\u{85}\u{202e}\u{200b}";
 
 /// Answers `req` entirely when the behaviour replaces the real answer
 /// (Some(keep-alive)); None lets the mockup answer. Called once the
@@ -168,6 +176,13 @@ pub(super) fn body(h: &Hostile, body: String) -> String {
             let deep = "[".repeat(*depth) + &"]".repeat(*depth);
             with_member(&body, "HostileNesting", &deep)
         }
+        Hostile::DirtyStrings => {
+            let Ok(mut v) = serde_json::from_str::<Value>(&body) else {
+                return body;
+            };
+            dirty(&mut v);
+            v.to_string()
+        }
         Hostile::ForeignLink {
             place: Place::Links,
             to,
@@ -179,6 +194,33 @@ pub(super) fn body(h: &Hostile, body: String) -> String {
             v.to_string()
         }
         _ => body,
+    }
+}
+
+fn dirty(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                match x {
+                    Value::String(s)
+                        if [
+                            "Manufacturer",
+                            "Model",
+                            "SerialNumber",
+                            "SKU",
+                            "HostName",
+                            "Name",
+                        ]
+                        .contains(&k.as_str()) =>
+                    {
+                        s.push_str(DIRTY)
+                    }
+                    _ => dirty(x),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(dirty),
+        _ => {}
     }
 }
 
