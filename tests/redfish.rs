@@ -780,18 +780,41 @@ fn support_wait(f: impl Fn() -> bool) {
     }
 }
 
-/// The CLI built beside this test (`cargo test --all-targets` and `cargo
-/// build --examples` build it).
+/// The CLI, built now beside this test (same profile; a no-op when it is
+/// fresh): `cargo test --all-targets` builds examples only as test
+/// harnesses, not the program itself.
 fn bmc_discover_cli() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test binary>
     let dir = exe.parent().and_then(Path::parent).unwrap();
-    let cli = dir.join("examples/bmc-discover");
+    let mut build = std::process::Command::new(env!("CARGO"));
+    build
+        .args(["build", "--quiet", "--example", "bmc-discover"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    // Without the variables cargo sets for a test run: build scripts that
+    // watch them would rebuild (ring, the shim) here and again next time.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        let ours = k.starts_with("CARGO_")
+            && !k.starts_with("CARGO_HOME")
+            && !k.starts_with("CARGO_TARGET_DIR")
+            && !k.starts_with("CARGO_BUILD_")
+            && !k.starts_with("CARGO_PROFILE_");
+        if ours || ["LD_LIBRARY_PATH", "CARGO", "OUT_DIR"].contains(&k.as_ref()) {
+            build.env_remove(k.as_ref());
+        }
+    }
+    if dir.file_name().is_some_and(|p| p == "release") {
+        build.arg("--release");
+    }
+    let out = build.output().expect("run cargo");
     assert!(
-        cli.is_file(),
-        "{} is missing: build it with `cargo build --example bmc-discover` \
-         (cargo test --all-targets builds it)",
-        cli.display()
+        out.status.success(),
+        "cargo build --example bmc-discover: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let cli = dir.join("examples/bmc-discover");
+    assert!(cli.is_file(), "{} is missing", cli.display());
     cli
 }
 
