@@ -635,6 +635,13 @@ fn each_budget_stops_a_hostile_bmc_with_its_own_class() {
             "more than 400 requests",
         ),
         (
+            "5 x 999 members under the system",
+            Hostile::ManySubMembers(999),
+            limits,
+            FailureKind::BudgetRequests,
+            "more than 400 requests",
+        ),
+        (
             "1 MB bodies",
             Hostile::BigBodies(1_000_000),
             limits,

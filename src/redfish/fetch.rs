@@ -16,14 +16,22 @@ use super::values::odata_id;
 /// resources only), as Redfish 1.x defines it.
 const EXPAND: &str = "$expand=.($levels=1)";
 
+/// A collection's member links, each with its cache key.
+type MemberList = Arc<Vec<(String, String)>>;
+
 pub struct Fetcher<'a> {
     pub client: &'a Client,
     expand: bool,
     parallel: usize,
     cache: Mutex<HashMap<String, Result<Arc<Value>, u16>>>,
-    /// The member links of each fetched collection, read once when it is
-    /// stored (not re-read from its JSON at every look).
-    member_lists: Mutex<HashMap<String, Arc<Vec<String>>>>,
+    /// The member links of each fetched collection, with their cache keys,
+    /// read once when it is stored (not re-read from its JSON at every
+    /// look).
+    member_lists: Mutex<HashMap<String, MemberList>>,
+    /// Cache keys of the links seen: resolving a link as a URL is the
+    /// costly part of a look-up, and `wanted` asks about every known link
+    /// again after each fetch.
+    keys: Mutex<HashMap<String, String>>,
     /// Set by the first failure that is about the connection rather than
     /// one resource (timeout, unreachable, TLS): the BMC is gone, so later
     /// waves stop at once instead of each waiting out its timeout.
@@ -57,6 +65,7 @@ impl<'a> Fetcher<'a> {
             parallel: parallel.max(1),
             cache: Mutex::new(HashMap::new()),
             member_lists: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
             fatal: Mutex::new(None),
             warnings: Mutex::new(Vec::new()),
         }
@@ -90,7 +99,20 @@ impl<'a> Fetcher<'a> {
 
     /// The cache key of a link: its path on the BMC, resolved as a URL.
     fn key(&self, link: &str) -> String {
-        key(&self.client.key(link))
+        if let Some(k) = self
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(link)
+        {
+            return k.clone();
+        }
+        let k = key(&self.client.key(link));
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(link.to_string(), k.clone());
+        k
     }
 
     /// A resource already fetched (None when absent, failed or not asked).
@@ -176,7 +198,12 @@ impl<'a> Fetcher<'a> {
                 return;
             };
             self.fetch_one(&path);
-            let more = wanted(self);
+            // Asking `wanted` again is worth it only when the queue runs
+            // low: with thousands of links queued (a hostile BMC) it would
+            // rescan them all after every fetch. Whatever a fetch taught is
+            // picked up once the queue is short, the last fetch included.
+            let low = q.lock().unwrap_or_else(|p| p.into_inner()).todo.len() < 2 * self.parallel;
+            let more = if low { wanted(self) } else { Vec::new() };
             let mut g = q.lock().unwrap_or_else(|p| p.into_inner());
             enqueue(&mut g, more);
             g.in_flight -= 1;
@@ -236,11 +263,11 @@ impl<'a> Fetcher<'a> {
                 let mut moved = Vec::new();
                 for m in members.iter_mut() {
                     let Some(id) = odata_id(m) else { continue };
+                    let k = self.key(&id);
                     if m.as_object().is_some_and(|o| o.len() > 1) {
-                        let full = std::mem::take(m);
-                        moved.push((self.key(&id), full));
+                        moved.push((k.clone(), std::mem::take(m)));
                     }
-                    list.push(id);
+                    list.push((id, k));
                 }
                 let mut cache = self.lock();
                 for (k, full) in moved {
@@ -260,7 +287,7 @@ impl<'a> Fetcher<'a> {
     }
 
     /// The member links of a fetched collection (asked for expanded or not).
-    fn member_ids(&self, coll_path: &str) -> Arc<Vec<String>> {
+    fn member_ids(&self, coll_path: &str) -> MemberList {
         let lists = self.member_lists.lock().unwrap_or_else(|p| p.into_inner());
         lists
             .get(&self.key(&self.coll(coll_path)))
@@ -272,9 +299,13 @@ impl<'a> Fetcher<'a> {
     /// The members of a fetched collection that are in the cache (expanded
     /// or fetched); the others are in `missing_members`.
     pub fn members(&self, coll_path: &str) -> Vec<Arc<Value>> {
-        self.member_ids(coll_path)
-            .iter()
-            .filter_map(|id| self.cached(id))
+        let ids = self.member_ids(coll_path);
+        let cache = self.lock();
+        ids.iter()
+            .filter_map(|(_, k)| match cache.get(k) {
+                Some(Ok(v)) => Some(v.clone()),
+                _ => None,
+            })
             .collect()
     }
 
@@ -283,8 +314,8 @@ impl<'a> Fetcher<'a> {
         let ids = self.member_ids(coll_path);
         let cache = self.lock();
         ids.iter()
-            .filter(|id| !cache.contains_key(&self.key(id)))
-            .cloned()
+            .filter(|(_, k)| !cache.contains_key(k))
+            .map(|(id, _)| id.clone())
             .collect()
     }
 

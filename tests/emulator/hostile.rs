@@ -18,6 +18,10 @@ pub enum Hostile {
     /// The Systems collection lists this many members, each a small
     /// made-up ComputerSystem (`/redfish/v1/Systems/h<i>`).
     ManyMembers(u32),
+    /// Every collection under the system (Processors, Memory, ...) lists
+    /// this many members, each a small made-up resource: a BMC that makes
+    /// the crawl long, not one collection wide.
+    ManySubMembers(u32),
     /// Every authenticated answer padded to about this many bytes (an
     /// `Oem` string).
     BigBodies(usize),
@@ -90,6 +94,43 @@ pub(super) fn answer<W: Write>(h: &Hostile, req: &Request, path: &str, w: &mut W
                 "Model": "Many",
                 "SerialNumber": format!("HOSTILE{i}"),
             });
+            Some(respond(w, 200, &[], &body.to_string()))
+        }
+        Hostile::ManySubMembers(n) if req.method == "GET" => {
+            let sys = format!("{SYSTEMS}/");
+            let rest = path.strip_prefix(&sys)?;
+            let mut parts = rest.split('/');
+            let (_id, coll) = (parts.next()?, parts.next()?);
+            if ![
+                "Processors",
+                "Memory",
+                "EthernetInterfaces",
+                "Storage",
+                "SimpleStorage",
+            ]
+            .contains(&coll)
+            {
+                return None;
+            }
+            let body = match parts.next() {
+                None => {
+                    let members: Vec<Value> = (0..*n)
+                        .map(|i| json!({"@odata.id": format!("{path}/h{i}")}))
+                        .collect();
+                    json!({
+                        "@odata.id": path,
+                        "@odata.type": format!("#{coll}Collection.{coll}Collection"),
+                        "Name": coll,
+                        "Members@odata.count": n,
+                        "Members": members,
+                    })
+                }
+                Some(member) => json!({
+                    "@odata.id": path,
+                    "Id": member,
+                    "Name": format!("{coll} {member}"),
+                }),
+            };
             Some(respond(w, 200, &[], &body.to_string()))
         }
         Hostile::ForeignLink { place, to } => {
