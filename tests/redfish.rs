@@ -957,3 +957,33 @@ fn strings_from_the_bmc_lose_control_and_bidi_characters() {
         }
     }
 }
+
+#[test]
+fn same_origin_redirects_are_followed_by_hand() {
+    let emu = Emulator::start(0);
+    let (plain, moved) = (Ipv4Addr::new(127, 39, 0, 1), Ipv4Addr::new(127, 39, 0, 2));
+    emu.add(plain, "dell-idrac9-r750", 0, USER, PASS);
+    emu.add(moved, "dell-idrac9-r750", 0, USER, PASS);
+    emu.set_faults(
+        moved,
+        Faults {
+            redirect_once: true,
+            ..Faults::default()
+        },
+    );
+    let d = discoverer(TlsPolicy::Insecure, good_creds(), Limits::default());
+    let a = d.discover(&target(&emu, plain)).unwrap();
+    let b = d.discover(&target(&emu, moved)).unwrap();
+    assert_eq!(a.inventory.service_tag, b.inventory.service_tag);
+    assert_eq!(a.inventory.bmc.mac, b.inventory.bmc.mac);
+    assert_eq!(a.inventory.dimms.len(), b.inventory.dimms.len());
+    // Each redirect hop is a request of the budget.
+    assert!(
+        b.round_trips > a.round_trips,
+        "{} vs {}",
+        b.round_trips,
+        a.round_trips
+    );
+    assert_eq!(u64::from(b.round_trips), emu.stats(moved).requests);
+    assert_eq!(emu.open_sessions(), 0);
+}

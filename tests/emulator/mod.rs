@@ -92,6 +92,9 @@ pub struct Faults {
     pub missing: Vec<String>,
     /// Every GET redirects to itself, endlessly.
     pub redirect_loop: bool,
+    /// Every authenticated GET is first redirected (302) to the same path
+    /// on the same origin, with `moved=1` in its query.
+    pub redirect_once: bool,
     /// POST to the sessions collection answers 405 (basic auth only).
     pub no_sessions: bool,
     /// Made-up hostile answers instead of (or on top of) the mockup's; see
@@ -824,6 +827,11 @@ fn handle<W: Write>(bmc: &Bmc, sh: &Shared, req: &Request, w: &mut W) -> bool {
     }
     if basic_ok && !token_ok {
         bmc.stats.lock().unwrap().logins_ok += 1;
+    }
+    if faults.redirect_once && req.method == "GET" && !req.query.contains("moved=1") {
+        let sep = if req.query.is_empty() { "" } else { "&" };
+        let to = format!("{}?{}{sep}moved=1", req.path, req.query);
+        return respond(w, 302, &[("Location", to)], "");
     }
     if let Some(h) = &faults.hostile {
         if let Some(keep) = hostile::answer(h, req, &path, w) {
