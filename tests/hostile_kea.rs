@@ -174,7 +174,9 @@ fn hostile_bmcs_cost_kea_bounded_memory_and_lose_no_lease() {
             Hostile::ManyMembers(900) | Hostile::ManySubMembers(_) => "budget-requests",
             Hostile::ManyMembers(5_000) => "budget-members",
             Hostile::ManyMembers(_) => "budget-response",
-            Hostile::DirtyStrings | Hostile::ForeignLink { .. } => unreachable!(),
+            Hostile::DirtyStrings | Hostile::OddToken | Hostile::ForeignLink { .. } => {
+                unreachable!()
+            }
         };
         assert_eq!(class, want, "{}: {b}", pool_addr(i));
         *classes.entry(class).or_default() += 1;

@@ -987,3 +987,12 @@ fn same_origin_redirects_are_followed_by_hand() {
     assert_eq!(u64::from(b.round_trips), emu.stats(moved).requests);
     assert_eq!(emu.open_sessions(), 0);
 }
+
+#[test]
+fn a_session_token_that_is_not_a_plain_token_is_refused() {
+    let (r, _, _emu, _) = hostile(201, Hostile::OddToken, quick());
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, FailureKind::Protocol, "{e}");
+    assert!(e.message.contains("not a printable ASCII token"), "{e}");
+    assert!(!e.message.contains("odd token"), "{e}");
+}

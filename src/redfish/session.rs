@@ -130,6 +130,20 @@ pub fn login<'a>(
                             ),
                         ));
                     };
+                    // The token goes back in a header: printable ASCII
+                    // only, so that it cannot smuggle in another header.
+                    let plain = |c: char| c.is_ascii_graphic();
+                    if token.is_empty() || token.len() > 4096 || !token.chars().all(plain) {
+                        return Err(Error::new(
+                            FailureKind::Protocol,
+                            format!(
+                                "BMC {}: POST {path} answered an X-Auth-Token of {} bytes \
+                                 that is not a printable ASCII token",
+                                client.bmc,
+                                token.len()
+                            ),
+                        ));
+                    }
                     // The session is deleted where the BMC says it lives,
                     // if that is the BMC itself; a Location elsewhere is
                     // refused (the token would go with the DELETE) and

@@ -34,6 +34,9 @@ pub enum Hostile {
     /// ends in `DIRTY`: a forged log line, terminal escapes, DEL, C1 and
     /// bidi controls.
     DirtyStrings,
+    /// New sessions get a token with a space in it: not a token a client
+    /// may send back as a header.
+    OddToken,
     /// A link, Location or redirect towards `to` (`host:port` of another
     /// listener), placed as `place` says.
     ForeignLink { place: Place, to: String },
@@ -188,6 +191,11 @@ pub(super) fn root(h: &Hostile, body: String) -> String {
     v["Links"]["Sessions"] =
         json!({"@odata.id": format!("@{to}/redfish/v1/SessionService/Sessions")});
     v.to_string()
+}
+
+/// A new session's token, when the behaviour chooses it.
+pub(super) fn session_token(h: &Hostile) -> Option<String> {
+    matches!(h, Hostile::OddToken).then(|| "odd token".to_string())
 }
 
 /// A new session's `Location`, when the behaviour moves it elsewhere.

@@ -770,11 +770,17 @@ fn handle<W: Write>(bmc: &Bmc, sh: &Shared, req: &Request, w: &mut W) -> bool {
             );
         }
         let n = sh.counter.fetch_add(1, Ordering::Relaxed);
-        let token = format!(
-            "{:016x}{:08x}",
-            n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            bmc.instance
-        );
+        let token = faults
+            .hostile
+            .as_ref()
+            .and_then(hostile::session_token)
+            .unwrap_or_else(|| {
+                format!(
+                    "{:016x}{:08x}",
+                    n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    bmc.instance
+                )
+            });
         let id = format!("{n}");
         let location = faults
             .hostile
