@@ -728,6 +728,7 @@ fn links_off_the_bmc_are_refused_and_nothing_reaches_them() {
         Place::Links,
         Place::SessionsLink,
         Place::SessionLocation,
+        Place::SessionLocationOnly,
         Place::Redirect,
         Place::RedirectHttp,
         Place::DeleteRedirect,
@@ -742,6 +743,15 @@ fn links_off_the_bmc_are_refused_and_nothing_reaches_them() {
         match (place, r) {
             // Logging out is best effort: a DELETE answered 302 leaves the
             // session to time out, and is not followed.
+            // A Location elsewhere is not used; the session's own id on
+            // the BMC is, and the session is deleted there.
+            (Place::SessionLocationOnly, Ok(d)) => {
+                eprintln!(
+                    "{name:16} {:5} ms  discovered ({} requests); logged out at the session's own id",
+                    took.as_millis(),
+                    d.round_trips
+                );
+            }
             (Place::DeleteRedirect, Ok(d)) => {
                 eprintln!(
                     "{name:16} {:5} ms  discovered ({} requests); the 302 was not followed",

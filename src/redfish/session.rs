@@ -145,10 +145,11 @@ pub fn login<'a>(
                         ));
                     }
                     // The session is deleted where the BMC says it lives,
-                    // if that is the BMC itself; a Location elsewhere is
-                    // refused (the token would go with the DELETE) and
-                    // fails the discovery; the body's own id, when it is
-                    // on the BMC, still gets the session deleted.
+                    // if that is the BMC itself. A Location elsewhere is
+                    // never used (the token would go with the DELETE): the
+                    // session's own @odata.id on the BMC stands in for it
+                    // (some BMCs may name themselves differently in
+                    // Location); with neither, the discovery fails.
                     let body_id = posted
                         .body
                         .get("@odata.id")
@@ -158,7 +159,11 @@ pub fn login<'a>(
                     let (location, refused) = match posted.location.as_deref() {
                         Some(l) => match client.session_location(&posted.url, l) {
                             Ok(p) => (Some(p), None),
-                            Err(e) => (body_id, Some(e)),
+                            Err(e) if body_id.is_some() => {
+                                log::warn!("{e}; using the session's own @odata.id instead");
+                                (body_id, None)
+                            }
+                            Err(e) => (None, Some(e)),
                         },
                         None => (body_id, None),
                     };

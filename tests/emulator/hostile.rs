@@ -53,8 +53,10 @@ pub enum Place {
     Links,
     /// The service root's `Links.Sessions` is `@<to>/...`.
     SessionsLink,
-    /// A new session's `Location` (and its `@odata.id`) is on `<to>`.
+    /// A new session's `Location` and its `@odata.id` are on `<to>`.
     SessionLocation,
+    /// Only the `Location` is on `<to>`; the session itself is on the BMC.
+    SessionLocationOnly,
     /// Every authenticated GET below the root redirects (302) to `<to>`.
     Redirect,
     /// ... to `http://<to>` (a downgrade).
@@ -198,13 +200,18 @@ pub(super) fn session_token(h: &Hostile) -> Option<String> {
     matches!(h, Hostile::OddToken).then(|| "odd token".to_string())
 }
 
-/// A new session's `Location`, when the behaviour moves it elsewhere.
-pub(super) fn session_location(h: &Hostile) -> Option<String> {
+/// A new session's `Location` on `to`, when the behaviour moves it
+/// there, and whether its `@odata.id` moves too.
+pub(super) fn session_location(h: &Hostile) -> Option<(String, bool)> {
     match h {
-        Hostile::ForeignLink {
-            place: Place::SessionLocation,
-            to,
-        } => Some(format!("https://{to}/redfish/v1/SessionService/Sessions/1")),
+        Hostile::ForeignLink { place, to }
+            if matches!(place, Place::SessionLocation | Place::SessionLocationOnly) =>
+        {
+            Some((
+                format!("https://{to}/redfish/v1/SessionService/Sessions/1"),
+                *place == Place::SessionLocation,
+            ))
+        }
         _ => None,
     }
 }

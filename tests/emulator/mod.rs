@@ -782,15 +782,19 @@ fn handle<W: Write>(bmc: &Bmc, sh: &Shared, req: &Request, w: &mut W) -> bool {
                 )
             });
         let id = format!("{n}");
-        let location = faults
-            .hostile
-            .as_ref()
-            .and_then(hostile::session_location)
-            .unwrap_or_else(|| format!("{}/{id}", model.sessions_path));
+        let own = format!("{}/{id}", model.sessions_path);
+        // The Location header, and the session's @odata.id (where the
+        // session is on this BMC unless a hostile behaviour moves both).
+        let (location, odata_id) = match faults.hostile.as_ref().and_then(hostile::session_location)
+        {
+            Some((elsewhere, true)) => (elsewhere.clone(), elsewhere),
+            Some((elsewhere, false)) => (elsewhere, own.clone()),
+            None => (own.clone(), own.clone()),
+        };
         bmc.sessions
             .lock()
             .unwrap()
-            .insert(token.clone(), location.clone());
+            .insert(token.clone(), odata_id.clone());
         bmc.tokens.lock().unwrap().push(token.clone());
         {
             let mut s = bmc.stats.lock().unwrap();
@@ -800,7 +804,7 @@ fn handle<W: Write>(bmc: &Bmc, sh: &Shared, req: &Request, w: &mut W) -> bool {
         let mut body = model.session_template.clone().unwrap_or_else(
             || json!({"@odata.type": "#Session.v1_0_0.Session", "Name": "User Session"}),
         );
-        body["@odata.id"] = json!(location);
+        body["@odata.id"] = json!(odata_id);
         body["Id"] = json!(id);
         body["UserName"] = json!(bmc.username);
         return respond(
