@@ -40,6 +40,18 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .expect("VmHWM in /proc/<pid>/status")
 }
 
+/// CPU time (user + system) of `pid` so far, in seconds.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which may hold spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5): 12 and 13 here.
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 /// The bound docs/CONFIGURATION.md ("Memory") states for one discovery
 /// with the default budgets, in MiB: 1.25 x max-parsed-bytes (parsed
 /// answers, and the member lists and link keys read from them: 20), twice
@@ -104,6 +116,7 @@ fn hostile_bmcs_cost_kea_bounded_memory_and_lose_no_lease() {
     };
     let kea = Kea::start(&dir, &config(net, dir.path(), &[hook], "INFO"));
     let before = peak_rss_kib(kea.pid());
+    let cpu_before = cpu_s(kea.pid());
 
     // The hostile BMCs take their leases; while they are discovered, 200
     // other clients (the other subnet) take theirs.
@@ -133,6 +146,7 @@ fn hostile_bmcs_cost_kea_bounded_memory_and_lose_no_lease() {
     };
     let gave_up = start.elapsed();
     let after = peak_rss_kib(kea.pid());
+    let cpu = cpu_s(kea.pid()) - cpu_before;
     assert!(kea.child_alive(), "kea-dhcp4 died:\n{}", kea.log_tail(30));
     assert_eq!(status["events"]["panics"], 0, "{status}");
     let dirty = (0..n)
@@ -198,7 +212,8 @@ fn hostile_bmcs_cost_kea_bounded_memory_and_lose_no_lease() {
     let bound = workers * PER_DISCOVERY_MIB;
     eprintln!(
         "{n} hostile BMCs, {workers} workers: all handled in {:.1} s; kea-dhcp4 peak RSS \
-         {} MiB before, {} MiB after (+{grew_mib} MiB, bound {bound} MiB); classes {classes:?}",
+         {} MiB before, {} MiB after (+{grew_mib} MiB, bound {bound} MiB), {cpu:.1} s of CPU; \
+         classes {classes:?}",
         gave_up.as_secs_f64(),
         before / 1024,
         after / 1024
