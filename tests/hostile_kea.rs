@@ -62,7 +62,7 @@ const PER_DISCOVERY_MIB: u64 = 29;
 #[test]
 fn hostile_bmcs_cost_kea_bounded_memory_and_lose_no_lease() {
     let workers = 4u64;
-    let net = Net::new(41);
+    let net = Net::new(42);
     let dir = TempDir::new("hostile-kea");
     let emu = Emulator::start(0);
     // The worst of each kind, sized to be as costly as the budgets let
