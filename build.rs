@@ -3,27 +3,67 @@
 //!
 //! `KEA_INCLUDE_DIR` (default `/usr/include/kea`) and `KEA_LIB_DIR` (default:
 //! the linker's search path) point at another Kea build.
+//!
+//! The Kea version comes from the headers the shim compiles against, never
+//! from the running system: `KEA_HOOKS_VERSION` in hooks/hooks.h (a C++
+//! `const int`, invisible to the preprocessor, so it is parsed here and handed
+//! to the shim as `BMC_KEA_HOOKS_VERSION`) and `VERSION "x.y.z"` in config.h.
+//! It picks the library names and the extra libraries. A Kea outside
+//! [`SUPPORTED`] fails the build with one line.
 
 use std::env;
 use std::path::{Path, PathBuf};
 
 const HEADER: &str = "include/bmc_discovery.h";
 const SHIM_SOURCES: &[&str] = &["src/shim/callouts.cc", "src/shim/log.cc"];
-/// The Kea libraries whose symbols the shim uses directly.
-const KEA_LIBS: &[&str] = &[
-    "kea-dhcpsrv",
-    "kea-dhcp++",
-    "kea-hooks",
-    "kea-stats",
-    "kea-cc",
-    "kea-log",
-    "kea-asiolink",
-    "kea-exceptions",
-];
+/// The Kea series this tree builds and is tested against, as (major, minor):
+/// every patch release of a series has its own hooks version (2.6.3 is
+/// 20603) but the same API. 3.2 is not in the list: no Debian package exists
+/// to test it on, and its headers were only read, not compiled against
+/// (README.md, the support table). `BMC_KEA_UNTESTED=1` builds against
+/// an unlisted Kea anyway, for someone trying it out.
+const SUPPORTED: &[(u32, u32)] = &[(2, 2), (2, 6), (3, 0)];
+const SUPPORTED_TEXT: &str = "2.2.x, 2.6.x, 3.0.x";
+
+/// The Kea libraries whose symbols the shim uses directly; Kea 3.0 renamed
+/// libkea-dhcp++ to libkea-dhcp.
+fn kea_libs(kea: &KeaVersion) -> Vec<&'static str> {
+    let dhcp = if kea.hooks >= 30000 {
+        "kea-dhcp"
+    } else {
+        "kea-dhcp++"
+    };
+    let mut libs = vec![
+        "kea-dhcpsrv",
+        dhcp,
+        "kea-hooks",
+        "kea-stats",
+        "kea-cc",
+        "kea-log",
+        "kea-asiolink",
+        "kea-exceptions",
+    ];
+    // From 3.0 Kea's headers pull in Boost.Asio's SSL error category, whose
+    // inline code calls libcrypto. Linked here so the library names what it
+    // needs instead of relying on kea-dhcp4 having loaded libcrypto first.
+    if kea.hooks >= 30000 {
+        libs.push("crypto");
+    }
+    libs
+}
+
+/// What the headers say about the Kea they belong to.
+struct KeaVersion {
+    /// KEA_HOOKS_VERSION, e.g. 20603 for Kea 2.6.3.
+    hooks: u32,
+    /// config.h's VERSION, e.g. "2.6.3".
+    text: String,
+}
 
 fn main() {
     println!("cargo:rerun-if-env-changed=KEA_INCLUDE_DIR");
     println!("cargo:rerun-if-env-changed=KEA_LIB_DIR");
+    println!("cargo:rerun-if-env-changed=BMC_KEA_UNTESTED");
     println!("cargo:rerun-if-changed={HEADER}");
     for src in SHIM_SOURCES {
         println!("cargo:rerun-if-changed={src}");
@@ -39,12 +79,97 @@ fn main() {
         );
     }
 
-    compile_shim(&kea_include);
-    link_kea();
+    let kea = detect_kea(&kea_include).unwrap_or_else(|message| fail(&message));
+    println!("cargo:rustc-env=BMC_KEA_VERSION={}", kea.text);
+    compile_shim(&kea_include, &kea);
+    link_kea(&kea);
     generate_bindings();
 }
 
-fn compile_shim(kea_include: &Path) {
+/// Stops the build with one line (cargo prints a build script's panic with a
+/// backtrace hint; an explicit error line and exit code read better).
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1);
+}
+
+fn detect_kea(kea_include: &Path) -> Result<KeaVersion, String> {
+    let hooks_h = kea_include.join("hooks/hooks.h");
+    let config_h = kea_include.join("config.h");
+    println!("cargo:rerun-if-changed={}", hooks_h.display());
+    println!("cargo:rerun-if-changed={}", config_h.display());
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}; reinstall kea-dev", path.display()))
+    };
+    let hooks = parse_hooks_version(&read(&hooks_h)?).ok_or_else(|| {
+        format!(
+            "no `KEA_HOOKS_VERSION = N` in {}; is this Kea's hooks.h? (supported Kea: {SUPPORTED_TEXT})",
+            hooks_h.display()
+        )
+    })?;
+    let text = parse_config_version(&read(&config_h)?).ok_or_else(|| {
+        format!(
+            "no `#define VERSION \"x.y.z\"` in {}; is this Kea's config.h? (supported Kea: {SUPPORTED_TEXT})",
+            config_h.display()
+        )
+    })?;
+    let (major, minor) = (hooks / 10000, hooks / 100 % 100);
+    let expected = format!("{major}.{minor}.{}", hooks % 100);
+    // Headers from two Kea builds mixed up (config.h from one, hooks.h from
+    // another) would compile and then fail to load.
+    if !text.starts_with(&expected) {
+        return Err(format!(
+            "Kea headers disagree: {} says VERSION \"{text}\" but {} says KEA_HOOKS_VERSION {hooks} (Kea {expected}); \
+             point KEA_INCLUDE_DIR at one Kea's headers",
+            config_h.display(),
+            hooks_h.display()
+        ));
+    }
+    let known = SUPPORTED.contains(&(major, minor));
+    if !known {
+        if hooks >= 20200 && env::var("BMC_KEA_UNTESTED").as_deref() == Ok("1") {
+            println!(
+                "cargo:warning=building against Kea {text} (hooks version {hooks}), which this tree does not support (supported: {SUPPORTED_TEXT}); BMC_KEA_UNTESTED=1 was set"
+            );
+        } else {
+            return Err(format!(
+                "unsupported Kea {text} (KEA_HOOKS_VERSION {hooks} in {}): this tree supports Kea {SUPPORTED_TEXT}",
+                hooks_h.display()
+            ));
+        }
+    }
+    Ok(KeaVersion { hooks, text })
+}
+
+/// `const int KEA_HOOKS_VERSION = 20200;` -> 20200.
+fn parse_hooks_version(header: &str) -> Option<u32> {
+    header.lines().find_map(|line| {
+        let line = line.trim();
+        if line.starts_with("//") {
+            return None;
+        }
+        let rest = line.split("KEA_HOOKS_VERSION").nth(1)?;
+        let value = rest.trim_start().strip_prefix('=')?.trim_start();
+        let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
+}
+
+/// `#define VERSION "2.2.0"` -> "2.2.0". (Not PACKAGE_VERSION: Kea 3.0's
+/// meson build writes it unquoted.)
+fn parse_config_version(header: &str) -> Option<String> {
+    header.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("#define") || words.next() != Some("VERSION") {
+            return None;
+        }
+        let value = words.next()?.strip_prefix('"')?.strip_suffix('"')?;
+        Some(value.to_string())
+    })
+}
+
+fn compile_shim(kea_include: &Path, kea: &KeaVersion) {
     let mut build = cc::Build::new();
     // Debian 12's kea-dev 2.2.0 lacks dhcpsrv/cfg_globals.h; use our stand-in
     // only when the system has none (see the header's comment).
@@ -63,6 +188,7 @@ fn compile_shim(kea_include: &Path) {
                 .to_str()
                 .expect("KEA_INCLUDE_DIR must be valid UTF-8"),
         )
+        .define("BMC_KEA_HOOKS_VERSION", kea.hooks.to_string().as_str())
         .flag("-Wall")
         .flag("-Wextra")
         .flag("-Werror")
@@ -73,11 +199,11 @@ fn compile_shim(kea_include: &Path) {
     build.compile("bmc_discovery_shim");
 }
 
-fn link_kea() {
+fn link_kea(kea: &KeaVersion) {
     if let Ok(dir) = env::var("KEA_LIB_DIR") {
         println!("cargo:rustc-link-search=native={dir}");
     }
-    for lib in KEA_LIBS {
+    for lib in kea_libs(kea) {
         println!("cargo:rustc-link-lib=dylib={lib}");
     }
     println!("cargo:rustc-link-lib=dylib=stdc++");

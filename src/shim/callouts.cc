@@ -9,6 +9,10 @@
 // forwards it. Every function catches every exception, because an exception
 // escaping into Rust (or a callout failing) would hurt Kea.
 
+// Kea 3.0's headers refuse to compile unless config.h comes first
+// (asiolink/crypto_tls.h reads its TLS backend from it); harmless before.
+#include <config.h>
+
 #include <bmc_discovery.h>
 
 #include <cc/command_interpreter.h>
@@ -31,6 +35,11 @@
 #include <dhcpsrv/srv_config.h>
 #include <hooks/hooks.h>
 
+// build.rs parsed KEA_HOOKS_VERSION out of hooks.h to choose libraries; the
+// compiler checks that it read the same header it compiles against.
+static_assert(KEA_HOOKS_VERSION == BMC_KEA_HOOKS_VERSION,
+              "build.rs detected another Kea than the headers the shim includes");
+
 #include <time.h>
 
 #include <algorithm>
@@ -44,6 +53,27 @@ using isc::hooks::CalloutHandle;
 using isc::hooks::LibraryHandle;
 
 namespace {
+
+// A staged hooks library entry (HookLibInfo) is a std::pair<name, parameters>
+// up to Kea 2.6 and a struct {libname_, parameters_, cfgname_} from 3.0;
+// overload resolution picks whichever member exists. libname_ is the
+// resolved path, which is what the dynamic loader reports for this library.
+template <typename Lib>
+auto hook_lib_name(const Lib& lib) -> decltype(lib.first) {
+    return lib.first;
+}
+template <typename Lib>
+auto hook_lib_name(const Lib& lib) -> decltype(lib.libname_) {
+    return lib.libname_;
+}
+template <typename Lib>
+auto hook_lib_parameters(const Lib& lib) -> decltype(lib.second) {
+    return lib.second;
+}
+template <typename Lib>
+auto hook_lib_parameters(const Lib& lib) -> decltype(lib.parameters_) {
+    return lib.parameters_;
+}
 
 uint64_t monotonic_ns() {
     struct timespec ts;
@@ -244,9 +274,10 @@ int shim_staged_hooks_libraries(bmc_sink sink, void* ctx) {
         if (staging) {
             for (const auto& lib : staging->getHooksConfig().get()) {
                 ElementPtr entry = Element::createMap();
-                entry->set("library", Element::create(lib.first));
-                if (lib.second) {
-                    entry->set("parameters", lib.second);
+                entry->set("library", Element::create(hook_lib_name(lib)));
+                ConstElementPtr parameters = hook_lib_parameters(lib);
+                if (parameters) {
+                    entry->set("parameters", parameters);
                 }
                 list->add(entry);
             }

@@ -6,6 +6,9 @@
 // from a dictionary; the hook has one per severity and the text is formatted
 // in Rust.
 
+// First, as in callouts.cc: Kea 3.0's headers require config.h before them.
+#include <config.h>
+
 #include <bmc_discovery.h>
 
 #include <log/log_dbglevels.h>
