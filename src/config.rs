@@ -858,6 +858,12 @@ mod tests {
         assert_eq!(n.role, "BMC host");
         assert_eq!(n.placement_pattern, crate::placement::DEFAULT_PATTERN);
         assert_eq!(n.custom_fields, crate::netbox::CustomFields::Use);
+        assert!(!n.place_by_bmc_hostname, "off unless asked for");
+        let c = Config::from_json(
+            r#"{"netbox": {"url": "https://n", "token-file": "t", "place-by-bmc-hostname": true}}"#,
+        )
+        .unwrap();
+        assert!(c.netbox.unwrap().place_by_bmc_hostname);
         for (text, want) in [
             ("off", crate::netbox::CustomFields::Off),
             ("create", crate::netbox::CustomFields::Create),

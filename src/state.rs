@@ -1000,4 +1000,41 @@ mod tests {
         drop(s);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn replace_bmc_is_kept_until_a_registration_and_old_files_get_it() {
+        let dir = std::env::temp_dir().join(format!("bmc-state-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.sqlite");
+        let _ = std::fs::remove_file(&path);
+        // A file of schema 1: the table without replace_bmc.
+        {
+            let conn = Connection::open(&path).unwrap();
+            let v1 = SCHEMA.replace(",\n    replace_bmc     INTEGER NOT NULL DEFAULT 0", "");
+            assert!(!v1.contains("replace_bmc"));
+            conn.execute_batch(&v1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let mac = "aa:bb:cc:00:00:04";
+        assert_eq!(s.last_lease_ms(mac).unwrap(), None);
+        assert!(!s.replace_bmc(mac).unwrap());
+        s.begin(&lease(mac, "10.0.0.4"), 1_234, true).unwrap();
+        assert_eq!(s.last_lease_ms(mac).unwrap(), Some(1_234));
+        s.failed(mac, &fail(true), &RetryPolicy::default()).unwrap();
+        s.retry_with(mac, true).unwrap();
+        assert!(s.replace_bmc(mac).unwrap());
+        // A failed attempt keeps it; a registration uses it up.
+        s.begin_scheduled(mac).unwrap();
+        s.failed(mac, &fail(true), &RetryPolicy::default()).unwrap();
+        assert!(s.replace_bmc(mac).unwrap());
+        let done = Success {
+            registered: true,
+            ..Success::default()
+        };
+        s.succeeded(mac, &done).unwrap();
+        assert!(!s.replace_bmc(mac).unwrap());
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

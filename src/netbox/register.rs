@@ -1243,6 +1243,35 @@ fn ip_object(
 #[cfg(test)]
 mod tests {
     #[test]
+    fn only_the_lease_hostname_places_unless_allowed() {
+        let mut inv = crate::redfish::Inventory::default();
+        inv.bmc.hostname = Some("fra1-r7-ru12-idrac".into());
+        let pattern = crate::placement::PlacementPattern::default_pattern();
+        let ip = std::net::Ipv4Addr::new(10, 0, 0, 1);
+        let reg = |lease: Option<&str>, allow: bool| {
+            super::Registration::for_lease(
+                &inv,
+                "aa:bb:cc:00:00:01",
+                ip,
+                24,
+                lease,
+                None,
+                &pattern,
+                allow,
+            )
+        };
+        let own = reg(None, false);
+        assert_eq!(own.name, "fra1-r7-ru12-idrac", "still named by the BMC");
+        assert_eq!(own.placement.site, None);
+        assert_eq!(own.placement.rack, None);
+        let allowed = reg(None, true);
+        assert_eq!(allowed.placement.site.as_deref(), Some("fra1"));
+        assert_eq!(allowed.placement.rack.as_deref(), Some("r7"));
+        let leased = reg(Some("us3-cab1-ru2-idrac"), false);
+        assert_eq!(leased.placement.site.as_deref(), Some("us3"));
+    }
+
+    #[test]
     fn queries_are_encoded() {
         assert_eq!(
             super::query(&[("name", "us3 cab/10"), ("mac_address", "aa:bb")]),
