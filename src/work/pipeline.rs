@@ -16,7 +16,7 @@ use super::{ReconcilePolicy, Services};
 use crate::config::{Config, ConfigError, NetBoxConfig, RedfishConfig, TlsMode};
 use crate::kea::lease::{LeaseEvent, LeaseKind};
 use crate::kea::log::kea_log;
-use crate::netbox::{self, NetBox, Options, RegisterError, Registration};
+use crate::netbox::{self, Identity, NetBox, Options, RegisterError, Registration};
 use crate::placement::PlacementPattern;
 use crate::redfish::{Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy};
 use crate::state::{self, Failure, Lease, RetryPolicy, Store, StoreError, Success};
@@ -187,6 +187,7 @@ impl Registrar {
                 interface: c.interface.clone(),
                 custom_fields: c.custom_fields,
                 journal: c.journal,
+                place_by_bmc_hostname: c.place_by_bmc_hostname,
             },
             dry_run: c.dry_run,
             client: Mutex::new(None),
@@ -536,6 +537,7 @@ impl DiscoveryPipeline {
                 let class = match e {
                     RegisterError::Unavailable(_) => "netbox-unavailable",
                     RegisterError::Refused(_) => "netbox-refused",
+                    RegisterError::Conflict(_) => "netbox-conflict",
                     RegisterError::Failed(_) => "netbox-failed",
                 };
                 (
@@ -558,6 +560,30 @@ impl DiscoveryPipeline {
             success.register_ms = t.elapsed().as_millis() as u64;
         }
         Ok(success)
+    }
+}
+
+impl DiscoveryPipeline {
+    /// Why the BMC with MAC `other`, on a NetBox device another BMC's
+    /// serial or name found, is still live; None when its lease is gone.
+    /// An active BMC is discovered again at least every rediscover-after
+    /// (renewals in between leave its row alone), so a lease seen within
+    /// twice that (at least two hours) is live; a MAC this hook has no
+    /// record of is not known to be gone.
+    fn other_bmc_in_use(&self, other: &str) -> Option<String> {
+        let window_s = self.rediscover_after.as_secs().max(3600) * 2;
+        let Some(store) = &self.state else {
+            return Some("without a state file nothing shows its lease is gone".into());
+        };
+        match store.last_lease_ms(other) {
+            Err(e) => Some(format!("the state file could not be read: {e}")),
+            Ok(None) => Some("this hook has no record of its lease".into()),
+            Ok(Some(at)) => {
+                let age_s = (crate::clock::unix_ms() - at).max(0) / 1000;
+                (age_s < window_s as i64)
+                    .then(|| format!("its lease was seen {age_s} s ago, less than {window_s} s"))
+            }
+        }
     }
 }
 
@@ -585,7 +611,8 @@ impl DiscoveryPipeline {
             .and_then(|s| s.prefix.split('/').nth(1)?.parse().ok())
             .unwrap_or(32);
         let mac = ev.mac_string();
-        let reg = Registration::for_lease(
+        let in_use = |other: &str| self.other_bmc_in_use(other);
+        let mut reg = Registration::for_lease(
             inv,
             &mac,
             ev.ipv4(),
@@ -593,7 +620,12 @@ impl DiscoveryPipeline {
             Some(lease_name.as_str()),
             subnet.as_ref().and_then(|s| s.site.as_deref()),
             &r.pattern,
+            r.options.place_by_bmc_hostname,
         );
+        reg.identity = Identity {
+            in_use: &in_use,
+            replace_bmc: self.with_state(|s| s.replace_bmc(&mac)).unwrap_or(false),
+        };
         let name = reg.name.clone();
         let nb = r.client()?;
         let out = netbox::register(&nb, &reg, &r.options)?;
