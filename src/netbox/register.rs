@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 
 use super::client::{NetBox, NetBoxError};
 use super::items::has_tag;
+use crate::kea::log::kea_log;
 use crate::placement::{slug, Placement};
 use crate::redfish::Inventory;
 
@@ -563,10 +564,7 @@ pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outco
             {
                 return Err(e);
             }
-            log::debug!(
-                "NetBox registration of {} failed ({e}); retrying with fresh reads",
-                reg.name
-            );
+            kea_log!(BMC_DISCOVERY_NETBOX_RETRY, reg.name, e);
             let mut cx = Ctx::new(nb);
             register_with(&mut cx, reg, opts)?;
             Ok(cx.outcome)
