@@ -15,6 +15,8 @@ use std::env;
 use std::path::{Path, PathBuf};
 
 const HEADER: &str = "include/bmc_discovery.h";
+/// The hook's log messages; see the file's header.
+const MESSAGES: &str = "src/kea/bmc_discovery_messages.mes";
 const SHIM_SOURCES: &[&str] = &["src/shim/callouts.cc", "src/shim/log.cc"];
 /// The Kea series this tree builds and is tested against, as (major, minor):
 /// every patch release of a series has its own hooks version (2.6.3 is
@@ -65,6 +67,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=KEA_LIB_DIR");
     println!("cargo:rerun-if-env-changed=BMC_KEA_UNTESTED");
     println!("cargo:rerun-if-changed={HEADER}");
+    println!("cargo:rerun-if-changed={MESSAGES}");
     for src in SHIM_SOURCES {
         println!("cargo:rerun-if-changed={src}");
     }
@@ -79,9 +82,16 @@ fn main() {
         );
     }
 
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let messages = std::fs::read_to_string(MESSAGES)
+        .map_err(|e| format!("cannot read {MESSAGES}: {e}"))
+        .and_then(|text| parse_messages(&text))
+        .unwrap_or_else(|message| fail(&message));
+    write_messages(&messages, &out);
+
     let kea = detect_kea(&kea_include).unwrap_or_else(|message| fail(&message));
     println!("cargo:rustc-env=BMC_KEA_VERSION={}", kea.text);
-    compile_shim(&kea_include, &kea);
+    compile_shim(&kea_include, &kea, &out);
     link_kea(&kea);
     generate_bindings();
 }
@@ -169,7 +179,7 @@ fn parse_config_version(header: &str) -> Option<String> {
     })
 }
 
-fn compile_shim(kea_include: &Path, kea: &KeaVersion) {
+fn compile_shim(kea_include: &Path, kea: &KeaVersion, out: &Path) {
     let mut build = cc::Build::new();
     // Debian 12's kea-dev 2.2.0 lacks dhcpsrv/cfg_globals.h; use our stand-in
     // only when the system has none (see the header's comment).
@@ -181,6 +191,8 @@ fn compile_shim(kea_include: &Path, kea: &KeaVersion) {
         .cpp(true)
         .std("c++14")
         .include("include")
+        // bmc_discovery_messages.inc, written by write_messages.
+        .include(out)
         // Kea's and Boost's headers are not ours to keep warning-free.
         .flag("-isystem")
         .flag(
@@ -222,4 +234,166 @@ fn generate_bindings() {
         .unwrap_or_else(|e| panic!("bindgen failed on {HEADER}: {e}"))
         .write_to_file(out.join("bindings.rs"))
         .expect("writing bindings.rs to OUT_DIR");
+}
+
+/// One `% ID text` entry of the message file.
+struct Message {
+    id: String,
+    text: String,
+    /// The Rust severity name: "Error", "Warn", "Info", "Debug", "Trace".
+    severity: &'static str,
+    /// The highest placeholder, %1..%N all present.
+    args: usize,
+}
+
+/// The explanation's first words name the severity (the file's header).
+const SEVERITIES: &[(&str, &str)] = &[
+    ("This error message", "Error"),
+    ("This warning message", "Warn"),
+    ("This informational message", "Info"),
+    ("This debug message", "Debug"),
+    ("This detailed debug message", "Trace"),
+];
+
+/// Reads Kea's message-file format: `#` comments, `% ID text` entries, each
+/// followed by its explanation. Fails on anything the shim or the Rust
+/// constants could get wrong: a bad ID, a duplicate, a gap in the
+/// placeholders, more than nine of them (Kea's "%1" would also match
+/// "%10"), a missing severity.
+fn parse_messages(text: &str) -> Result<Vec<Message>, String> {
+    let mut messages: Vec<Message> = Vec::new();
+    let mut explanation: Option<String> = None;
+    let finish = |messages: &mut Vec<Message>, explanation: Option<String>| {
+        let (Some(m), Some(e)) = (messages.last_mut(), explanation) else {
+            return Ok(());
+        };
+        let e = e.trim_start();
+        m.severity = SEVERITIES
+            .iter()
+            .find(|(words, _)| e.starts_with(words))
+            .map(|(_, s)| *s)
+            .ok_or_else(|| {
+                format!(
+                    "{MESSAGES}: {}'s explanation must begin with one of {:?}",
+                    m.id,
+                    SEVERITIES.iter().map(|(w, _)| *w).collect::<Vec<_>>()
+                )
+            })?;
+        Ok::<(), String>(())
+    };
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with('#') || line.starts_with('$') {
+            continue;
+        }
+        let Some(entry) = line.strip_prefix("% ") else {
+            if let Some(e) = explanation.as_mut() {
+                e.push_str(line);
+                e.push('\n');
+            } else if !line.trim().is_empty() {
+                return Err(format!(
+                    "{MESSAGES}:{}: text before the first `% ID`",
+                    n + 1
+                ));
+            }
+            continue;
+        };
+        finish(&mut messages, explanation.take())?;
+        let (id, text) = entry.split_once(' ').unwrap_or((entry, ""));
+        let valid = id.starts_with("BMC_DISCOVERY_")
+            && id
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(format!(
+                "{MESSAGES}:{}: message ID {id:?} must be BMC_DISCOVERY_ followed by A-Z, 0-9, _",
+                n + 1
+            ));
+        }
+        if messages.iter().any(|m| m.id == id) {
+            return Err(format!("{MESSAGES}:{}: {id} is defined twice", n + 1));
+        }
+        let args = (1..=10)
+            .take_while(|i| text.contains(&format!("%{i}")))
+            .count();
+        if args > 9 || (args + 1..=10).any(|i| text.contains(&format!("%{i}"))) {
+            return Err(format!(
+                "{MESSAGES}:{}: {id}'s placeholders must be %1..%N with N at most 9",
+                n + 1
+            ));
+        }
+        messages.push(Message {
+            id: id.to_string(),
+            text: text.trim_end().to_string(),
+            severity: "",
+            args,
+        });
+        explanation = Some(String::new());
+    }
+    finish(&mut messages, explanation)?;
+    if let Some(m) = messages.iter().find(|m| m.severity.is_empty()) {
+        return Err(format!("{MESSAGES}: {} has no explanation", m.id));
+    }
+    Ok(messages)
+}
+
+/// The dictionary entries for the shim's MessageInitializer, and the Rust
+/// constants `kea_log!` names.
+fn write_messages(messages: &[Message], out: &Path) {
+    let c_string = |s: &str| {
+        let mut q = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' | '\\' => {
+                    q.push('\\');
+                    q.push(c);
+                }
+                _ => q.push(c),
+            }
+        }
+        q.push('"');
+        q
+    };
+    let mut cc = String::from("// Generated by build.rs from the message file; do not edit.\n");
+    let mut ids = String::from(
+        "// Generated by build.rs from the message file; do not edit.\n\
+         // Each macro is a message ID and its severity, the first two arguments\n\
+         // of shim_log, so C++ cannot name an ID the file lacks or log it at\n\
+         // another severity.\n\
+         #pragma once\n",
+    );
+    let mut rs = String::from("// Generated by build.rs from the message file; do not edit.\n");
+    for m in messages {
+        cc.push_str(&format!("{}, {},\n", c_string(&m.id), c_string(&m.text)));
+        let c_severity = match m.severity {
+            "Error" => "BMC_LOG_ERROR",
+            "Warn" => "BMC_LOG_WARN",
+            "Info" => "BMC_LOG_INFO",
+            "Debug" => "BMC_LOG_DEBUG",
+            _ => "BMC_LOG_TRACE",
+        };
+        ids.push_str(&format!(
+            "#define {} {}, {c_severity}\n",
+            m.id,
+            c_string(&m.id)
+        ));
+        rs.push_str(&format!(
+            "pub const {id}: Message = Message {{ id: c{id:?}, text: {text:?}, level: log::Level::{sev}, args: {args} }};\n",
+            id = m.id,
+            text = m.text,
+            sev = m.severity,
+            args = m.args,
+        ));
+    }
+    rs.push_str("/// Every message of the file, in its order.\npub const ALL: &[&Message] = &[\n");
+    for m in messages {
+        rs.push_str(&format!("    &{},\n", m.id));
+    }
+    rs.push_str("];\n");
+    let write = |name: &str, text: &str| {
+        std::fs::write(out.join(name), text)
+            .unwrap_or_else(|e| fail(&format!("cannot write {name} to OUT_DIR: {e}")))
+    };
+    write("bmc_discovery_messages.inc", &cc);
+    write("bmc_discovery_message_ids.h", &ids);
+    write("messages.rs", &rs);
 }

@@ -74,7 +74,7 @@ fn main() {
             let mac = format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256);
             let name = format!("bench{}-cab{}-ru{}-bmc", i % 2, i % 5, i % 40 + 1);
             let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 30, 0, 10)) + i as u32);
-            Registration::for_lease(inv, &mac, ip, 16, Some(&name), None, &pattern)
+            Registration::for_lease(inv, &mac, ip, 16, Some(&name), None, &pattern, false)
         })
         .collect();
     let opts = Options {

@@ -289,6 +289,9 @@ fn register(a: &Args, inv: &dhcp_bmc_discovery::redfish::Inventory) -> Result<()
         a.hostname.as_deref(),
         a.site.as_deref(),
         &PlacementPattern::default_pattern(),
+        // An operator runs this against one BMC they chose and sees what
+        // it does: its own HostName may place it, as before.
+        true,
     );
     let opts = Options {
         create_missing: a.create_missing,

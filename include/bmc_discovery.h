@@ -113,9 +113,16 @@ void shim_timer_stop(void);
 int shim_stat_set(const char *name, int64_t value);
 int shim_stat_del(const char *name);
 
-/* Kea logger "bmc-discovery" (kea-dhcp4.bmc-discovery). */
+/* Kea logger "bmc-discovery" (kea-dhcp4.bmc-discovery). `id` is one of the
+ * message IDs of src/kea/bmc_discovery_messages.mes, which the shim
+ * registers with Kea; Kea fills the message's %1..%N with `args` in order.
+ * Any thread; never throws. */
+typedef struct bmc_str {
+    const char *ptr;
+    size_t len;
+} bmc_str;
 int shim_log_enabled(int severity);
-void shim_log(int severity, const char *message, size_t len);
+void shim_log(const char *id, int severity, const bmc_str *args, size_t nargs);
 
 /* ---- Rust side (src/ffi.rs), called from the shim ------------------------ */
 

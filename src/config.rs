@@ -75,6 +75,9 @@ pub struct NetBoxConfig {
     pub journal: bool,
     /// Plan and log the changes, write nothing.
     pub dry_run: bool,
+    /// Place servers by the BMC's self-reported HostName when the lease
+    /// has no hostname (off: a device must not pick its own rack).
+    pub place_by_bmc_hostname: bool,
     /// Registrations talking to NetBox at once; the others wait, oldest
     /// lease first.
     pub parallel_registrations: usize,
@@ -92,6 +95,7 @@ pub const NETBOX_KNOWN: &[&str] = &[
     "journal",
     "dry-run",
     "parallel-registrations",
+    "place-by-bmc-hostname",
 ];
 
 /// The `redfish` map: how workers reach and trust BMCs.
@@ -429,6 +433,7 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
         journal: true,
         dry_run: false,
         parallel_registrations: 8,
+        place_by_bmc_hostname: false,
     };
     let boolean = |k: &str, value: &Value| {
         value
@@ -454,6 +459,7 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
             "create-missing" => c.create_missing = boolean(k, value)?,
             "journal" => c.journal = boolean(k, value)?,
             "dry-run" => c.dry_run = boolean(k, value)?,
+            "place-by-bmc-hostname" => c.place_by_bmc_hostname = boolean(k, value)?,
             "parallel-registrations" => {
                 c.parallel_registrations = integer(k, value, 1, 64)? as usize
             }
@@ -852,6 +858,12 @@ mod tests {
         assert_eq!(n.role, "BMC host");
         assert_eq!(n.placement_pattern, crate::placement::DEFAULT_PATTERN);
         assert_eq!(n.custom_fields, crate::netbox::CustomFields::Use);
+        assert!(!n.place_by_bmc_hostname, "off unless asked for");
+        let c = Config::from_json(
+            r#"{"netbox": {"url": "https://n", "token-file": "t", "place-by-bmc-hostname": true}}"#,
+        )
+        .unwrap();
+        assert!(c.netbox.unwrap().place_by_bmc_hostname);
         for (text, want) in [
             ("off", crate::netbox::CustomFields::Off),
             ("create", crate::netbox::CustomFields::Create),

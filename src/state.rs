@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 /// Bumped when the table changes; older files are migrated at open.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bmc (
@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS bmc (
     registered_at   INTEGER,
     discovery_ms    INTEGER,
     register_ms     INTEGER,
-    updated_at      INTEGER NOT NULL
+    updated_at      INTEGER NOT NULL,
+    replace_bmc     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS bmc_due ON bmc(state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS bmc_ip ON bmc(ip);
@@ -351,6 +352,18 @@ impl Store {
             });
         }
         conn.execute_batch(SCHEMA).map_err(StoreError::from)?;
+        // Schema 2 added `replace_bmc`; a file of schema 1 gets it here.
+        let has_replace: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('bmc') WHERE name = 'replace_bmc'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )
+            .map_err(StoreError::from)?;
+        if !has_replace {
+            conn.execute_batch("ALTER TABLE bmc ADD COLUMN replace_bmc INTEGER NOT NULL DEFAULT 0")
+                .map_err(StoreError::from)?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(StoreError::from)?;
         conn.execute(
@@ -514,7 +527,8 @@ impl Store {
                  device_id = COALESCE(?3, device_id), name = COALESCE(?4, name), \
                  site = ?5, rack = ?6, unit = ?7, manufacturer = ?8, model = ?9, serial = ?10, \
                  discovered_at = ?11, registered_at = CASE WHEN ?12 THEN ?11 ELSE registered_at END, \
-                 discovery_ms = ?13, register_ms = ?14, updated_at = ?11 WHERE mac = ?1 \
+                 discovery_ms = ?13, register_ms = ?14, updated_at = ?11, \
+                 replace_bmc = CASE WHEN ?12 THEN 0 ELSE replace_bmc END WHERE mac = ?1 \
                  RETURNING leased_at_ms",
                 params![
                     mac,
@@ -713,10 +727,45 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// When this hook last saw a lease of `mac` (Unix ms), whatever its
+    /// state; None: never (or forgotten). For telling a replaced BMC from
+    /// a live one whose serial or name another device claims.
+    pub fn last_lease_ms(&self, mac: &str) -> Result<Option<i64>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT leased_at_ms FROM bmc WHERE mac = ?1",
+                params![mac],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(StoreError::from)
+    }
+
+    /// Whether the operator accepted `mac` as a replacement BMC
+    /// (`bmc-retry` with `replace-bmc`); cleared by its next registration.
+    pub fn replace_bmc(&self, mac: &str) -> Result<bool, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT replace_bmc FROM bmc WHERE mac = ?1",
+                params![mac],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|v| v.unwrap_or(0) != 0)
+            .map_err(StoreError::from)
+    }
+
     /// Makes a failed or dead BMC `queued` with its attempts reset
     /// (`bmc-retry`); the scheduler hands it out within a second. Returns
     /// the BMC, or None if `key` is unknown.
     pub fn retry(&self, key: &str) -> Result<Option<Bmc>, StoreError> {
+        self.retry_with(key, false)
+    }
+
+    /// As `retry`; with `replace_bmc` the BMC's next registration may take
+    /// over the device its serial or name finds although that device's
+    /// old BMC still looks live (once: a registration clears it).
+    pub fn retry_with(&self, key: &str, replace_bmc: bool) -> Result<Option<Bmc>, StoreError> {
         let Some(b) = self.get(key)? else {
             return Ok(None);
         };
@@ -724,8 +773,9 @@ impl Store {
         self.conn()
             .execute(
                 "UPDATE bmc SET state = 'queued', attempts = 0, next_attempt_at = ?2, \
-                 updated_at = ?2 WHERE mac = ?1 AND state IN ('failed', 'dead')",
-                params![b.mac, now],
+                 updated_at = ?2, replace_bmc = CASE WHEN ?3 THEN 1 ELSE replace_bmc END \
+                 WHERE mac = ?1 AND state IN ('failed', 'dead')",
+                params![b.mac, now, replace_bmc],
             )
             .map_err(StoreError::from)?;
         self.get(&b.mac)
@@ -947,6 +997,43 @@ mod tests {
         assert_eq!(b.state, State::Failed);
         assert_eq!(b.error_class.as_deref(), Some("interrupted"));
         assert_eq!(s.take_due(10, Duration::from_secs(60)).unwrap().len(), 1);
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn replace_bmc_is_kept_until_a_registration_and_old_files_get_it() {
+        let dir = std::env::temp_dir().join(format!("bmc-state-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.sqlite");
+        let _ = std::fs::remove_file(&path);
+        // A file of schema 1: the table without replace_bmc.
+        {
+            let conn = Connection::open(&path).unwrap();
+            let v1 = SCHEMA.replace(",\n    replace_bmc     INTEGER NOT NULL DEFAULT 0", "");
+            assert!(!v1.contains("replace_bmc"));
+            conn.execute_batch(&v1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let mac = "aa:bb:cc:00:00:04";
+        assert_eq!(s.last_lease_ms(mac).unwrap(), None);
+        assert!(!s.replace_bmc(mac).unwrap());
+        s.begin(&lease(mac, "10.0.0.4"), 1_234, true).unwrap();
+        assert_eq!(s.last_lease_ms(mac).unwrap(), Some(1_234));
+        s.failed(mac, &fail(true), &RetryPolicy::default()).unwrap();
+        s.retry_with(mac, true).unwrap();
+        assert!(s.replace_bmc(mac).unwrap());
+        // A failed attempt keeps it; a registration uses it up.
+        s.begin_scheduled(mac).unwrap();
+        s.failed(mac, &fail(true), &RetryPolicy::default()).unwrap();
+        assert!(s.replace_bmc(mac).unwrap());
+        let done = Success {
+            registered: true,
+            ..Success::default()
+        };
+        s.succeeded(mac, &done).unwrap();
+        assert!(!s.replace_bmc(mac).unwrap());
         drop(s);
         std::fs::remove_dir_all(&dir).unwrap();
     }

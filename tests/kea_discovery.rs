@@ -206,6 +206,46 @@ fn every_bmc_lease_is_discovered_or_fails_visibly() {
     assert!(kea.child_alive());
 }
 
+/// Kea's debuglevel decides which of the hook's debug messages appear:
+/// each has its own ID and level in the message file (40 for a missing
+/// Redfish resource, 50 for every request), and the INFO lines keep theirs.
+#[test]
+fn kea_debuglevel_selects_the_hooks_debug_messages_by_id() {
+    let emu = bmcs_on_pool(4);
+    let mut lines = Vec::new();
+    for (block, level) in [(34u8, 40), (35, 50)] {
+        let net = Net::new(block);
+        let dir = TempDir::new("debuglevel");
+        let params = json!({"workers": 2, "redfish": redfish_params(dir.path(), &emu)});
+        let mut cfg = config(net, dir.path(), &[hook(params)], "DEBUG");
+        cfg["Dhcp4"]["loggers"][0]["debuglevel"] = json!(level);
+        let kea = Kea::start(&dir, &cfg);
+        let run = perfdhcp::avalanche(net, &net.relay_bmc(), 3, "14:18:77:00:00:00");
+        assert!(run.success, "perfdhcp failed:\n{}", run.output);
+        settled(&kea, 3);
+        let log = kea.log();
+        let has = |id: &str| log.lines().any(|l| l.contains(&format!("] {id} ")));
+        let debug_has = |id: &str| {
+            log.lines()
+                .any(|l| l.contains(" DEBUG ") && l.contains(&format!("] {id} ")))
+        };
+        assert!(has("BMC_DISCOVERY_DISCOVERED"), "{}", kea.log_tail(20));
+        assert!(
+            debug_has("BMC_DISCOVERY_DISCOVERY_GAP"),
+            "debuglevel {level}: {}",
+            kea.log_tail(20)
+        );
+        assert_eq!(
+            debug_has("BMC_DISCOVERY_REDFISH_GET"),
+            level >= 50,
+            "debuglevel {level}: {}",
+            kea.log_tail(20)
+        );
+        lines.push(log.lines().filter(|l| l.contains("BMC_DISCOVERY_")).count());
+    }
+    assert!(lines[1] > lines[0], "debuglevel 50 adds lines: {lines:?}");
+}
+
 #[test]
 fn kea_stops_promptly_while_bmcs_hang() {
     let net = Net::new(22);

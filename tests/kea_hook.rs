@@ -68,7 +68,7 @@ fn bmc_leases_reach_the_workers_and_others_are_filtered() {
     // The worker logged each BMC through Kea's logger.
     let log = kea.log();
     assert_eq!(
-        log.matches("BMC_DISCOVERY_INFO BMC lease Select").count(),
+        log.matches("BMC_DISCOVERY_LEASE BMC lease Select").count(),
         200
     );
     assert!(log.contains("mac 14:18:77:00:00:"), "{}", kea.log_tail(5));
@@ -154,7 +154,7 @@ fn bad_parameters_make_kea_refuse_the_configuration() {
         );
         let line = text
             .lines()
-            .find(|l| l.contains("BMC_DISCOVERY_ERROR"))
+            .find(|l| l.contains("BMC_DISCOVERY_CONFIG_REFUSED"))
             .unwrap_or_else(|| panic!("no hook error line for {parameters}:\n{text}"));
         assert!(
             line.contains(&format!("bmc-discovery: {expected}")),

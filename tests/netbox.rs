@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use dhcp_bmc_discovery::netbox::{
-    register, CustomFields, NetBox, NetBoxError, Options, RegisterError, Registration,
+    register, CustomFields, Identity, NetBox, NetBoxError, Options, RegisterError, Registration,
 };
 use dhcp_bmc_discovery::placement::{Placement, PlacementPattern};
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Inventory, Limits, Target, TlsPolicy};
@@ -107,7 +107,13 @@ fn registration<'a>(inv: &'a Inventory, i: u32, hostname: &str) -> Registration<
         // Upper case on purpose: NetBox lower-cases DNS names, and a re-run
         // must still write nothing.
         dns_name: Some(format!("{hostname}.OOB.Example.net")),
+        identity: Identity::default(),
     }
+}
+
+/// The state file's answer for a BMC whose lease is gone.
+fn gone(_: &str) -> Option<String> {
+    None
 }
 
 /// The tests' NetBox, emptied, its lock held, and a client of it.
@@ -315,8 +321,15 @@ fn ip_change_bmc_replacement_conflicts_and_missing_sites() {
     let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
     assert_eq!(dev["oob_ip"]["address"], format!("{}/16", moved.bmc_ip));
 
-    // Replaced BMC: same serial, new MAC.
+    // Replaced BMC: same serial, new MAC. While nothing shows the old
+    // BMC's lease is gone, a conflict; once it is, accepted.
     moved.bmc_mac = "02:aa:bb:cc:dd:ee".into();
+    let e = register(&nb, &moved, &create_missing()).unwrap_err();
+    assert!(matches!(e, RegisterError::Conflict(_)), "{e}");
+    moved.identity = Identity {
+        in_use: &gone,
+        replace_bmc: false,
+    };
     let out = register(&nb, &moved, &create_missing()).unwrap();
     assert_eq!(out.device_id, first.device_id, "found by serial");
     let ifaces = get(
@@ -419,6 +432,7 @@ fn lease<'a>(inv: &'a Inventory, i: u32, hostname: &str) -> Registration<'a> {
         Some(hostname),
         None,
         &PlacementPattern::default_pattern(),
+        false,
     )
 }
 
@@ -644,4 +658,140 @@ fn remembered_objects_deleted_in_netbox_are_read_again() {
         out.changes
     );
     assert!(nb.reads() > reads);
+}
+
+/// Everything NetBox holds on a device: the device, its interfaces, their
+/// MAC and IP objects, its journal. `last_updated` is in each, so any
+/// write shows.
+fn snapshot(nb: &NetBox, device_id: u64) -> Value {
+    let ifaces = nb
+        .list(&format!("/api/dcim/interfaces/?device_id={device_id}"))
+        .unwrap();
+    let mut macs = Vec::new();
+    let mut ips = Vec::new();
+    for i in &ifaces {
+        let id = i["id"].as_u64().unwrap();
+        macs.extend(
+            nb.list(&format!("/api/dcim/mac-addresses/?interface_id={id}"))
+                .unwrap(),
+        );
+        ips.extend(
+            nb.list(&format!("/api/ipam/ip-addresses/?interface_id={id}"))
+                .unwrap(),
+        );
+    }
+    assert!(!macs.is_empty() && !ips.is_empty(), "{ifaces:?}");
+    json!({
+        "device": get(nb, &format!("/api/dcim/devices/{device_id}/")),
+        "interfaces": ifaces, "macs": macs, "ips": ips,
+        "journal": journal_count(nb, device_id),
+    })
+}
+
+#[test]
+fn takeover_attempts_leave_the_victim_untouched() {
+    let invs = inventories();
+    let inv = model(&invs, "dell-idrac9-r750");
+    let (_guard, _, nb) = empty_netbox();
+    let victim = registration(inv, 1, "fra1-r7-ru12-idrac");
+    let first = register(&nb, &victim, &create_missing()).unwrap();
+    let before = snapshot(&nb, first.device_id);
+    let live = |mac: &str| {
+        (mac == victim.bmc_mac).then(|| "its lease was seen 60 s ago, less than 172800 s".into())
+    };
+
+    // A rogue reporting the victim's serial (service tag), another name.
+    let mut rogue = registration(inv, 2, "fra1-r7-ru30-rogue");
+    rogue.bmc_mac = "02:66:66:66:66:01".into();
+    rogue.identity = Identity {
+        in_use: &live,
+        replace_bmc: false,
+    };
+    let writes = nb.writes();
+    let e = register(&nb, &rogue, &create_missing()).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, RegisterError::Conflict(_)), "{e}");
+    assert!(
+        text.contains(&victim.bmc_mac) && text.contains("fra1-r7-ru12-idrac"),
+        "{text}"
+    );
+    // Nothing shows the victim's lease is gone (no state file record):
+    // the same conflict.
+    rogue.identity = Identity::default();
+    let e = register(&nb, &rogue, &create_missing()).unwrap_err();
+    assert!(matches!(e, RegisterError::Conflict(_)), "{e}");
+    assert_eq!(nb.writes(), writes, "the rogue wrote");
+    assert_eq!(snapshot(&nb, first.device_id), before);
+
+    // A rogue with no serial asking for the victim's name: no match by
+    // name alone.
+    let mut anon = inv.clone();
+    anon.serial_number = None;
+    let mut named = registration(&anon, 3, "fra1-r7-ru12-idrac");
+    named.bmc_mac = "02:66:66:66:66:02".into();
+    named.identity = Identity {
+        in_use: &gone,
+        replace_bmc: false,
+    };
+    let e = register(&nb, &named, &create_missing()).unwrap_err();
+    assert!(matches!(e, RegisterError::Conflict(_)), "{e}");
+    assert!(e.to_string().contains("no serial"), "{e}");
+    assert_eq!(nb.writes(), writes, "the nameless rogue wrote");
+    assert_eq!(snapshot(&nb, first.device_id), before);
+
+    // A device the hook does not own (no tag) with a server's serial:
+    // never updated, even when its serial matches.
+    let other = model(&invs, "lenovo-xcc-sr670v2");
+    let serial = other.serial_number.clone().unwrap();
+    let dev = &before["device"];
+    let manual = nb
+        .post(
+            "/api/dcim/devices/",
+            &json!({"name": "hand-made", "serial": serial, "site": dev["site"]["id"],
+                    "role": dev["role"]["id"], "device_type": dev["device_type"]["id"]}),
+        )
+        .unwrap();
+    let manual_id = manual["id"].as_u64().unwrap();
+    let manual_before = get(&nb, &format!("/api/dcim/devices/{manual_id}/"));
+    let claim = registration(other, 4, "fra1-r7-ru20-xcc");
+    let e = register(&nb, &claim, &create_missing()).unwrap_err();
+    assert!(
+        matches!(e, RegisterError::Refused(_)) && e.to_string().contains("tag"),
+        "{e}"
+    );
+    assert_eq!(
+        get(&nb, &format!("/api/dcim/devices/{manual_id}/")),
+        manual_before
+    );
+    assert_eq!(journal_count(&nb, manual_id), 0);
+
+    // The operator says the rogue is the replacement (bmc-retry with
+    // replace-bmc): accepted, the old BMC's objects go.
+    rogue.identity = Identity {
+        in_use: &live,
+        replace_bmc: true,
+    };
+    let out = register(&nb, &rogue, &create_missing()).unwrap();
+    assert_eq!(out.device_id, first.device_id);
+    let ifaces = get(
+        &nb,
+        &format!("/api/dcim/interfaces/?device_id={}", out.device_id),
+    );
+    assert_eq!(
+        ifaces["results"][0]["primary_mac_address"]["mac_address"]
+            .as_str()
+            .map(str::to_lowercase)
+            .as_deref(),
+        Some(rogue.bmc_mac.as_str())
+    );
+    assert_eq!(
+        get(
+            &nb,
+            &format!("/api/dcim/mac-addresses/?mac_address={}", victim.bmc_mac)
+        )["count"],
+        0
+    );
+    // Now found by its own MAC: a re-run, without the flag, writes nothing.
+    rogue.identity = Identity::default();
+    assert_rerun_writes_nothing(&nb, &rogue, &create_missing());
 }

@@ -91,9 +91,9 @@ done
 expect() { grep -qF -- "$2" "$work/$1" || fail "$1 lacks: $2"; }
 # Which MAC gets which address varies (Kea's packet threads run in parallel).
 expect_re() { grep -qE -- "$2" "$work/$1" || fail "$1 lacks: $2"; }
-expect kea.out "BMC_DISCOVERY_INFO bmc-discovery 0.1.0 loaded: 4 workers, queue capacity 1024; Redfish discovery on port 8443 (tls-mode pin, credentials kea-config/bmc-credentials.example.json)"
+expect kea.out "BMC_DISCOVERY_LOADED bmc-discovery 0.1.0 loaded: 4 workers, queue capacity 1024; Redfish discovery on port 8443 (tls-mode pin, credentials kea-config/bmc-credentials.example.json)"
 expect kea.out "HOOKS_LIBRARY_LOADED hooks library target/release/libdhcp_bmc_discovery.so successfully loaded"
-expect kea.out "BMC_DISCOVERY_INFO 2 subnets configured, opted in: [1]"
+expect kea.out "BMC_DISCOVERY_SUBNETS_CONFIGURED 2 subnets configured, opted in: [1]"
 expect_re kea.out "pinned the TLS certificate of 14:18:77:00:00:0[0-9]: sha256 [0-9A-F:]{95}$"
 expect_re kea.out "discovered BMC 14:18:77:00:00:0[0-9] at 127.1.0.13: Dell Inc. PowerEdge R750 serial CLLV0R3 \(dell module\), BMC 15G Monolithic firmware 7.10.30.00; [0-9]+ requests in [0-9]+ ms; 5 resources missing$"
 expect_re kea.out "discovered BMC 14:18:77:00:00:0[0-9] at 127.1.0.17: HPE ProLiant DL325 Gen10 Plus serial MXQ019020H \(hpe module\), BMC iLO 5 firmware iLO 5 v2.14; [0-9]+ requests in [0-9]+ ms; 8 resources missing$"

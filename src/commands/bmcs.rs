@@ -68,11 +68,15 @@ pub fn get(store: &Store, arguments: Option<&Value>) -> Reply {
 
 /// `bmc-retry`: a failed or dead BMC tried again now, attempts reset;
 /// with `"forget-tls-pin": true` its pinned certificate is forgotten first
-/// (the BMC or its certificate was replaced on purpose).
+/// (the BMC or its certificate was replaced on purpose); with
+/// `"replace-bmc": true` its next registration may take over the NetBox
+/// device its serial or name finds although that device's old BMC still
+/// looks live (a `netbox-conflict`), once.
 pub fn retry(hook: &Hook, store: &Store, arguments: Option<&Value>) -> Reply {
     const NAME: &str = "bmc-retry";
-    let key = key_argument_and(NAME, arguments, &["forget-tls-pin"])?;
+    let key = key_argument_and(NAME, arguments, &["forget-tls-pin", "replace-bmc"])?;
     let forget = flag(NAME, arguments, "forget-tls-pin")?;
+    let replace = flag(NAME, arguments, "replace-bmc")?;
     let bmc = known(store, NAME, &key, "")?;
     if !matches!(bmc.state, State::Failed | State::Dead) {
         return Err(Answer::error(format!(
@@ -86,14 +90,22 @@ pub fn retry(hook: &Hook, store: &Store, arguments: Option<&Value>) -> Reply {
     } else {
         ""
     };
-    store.retry(&bmc.mac).map_err(state_error(NAME))?;
+    store
+        .retry_with(&bmc.mac, replace)
+        .map_err(state_error(NAME))?;
+    let replace_note = if replace {
+        "; its next registration may take over the NetBox device its serial or name finds"
+    } else {
+        ""
+    };
     Ok(Answer::success(
         format!(
             "BMC {} at {} queued; attempts reset to 0 (it starts within a second when the \
-             queue has room){pin_note}",
+             queue has room){pin_note}{replace_note}",
             bmc.mac, bmc.ip
         ),
-        json!({ "mac": bmc.mac, "ip": bmc.ip, "tls-pin-forgotten": forget }),
+        json!({ "mac": bmc.mac, "ip": bmc.ip, "tls-pin-forgotten": forget,
+                "replace-bmc": replace }),
     ))
 }
 

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::Hook;
 use crate::intake::filter::Verdict;
+use crate::kea::log::kea_log;
 use crate::kea::shim;
 use crate::pool_report::{LeaseSeen, Report};
 use crate::state::{ActiveLease, Reconciled};
@@ -80,7 +81,7 @@ impl Hook {
                 })
                 .collect(),
             Err(e) => {
-                log::debug!("pool gauges: {e}");
+                kea_log!(BMC_DISCOVERY_POOL_GAUGES_FAILED, e);
                 Vec::new()
             }
         }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::Hook;
+use crate::kea::log::kea_log;
 use crate::telemetry::prometheus::PoolGauge;
 
 /// How often the timer calls `on_tick` on Kea's main thread.
@@ -80,7 +81,7 @@ impl Hook {
         drop(t);
         if due {
             if let Err(e) = self.reconcile(None) {
-                log::error!("reconciliation: {e}");
+                kea_log!(BMC_DISCOVERY_RECONCILE_START_FAILED, e);
             }
         }
     }

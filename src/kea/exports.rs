@@ -9,8 +9,9 @@ use std::sync::Arc;
 use super::bindings::{bmc_lease_event, bmc_sink};
 use super::instance::{self, with_current};
 use super::lease::LeaseEvent;
-use super::log as logging;
+use super::log::{self as logging, kea_log};
 use super::shim;
+use crate::commands;
 use crate::config::Config;
 use crate::hook::{self, Hook};
 use crate::intake::filter::Filter;
@@ -18,7 +19,6 @@ use crate::subnets::SubnetTable;
 use crate::telemetry::counters::Counter;
 use crate::work::pipeline::{self, Pipeline};
 use crate::work::Services;
-use crate::{commands, HOOK_NAME};
 
 /// Runs `$body`; on panic, logs it, counts it and evaluates to `$on_panic`.
 macro_rules! ffi_boundary {
@@ -40,7 +40,7 @@ fn note_panic(payload: &(dyn std::any::Any + Send)) {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
     with_current(|rt| rt.stats().bump(Counter::Panics));
-    log::error!("internal error caught at the Kea boundary: {what}");
+    kea_log!(BMC_DISCOVERY_PANIC_CAUGHT, what);
 }
 
 /// Kea: the hooks API version this library was built for.
@@ -57,7 +57,7 @@ pub extern "C" fn version() -> c_int {
         match check_staged_parameters() {
             Ok(()) => shim::hooks_version(),
             Err(message) => {
-                log::error!("{HOOK_NAME}: {message}; refusing the configuration");
+                kea_log!(BMC_DISCOVERY_CONFIG_REFUSED, message);
                 0
             }
         }
@@ -83,7 +83,7 @@ fn check_staged_parameters() -> Result<(), String> {
         Ok(out) => out,
         Err(e) => {
             // Not fatal here: load() validates the parameters again.
-            log::debug!("staged configuration unavailable: {e}");
+            kea_log!(BMC_DISCOVERY_STAGED_CONFIG_UNAVAILABLE, e);
             return Ok(());
         }
     };
@@ -142,7 +142,7 @@ pub extern "C" fn load(handle: *mut c_void) -> c_int {
         match start(handle) {
             Ok(()) => 0,
             Err(message) => {
-                log::error!("{HOOK_NAME}: {message}");
+                kea_log!(BMC_DISCOVERY_LOAD_FAILED, message);
                 1
             }
         }
@@ -157,7 +157,7 @@ fn start(handle: *mut c_void) -> Result<(), String> {
     // the running server: validate, then start and register nothing.
     if crate::check_process::is_config_check() {
         parse_parameters(&params, pipeline::Mode::Check)?;
-        log::info!("{HOOK_NAME}: parameters valid (kea-dhcp4 -T check: nothing started)");
+        kea_log!(BMC_DISCOVERY_CHECK_VALID);
         return Ok(());
     }
     let (config, filter, pipeline, services) = parse_parameters(&params, pipeline::Mode::Load)?;
@@ -180,7 +180,7 @@ fn start(handle: *mut c_void) -> Result<(), String> {
     if let Some(w) = config.redfish.as_ref().and_then(|r| {
         crate::redfish::credentials::permissions_warning(std::path::Path::new(&r.credentials_file))
     }) {
-        log::warn!("{w}");
+        kea_log!(BMC_DISCOVERY_CONFIG_WARNING, w);
     }
     let runtime = Hook::start(config, filter, pipeline, services)?;
 
@@ -192,12 +192,15 @@ fn start(handle: *mut c_void) -> Result<(), String> {
         ));
     }
     if let Some(stale) = instance::install(runtime) {
-        log::warn!("an earlier instance was still installed at load(); stopping it");
+        kea_log!(BMC_DISCOVERY_STALE_INSTANCE);
         stale.shutdown();
     }
-    log::info!(
-        "{HOOK_NAME} {} loaded: {workers} workers, queue capacity {capacity}; {discovery}",
-        crate::VERSION
+    kea_log!(
+        BMC_DISCOVERY_LOADED,
+        crate::VERSION,
+        workers,
+        capacity,
+        discovery
     );
     Ok(())
 }
@@ -212,8 +215,8 @@ pub extern "C" fn unload() -> c_int {
             runtime.kea_stats().withdraw();
             let counters = runtime.stats().counters();
             runtime.shutdown();
-            log::info!(
-                "{HOOK_NAME} unloaded: {} leases seen, {} accepted, {} abandoned in the queue",
+            kea_log!(
+                BMC_DISCOVERY_UNLOADED,
                 counters.seen,
                 counters.accepted,
                 counters.abandoned_at_unload
@@ -255,7 +258,7 @@ pub unsafe extern "C" fn bmc_on_configured(json: *const c_char, len: usize) {
             |rt| match SubnetTable::from_json(&text, &rt.config().subnet_ids) {
                 Ok((table, warnings)) => {
                     for w in warnings {
-                        log::warn!("{w}");
+                        kea_log!(BMC_DISCOVERY_SUBNET_WARNING, w);
                     }
                     let opted: Vec<u32> = table
                         .all()
@@ -263,22 +266,20 @@ pub unsafe extern "C" fn bmc_on_configured(json: *const c_char, len: usize) {
                         .filter(|s| s.opted_in)
                         .map(|s| s.id)
                         .collect();
-                    log::info!(
-                        "{} subnets configured, opted in: {opted:?}",
-                        table.all().len()
+                    kea_log!(
+                        BMC_DISCOVERY_SUBNETS_CONFIGURED,
+                        table.all().len(),
+                        format!("{opted:?}")
                     );
                     rt.set_subnets(table);
                 }
-                Err(e) => log::error!("{e}; keeping the previous subnet table"),
+                Err(e) => kea_log!(BMC_DISCOVERY_SUBNETS_FAILED, e),
             },
         );
         with_current(|rt| {
             rt.configured();
             if let Err(error) = shim::timer_start(hook::TICK_MS) {
-                log::error!(
-                    "cannot start the timer on Kea's main thread ({error}): no statistics, \
-                     and reconciliation only on bmc-reconcile"
-                );
+                kea_log!(BMC_DISCOVERY_TIMER_FAILED, error);
             }
         });
     })

@@ -7,4 +7,6 @@ pub mod register;
 mod shared;
 
 pub use client::{NetBox, NetBoxError};
-pub use register::{register, CustomFields, Options, Outcome, RegisterError, Registration};
+pub use register::{
+    register, CustomFields, Identity, Options, Outcome, RegisterError, Registration,
+};

@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 
 use super::client::{NetBox, NetBoxError};
 use super::items::has_tag;
+use crate::kea::log::kea_log;
 use crate::placement::{slug, Placement};
 use crate::redfish::Inventory;
 
@@ -34,13 +35,46 @@ pub struct Registration<'a> {
     pub placement: Placement,
     /// DNS name for the IP address object.
     pub dns_name: Option<String>,
+    /// What vouches for this BMC beyond its own claims (serial, name).
+    pub identity: Identity<'a>,
+}
+
+/// Evidence about a device found by serial or name rather than by this
+/// BMC's own MAC: serials and names are claims any device on the BMC
+/// network can make, so the device's other BMC MACs decide whether this is
+/// a replacement or a conflict.
+#[derive(Clone, Copy)]
+pub struct Identity<'a> {
+    /// Why another MAC still belongs to a live BMC (an active lease, seen
+    /// recently, or not known to be gone), or None when it is gone.
+    pub in_use: &'a (dyn Fn(&str) -> Option<String> + Sync),
+    /// The operator accepted this BMC as a replacement (`bmc-retry` with
+    /// `"replace-bmc": true`): other MACs and a name match are accepted.
+    pub replace_bmc: bool,
+}
+
+/// With no state file to ask, no other MAC is known to be gone.
+fn not_known_gone(_: &str) -> Option<String> {
+    Some("nothing shows its lease is gone".into())
+}
+
+impl Default for Identity<'_> {
+    fn default() -> Self {
+        Identity {
+            in_use: &not_known_gone,
+            replace_bmc: false,
+        }
+    }
 }
 
 impl<'a> Registration<'a> {
     /// The registration of a discovered server at `ip`, named after the
     /// lease's hostname, else the BMC's own, else `bmc-<mac>`; placed by
-    /// `pattern` on that name, with `site` (the subnet's user-context)
-    /// overriding the site.
+    /// `pattern` on the lease's hostname (on the BMC's own only with
+    /// `place_by_bmc_hostname`: a device must not pick its own site, rack
+    /// and unit), with `site` (the subnet's user-context) overriding the
+    /// site.
+    #[allow(clippy::too_many_arguments)]
     pub fn for_lease(
         inventory: &'a Inventory,
         bmc_mac: &str,
@@ -49,14 +83,23 @@ impl<'a> Registration<'a> {
         lease_hostname: Option<&str>,
         site: Option<&str>,
         pattern: &crate::placement::PlacementPattern,
+        place_by_bmc_hostname: bool,
     ) -> Registration<'a> {
-        let name = crate::placement::pick(&[
-            lease_hostname,
-            inventory.bmc.hostname.as_deref(),
-            inventory.bmc.fqdn.as_deref(),
-        ])
-        .unwrap_or_else(|| format!("bmc-{}", bmc_mac.replace(':', "")));
-        let mut placement = pattern.place(&name).unwrap_or_default();
+        let from_lease = crate::placement::pick(&[lease_hostname]);
+        let placed_by_name = from_lease.is_some() || place_by_bmc_hostname;
+        let name = from_lease
+            .or_else(|| {
+                crate::placement::pick(&[
+                    inventory.bmc.hostname.as_deref(),
+                    inventory.bmc.fqdn.as_deref(),
+                ])
+            })
+            .unwrap_or_else(|| format!("bmc-{}", bmc_mac.replace(':', "")));
+        let mut placement = if placed_by_name {
+            pattern.place(&name).unwrap_or_default()
+        } else {
+            Placement::default()
+        };
         if let Some(site) = site {
             placement.site = Some(site.to_string());
         }
@@ -68,6 +111,7 @@ impl<'a> Registration<'a> {
             name,
             placement,
             dns_name: inventory.bmc.fqdn.clone(),
+            identity: Identity::default(),
         }
     }
 }
@@ -88,6 +132,9 @@ pub struct Options {
     /// A journal entry on the device for each registration that changed
     /// something.
     pub journal: bool,
+    /// Place a server by the BMC's self-reported HostName when its lease
+    /// has none (`netbox.place-by-bmc-hostname`).
+    pub place_by_bmc_hostname: bool,
 }
 
 /// What the hook does with its custom fields on devices (`FIELDS`).
@@ -144,6 +191,7 @@ impl Default for Options {
             interface: "bmc".into(),
             custom_fields: CustomFields::Use,
             journal: true,
+            place_by_bmc_hostname: false,
         }
     }
 }
@@ -168,6 +216,11 @@ pub enum RegisterError {
     /// create-missing off, no site at all, a conflict with another
     /// device). Nothing was overwritten.
     Refused(String),
+    /// Another device's record is claimed by this BMC (its serial or name)
+    /// while that device's own BMC is still live: nothing was written to
+    /// either. Accepted once the other BMC's lease is gone, or with
+    /// `bmc-retry {"mac": .., "replace-bmc": true}`.
+    Conflict(String),
     /// NetBox refused a request, or answered unexpectedly.
     Failed(String),
 }
@@ -177,6 +230,7 @@ impl std::fmt::Display for RegisterError {
         match self {
             RegisterError::Unavailable(m) | RegisterError::Failed(m) => f.write_str(m),
             RegisterError::Refused(m) => write!(f, "not registered: {m}"),
+            RegisterError::Conflict(m) => write!(f, "not registered, conflict: {m}"),
         }
     }
 }
@@ -502,13 +556,15 @@ pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outco
             // makes writes that refer to it fail: forget them all, and try
             // once more with what NetBox holds now.
             nb.shared.clear();
-            if cx.remembered == 0 || matches!(e, RegisterError::Unavailable(_)) {
+            if cx.remembered == 0
+                || matches!(
+                    e,
+                    RegisterError::Unavailable(_) | RegisterError::Conflict(_)
+                )
+            {
                 return Err(e);
             }
-            log::debug!(
-                "NetBox registration of {} failed ({e}); retrying with fresh reads",
-                reg.name
-            );
+            kea_log!(BMC_DISCOVERY_NETBOX_RETRY, reg.name, e);
             let mut cx = Ctx::new(nb);
             register_with(&mut cx, reg, opts)?;
             Ok(cx.outcome)
@@ -701,32 +757,65 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
     )?;
     let custom = custom_fields(cx, opts, inv)?;
 
-    // The device: by serial, then by BMC MAC, then by name in the site.
+    // The device: by serial, then by BMC MAC, then by name in the site;
+    // one not found by this BMC's own MAC must pass `vouch`.
     let found = Found::read(cx, reg, &sid)?;
+    let own_mac_device = found
+        .macs
+        .iter()
+        .min_by_key(|m| id_of(m).unwrap_or(u64::MAX))
+        .and_then(|m| m.pointer("/assigned_object/device/id"))
+        .and_then(Value::as_u64);
+    let by_serial = found.by_serial.is_some();
     let mut device = found.by_serial;
     if device.is_none() {
-        let on_device = found
-            .macs
-            .iter()
-            .min_by_key(|m| id_of(m).unwrap_or(u64::MAX))
-            .and_then(|m| m.pointer("/assigned_object/device/id"))
-            .and_then(Value::as_u64);
-        if let Some(dev_id) = on_device {
+        if let Some(dev_id) = own_mac_device {
             device = Some(cx.nb.get(&format!("/api/dcim/devices/{dev_id}/"))?);
         }
     }
     if device.is_none() {
-        device = found.by_name;
+        if let Some(d) = found.by_name {
+            // A name is anyone's to claim: with no serial to compare,
+            // nothing shows this is that server.
+            if inv.serial_number.is_none() && !reg.identity.replace_bmc {
+                return Err(RegisterError::Conflict(format!(
+                    "device {:?} (id {}) in this site has the name this BMC {} asks for, and                      the BMC reports no serial to show it is that server; nothing written                      (give the BMC another hostname, or bmc-retry with \"replace-bmc\": true                      if it is that server)",
+                    reg.name,
+                    shown_id(&d),
+                    reg.bmc_mac
+                )));
+            }
+            device = Some(d);
+        }
     }
     if let (Some(d), Some(serial)) = (&device, &inv.serial_number) {
         let theirs = d.get("serial").and_then(Value::as_str).unwrap_or("");
         if !theirs.is_empty() && theirs != serial {
-            return Err(RegisterError::Refused(format!(
-                "conflict: device {:?} (id {}) has serial {theirs:?}, this server {serial:?}; \
+            return Err(RegisterError::Conflict(format!(
+                "device {:?} (id {}) has serial {theirs:?}, this server {serial:?}; \
                  nothing overwritten",
                 d.get("name").and_then(Value::as_str).unwrap_or(""),
                 shown_id(d)
             )));
+        }
+    }
+    // Stale MACs and addresses go only from a device this BMC's own MAC
+    // found, or one `vouch` cleared (the old BMC is gone).
+    let mut verified = true;
+    if let Some(d) = &device {
+        if !has_tag(d, cx.tag_id) {
+            return Err(RegisterError::Refused(format!(
+                "device {:?} (id {}) matches this BMC {} but does not carry the tag {:?}: the \
+                 hook never updates devices it does not own; add the tag to the device to let \
+                 it, or remove the device's serial/name",
+                d.get("name").and_then(Value::as_str).unwrap_or(""),
+                shown_id(d),
+                reg.bmc_mac,
+                opts.tag
+            )));
+        }
+        if id_of(d) != own_mac_device {
+            verified = vouch(cx, reg, opts, d, if by_serial { "serial" } else { "name" })?;
         }
     }
     let mut want = Map::new();
@@ -803,7 +892,7 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
         let mut mac_cx = cx.branch();
         let (macs, iface, tags) = (found.macs, &iface, &tags);
         let mac_chain = s.spawn(move || {
-            mac_steps(&mut mac_cx, reg, macs, iface, tags, new_device)?;
+            mac_steps(&mut mac_cx, reg, macs, iface, tags, new_device || !verified)?;
             Ok(mac_cx.outcome)
         });
         let (nb, tag_id) = (cx.nb, cx.tag_id);
@@ -813,7 +902,13 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
         });
         let mut ip_cx = cx.branch();
         let ip_chain = ip_steps(
-            &mut ip_cx, reg, found.ip, iface_id, &device, tags, new_device,
+            &mut ip_cx,
+            reg,
+            found.ip,
+            iface_id,
+            &device,
+            tags,
+            new_device || !verified,
         )
         .map(|()| ip_cx.outcome);
         (joined(mac_chain), ip_chain, joined(items_chain))
@@ -830,6 +925,67 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
     Ok(())
 }
 
+/// A device found by serial or name, not by this BMC's own MAC: each other
+/// MAC on its hook-owned BMC interface must belong to a BMC that is gone
+/// (`Identity::in_use`), else this is a conflict and nothing is written.
+/// Whether the replacement is proven, so that the old BMC's objects may be
+/// removed: an old MAC was found and is gone, or the operator said so.
+fn vouch(
+    cx: &Ctx,
+    reg: &Registration,
+    opts: &Options,
+    device: &Value,
+    by: &str,
+) -> Result<bool, RegisterError> {
+    if reg.identity.replace_bmc {
+        return Ok(true);
+    }
+    let dev = id(Some(device), "device")?.to_string();
+    let iface = cx.find(
+        "dcim/interfaces",
+        &[
+            ("device_id", dev.as_str()),
+            ("name", opts.interface.as_str()),
+        ],
+    )?;
+    let Some(iface) = iface.filter(|i| has_tag(i, cx.tag_id)) else {
+        return Ok(false);
+    };
+    let iface_id = id(Some(&iface), "the BMC interface")?;
+    let macs = cx.nb.list(&format!(
+        "/api/dcim/mac-addresses/{}",
+        query(&[("interface_id", &iface_id.to_string())])
+    ))?;
+    let mut old = 0;
+    for m in &macs {
+        // Checked here too: a filter NetBox did not know would be ignored
+        // and list everything.
+        let on_iface = m.get("assigned_object_type").and_then(Value::as_str)
+            == Some("dcim.interface")
+            && m.get("assigned_object_id").and_then(Value::as_u64) == Some(iface_id);
+        let Some(mac) = m.get("mac_address").and_then(Value::as_str) else {
+            continue;
+        };
+        let mac = mac.to_ascii_lowercase();
+        if !on_iface || mac == reg.bmc_mac {
+            continue;
+        }
+        old += 1;
+        if let Some(why) = (reg.identity.in_use)(&mac) {
+            return Err(RegisterError::Conflict(format!(
+                "BMC {} at {} claims device {:?} (id {dev}) by its {by}, but that device's BMC \
+                 is MAC {mac}, which is still live ({why}); nothing written. If this BMC \
+                 replaced it: bmc-retry {{\"mac\": \"{}\", \"replace-bmc\": true}}",
+                reg.bmc_mac,
+                reg.bmc_ip,
+                device.get("name").and_then(Value::as_str).unwrap_or(""),
+                reg.bmc_mac
+            )));
+        }
+    }
+    Ok(old > 0)
+}
+
 /// The MAC: NetBox does not keep MACs unique, so after a create the oldest
 /// object for this MAC wins and the others are removed. Then it is the
 /// interface's primary MAC, and (on a device that existed) the hook's
@@ -840,7 +996,7 @@ fn mac_steps(
     macs: Vec<Value>,
     iface: &Value,
     tags: &Value,
-    new_device: bool,
+    skip_stale: bool,
 ) -> Result<(), RegisterError> {
     let iface_id = id(Some(iface), "the BMC interface")?;
     let mac = mac_object(cx, &reg.bmc_mac, macs, iface_id, tags)?;
@@ -848,7 +1004,7 @@ fn mac_steps(
     let mut want = Map::new();
     want.insert("primary_mac_address".into(), json!(mac_id));
     cx.update("dcim/interfaces", iface, &want, "interface primary MAC")?;
-    if !new_device {
+    if !skip_stale {
         remove_stale(
             cx,
             "dcim/mac-addresses",
@@ -869,9 +1025,9 @@ fn ip_steps(
     iface_id: u64,
     device: &Value,
     tags: &Value,
-    new_device: bool,
+    skip_stale: bool,
 ) -> Result<(), RegisterError> {
-    let ip = ip_object(cx, reg, found, iface_id, tags, !new_device)?;
+    let ip = ip_object(cx, reg, found, iface_id, tags, !skip_stale)?;
     let mut want = Map::new();
     want.insert("oob_ip".into(), json!(id_of(&ip)));
     cx.update("dcim/devices", device, &want, "device oob_ip")?;
@@ -1084,6 +1240,35 @@ fn ip_object(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_the_lease_hostname_places_unless_allowed() {
+        let mut inv = crate::redfish::Inventory::default();
+        inv.bmc.hostname = Some("fra1-r7-ru12-idrac".into());
+        let pattern = crate::placement::PlacementPattern::default_pattern();
+        let ip = std::net::Ipv4Addr::new(10, 0, 0, 1);
+        let reg = |lease: Option<&str>, allow: bool| {
+            super::Registration::for_lease(
+                &inv,
+                "aa:bb:cc:00:00:01",
+                ip,
+                24,
+                lease,
+                None,
+                &pattern,
+                allow,
+            )
+        };
+        let own = reg(None, false);
+        assert_eq!(own.name, "fra1-r7-ru12-idrac", "still named by the BMC");
+        assert_eq!(own.placement.site, None);
+        assert_eq!(own.placement.rack, None);
+        let allowed = reg(None, true);
+        assert_eq!(allowed.placement.site.as_deref(), Some("fra1"));
+        assert_eq!(allowed.placement.rack.as_deref(), Some("r7"));
+        let leased = reg(Some("us3-cab1-ru2-idrac"), false);
+        assert_eq!(leased.placement.site.as_deref(), Some("us3"));
+    }
+
     #[test]
     fn queries_are_encoded() {
         assert_eq!(

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::error::Error;
 use super::http::{Client, Fetch};
 use super::values::odata_id;
+use crate::kea::log::kea_log;
 
 /// The query that expands a collection's members (one level, subordinate
 /// resources only), as Redfish 1.x defines it.
@@ -82,7 +83,7 @@ impl<'a> Fetcher<'a> {
     }
 
     pub fn warn(&self, w: String) {
-        log::debug!("{w}");
+        kea_log!(BMC_DISCOVERY_REDFISH_WARNING, w);
         self.warnings
             .lock()
             .unwrap_or_else(|p| p.into_inner())

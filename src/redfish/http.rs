@@ -18,6 +18,7 @@ use super::json::{self, TooBig};
 use super::origin::{Origin, Refused};
 use super::tls::PinCheck;
 use super::Limits;
+use crate::kea::log::kea_log;
 
 /// The credential a request carries.
 #[derive(Clone)]
@@ -228,9 +229,10 @@ impl Client {
         let mut hops = 0u32;
         loop {
             let req = self.request("GET", &url, path).map_err(Fetch::Failed)?;
-            log::trace!(
-                "BMC {}: GET {path} at {} ms",
+            kea_log!(
+                BMC_DISCOVERY_REDFISH_GET,
                 self.bmc,
+                path,
                 self.started.elapsed().as_millis()
             );
             let resp = match req.call() {
@@ -307,7 +309,7 @@ impl Client {
             _ => return Err(Fetch::Failed(err)),
         }
         *attempt += 1;
-        log::debug!("BMC {}: retry {attempt} of GET {path}: {err}", self.bmc);
+        kea_log!(BMC_DISCOVERY_REDFISH_RETRY, self.bmc, attempt, path, err);
         Ok(())
     }
 

@@ -39,6 +39,8 @@ use fetch::Fetcher;
 use generic::Found;
 use http::Client;
 
+use crate::kea::log::kea_log;
+
 /// Time, size and retry bounds for one BMC. The budgets (requests, bytes,
 /// members, parsed memory, deadline) are per discovery; exceeding one
 /// fails the discovery with its own `FailureKind::Budget*`.
@@ -226,10 +228,7 @@ impl Discoverer {
                 ))
             }
             Err(http::Fetch::Status(404)) => {
-                log::debug!(
-                    "BMC {}: no service root; using the conventional paths",
-                    client.bmc
-                );
+                kea_log!(BMC_DISCOVERY_REDFISH_NO_SERVICE_ROOT, client.bmc);
                 Value::Null
             }
             Err(http::Fetch::Status(code)) => {

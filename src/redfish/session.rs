@@ -9,6 +9,7 @@ use super::credentials::{Credential, Credentials, LoginGuard};
 use super::error::{Error, FailureKind};
 use super::fetch::Fetcher;
 use super::http::{basic_auth, Auth, Client};
+use crate::kea::log::kea_log;
 
 /// A logged-in conversation. Dropping it logs out, so a session is deleted
 /// on every path out of a discovery, an unwinding panic included.
@@ -25,13 +26,13 @@ impl Drop for Session<'_> {
         if let Some(loc) = self.location.take() {
             match self.client.delete(&loc) {
                 Ok(s) if (200..300).contains(&s) || s == 404 => {}
-                Ok(s) => log::warn!(
-                    "BMC {}: deleting session {loc} answered {s}; it stays open until the BMC times it out",
-                    self.client.bmc
+                Ok(s) => kea_log!(
+                    BMC_DISCOVERY_REDFISH_SESSION_NOT_DELETED,
+                    self.client.bmc,
+                    loc,
+                    s
                 ),
-                Err(e) => log::warn!(
-                    "{e}; the session stays open until the BMC times it out"
-                ),
+                Err(e) => kea_log!(BMC_DISCOVERY_REDFISH_SESSION_LEFT_OPEN, e),
             }
         }
     }
@@ -160,7 +161,7 @@ pub fn login<'a>(
                         Some(l) => match client.session_location(&posted.url, l) {
                             Ok(p) => (Some(p), None),
                             Err(e) if body_id.is_some() => {
-                                log::warn!("{e}; using the session's own @odata.id instead");
+                                kea_log!(BMC_DISCOVERY_REDFISH_SESSION_ID_IGNORED, e);
                                 (body_id, None)
                             }
                             Err(e) => (None, Some(e)),
@@ -191,9 +192,10 @@ pub fn login<'a>(
                     continue;
                 }
                 404 | 405 | 501 => {
-                    log::debug!(
-                        "BMC {}: POST {path} answered {}; falling back to basic auth",
+                    kea_log!(
+                        BMC_DISCOVERY_REDFISH_BASIC_AUTH,
                         client.bmc,
+                        path,
                         posted.status
                     );
                     use_basic = true;

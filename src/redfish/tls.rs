@@ -19,6 +19,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::kea::log::kea_log;
+
 /// The trust mode for BMC certificates.
 #[derive(Clone)]
 pub enum TlsPolicy {
@@ -182,9 +184,9 @@ impl PinStore {
             None => {
                 pins.insert(key.to_string(), fp.to_string());
                 if let Err(e) = self.save(&pins) {
-                    log::warn!("{e}; the pin for {key} holds until restart only");
+                    kea_log!(BMC_DISCOVERY_TLS_PIN_NOT_SAVED, e, key);
                 }
-                log::info!("pinned the TLS certificate of {key}: sha256 {fp}");
+                kea_log!(BMC_DISCOVERY_TLS_PINNED, key, fp);
                 PinOutcome::Pinned
             }
         }

@@ -14,6 +14,7 @@
 #include <config.h>
 
 #include <bmc_discovery.h>
+#include <bmc_discovery_message_ids.h>
 
 #include <cc/command_interpreter.h>
 #include <cc/data.h>
@@ -53,6 +54,13 @@ using isc::hooks::CalloutHandle;
 using isc::hooks::LibraryHandle;
 
 namespace {
+
+// One of the shim's own messages with the exception's text as its %1. `id`
+// is a macro of bmc_discovery_message_ids.h: the ID and its severity.
+void log_what(const char* id, int severity, const char* what) {
+    const bmc_str arg = {what, std::strlen(what)};
+    shim_log(id, severity, &arg, 1);
+}
 
 // A staged hooks library entry (HookLibInfo) is a std::pair<name, parameters>
 // up to Kea 2.6 and a struct {libname_, parameters_, cfgname_} from 3.0;
@@ -180,11 +188,9 @@ int forward_lease(CalloutHandle& handle, uint8_t kind) {
         }
         bmc_on_lease(&ev);
     } catch (const std::exception& ex) {
-        const std::string msg = std::string("lease callout failed: ") + ex.what();
-        shim_log(BMC_LOG_ERROR, msg.data(), msg.size());
+        log_what(BMC_DISCOVERY_LEASE_CALLOUT_FAILED, ex.what());
     } catch (...) {
-        static const char msg[] = "lease callout failed: unknown exception";
-        shim_log(BMC_LOG_ERROR, msg, sizeof(msg) - 1);
+        log_what(BMC_DISCOVERY_LEASE_CALLOUT_FAILED, "unknown exception");
     }
     // An observer never changes what Kea does with the packet.
     return 0;
@@ -209,8 +215,7 @@ int dhcp4_srv_configured_callout(CalloutHandle& handle) {
         const std::string json = subnets->str();
         bmc_on_configured(json.data(), json.size());
     } catch (const std::exception& ex) {
-        const std::string msg = std::string("reading the subnet configuration failed: ") + ex.what();
-        shim_log(BMC_LOG_ERROR, msg.data(), msg.size());
+        log_what(BMC_DISCOVERY_SUBNETS_READ_FAILED, ex.what());
     }
     return 0;
 }
@@ -372,8 +377,7 @@ void shim_timer_stop(void) {
             timers->unregisterTimer(TIMER_NAME);
         }
     } catch (const std::exception& ex) {
-        const std::string msg = std::string("stopping the timer failed: ") + ex.what();
-        shim_log(BMC_LOG_WARN, msg.data(), msg.size());
+        log_what(BMC_DISCOVERY_TIMER_STOP_FAILED, ex.what());
     }
 }
 

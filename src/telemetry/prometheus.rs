@@ -20,6 +20,7 @@ use std::time::Duration;
 use super::catalogue::{COUNTERS, GAUGES};
 use super::latency::{HistogramSnapshot, MS_BOUNDS};
 use super::snapshot::Snapshot;
+use crate::kea::log::kea_log;
 use crate::pool_report::{Level, Levels};
 
 /// How long a scraper may take to send its request or read the page.
@@ -306,12 +307,12 @@ fn serve(listener: &TcpListener, page: &Mutex<String>, stop: &AtomicBool) {
         match listener.accept() {
             Ok((stream, peer)) => {
                 if let Err(e) = answer(stream, page) {
-                    log::debug!("metrics: scrape from {peer}: {e}");
+                    kea_log!(BMC_DISCOVERY_METRICS_SCRAPE_FAILED, peer, e);
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
             Err(e) => {
-                log::debug!("metrics: accept: {e}");
+                kea_log!(BMC_DISCOVERY_METRICS_ACCEPT_FAILED, e);
                 std::thread::sleep(POLL);
             }
         }

@@ -15,7 +15,8 @@ use super::gate::Gate;
 use super::{ReconcilePolicy, Services};
 use crate::config::{Config, ConfigError, NetBoxConfig, RedfishConfig, TlsMode};
 use crate::kea::lease::{LeaseEvent, LeaseKind};
-use crate::netbox::{self, NetBox, Options, RegisterError, Registration};
+use crate::kea::log::kea_log;
+use crate::netbox::{self, Identity, NetBox, Options, RegisterError, Registration};
 use crate::placement::PlacementPattern;
 use crate::redfish::{Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy};
 use crate::state::{self, Failure, Lease, RetryPolicy, Store, StoreError, Success};
@@ -51,14 +52,14 @@ pub struct LogPipeline;
 
 impl Pipeline for LogPipeline {
     fn process(&self, ev: &LeaseEvent) -> Result<Done, String> {
-        log::info!(
-            "BMC lease {:?}: mac {} ip {} subnet {} hostname {:?} vendor-class {:?}",
-            ev.kind(),
+        kea_log!(
+            BMC_DISCOVERY_LEASE,
+            format!("{:?}", ev.kind()),
             ev.mac_string(),
             ev.ipv4(),
             ev.subnet_id(),
-            String::from_utf8_lossy(ev.hostname()),
-            String::from_utf8_lossy(ev.vendor_class()),
+            format!("{:?}", String::from_utf8_lossy(ev.hostname())),
+            format!("{:?}", String::from_utf8_lossy(ev.vendor_class())),
         );
         Ok(Done::NothingToDo)
     }
@@ -186,6 +187,7 @@ impl Registrar {
                 interface: c.interface.clone(),
                 custom_fields: c.custom_fields,
                 journal: c.journal,
+                place_by_bmc_hostname: c.place_by_bmc_hostname,
             },
             dry_run: c.dry_run,
             client: Mutex::new(None),
@@ -200,8 +202,8 @@ impl Registrar {
         }
         let mut nb = NetBox::connect(&self.url, &self.token).map_err(RegisterError::from)?;
         nb.set_dry_run(self.dry_run);
-        log::info!(
-            "connected to NetBox {} at {}{}",
+        kea_log!(
+            BMC_DISCOVERY_NETBOX_CONNECTED,
             nb.version,
             self.url,
             if self.dry_run {
@@ -340,12 +342,14 @@ impl Pipeline for DiscoveryPipeline {
                 .and_then(|s| s.renewal_needs_nothing(&mac, &ip, self.rediscover_after));
             match skip {
                 Some(state::State::Dead) => {
-                    log::debug!("BMC {mac} at {ip} renewed; it is dead (bmc-retry tries it again)");
+                    kea_log!(BMC_DISCOVERY_RENEWAL_DEAD, mac, ip);
                     return Ok(Done::NothingToDo);
                 }
                 Some(_) => {
-                    log::debug!(
-                        "BMC {mac} at {ip} renewed; discovered less than {} s ago, not again",
+                    kea_log!(
+                        BMC_DISCOVERY_RENEWAL_RECENT,
+                        mac,
+                        ip,
                         self.rediscover_after.as_secs()
                     );
                     return Ok(Done::NothingToDo);
@@ -359,7 +363,7 @@ impl Pipeline for DiscoveryPipeline {
             // there first, and then there is nothing left to do.
             match self.with_state(|s| s.begin_scheduled(&mac)) {
                 Some(None) => {
-                    log::debug!("BMC {mac} at {ip}: no longer due, skipped");
+                    kea_log!(BMC_DISCOVERY_NOT_DUE, mac, ip);
                     return Ok(Done::NothingToDo);
                 }
                 Some(Some(at)) => leased_at = at,
@@ -453,7 +457,7 @@ impl DiscoveryPipeline {
         match f(store) {
             Ok(r) => Some(r),
             Err(e) => {
-                log::error!("state file: {e}");
+                kea_log!(BMC_DISCOVERY_STATE_FAILED, e);
                 None
             }
         }
@@ -479,16 +483,22 @@ impl DiscoveryPipeline {
             )
         })?;
         let inv = &d.inventory;
-        log::info!(
-            "discovered BMC {mac} at {}: {} {} serial {} ({} module), BMC {} firmware {}; \
-             {} requests in {} ms{}",
+        kea_log!(
+            BMC_DISCOVERY_DISCOVERED,
+            mac,
             ev.ipv4(),
-            inv.manufacturer.as_deref().unwrap_or("unknown"),
-            inv.model.as_deref().unwrap_or("unknown model"),
-            inv.serial_number.as_deref().unwrap_or("unknown"),
-            inv.vendor,
-            inv.bmc.model.as_deref().unwrap_or("unknown"),
-            inv.bmc.firmware_version.as_deref().unwrap_or("unknown"),
+            format!(
+                "{} {} serial {} ({} module)",
+                inv.manufacturer.as_deref().unwrap_or("unknown"),
+                inv.model.as_deref().unwrap_or("unknown model"),
+                inv.serial_number.as_deref().unwrap_or("unknown"),
+                inv.vendor
+            ),
+            format!(
+                "{} firmware {}",
+                inv.bmc.model.as_deref().unwrap_or("unknown"),
+                inv.bmc.firmware_version.as_deref().unwrap_or("unknown")
+            ),
             d.round_trips,
             d.elapsed_ms,
             if d.warnings.is_empty() {
@@ -498,7 +508,7 @@ impl DiscoveryPipeline {
             }
         );
         for w in &d.warnings {
-            log::debug!("BMC {mac}: {w}");
+            kea_log!(BMC_DISCOVERY_DISCOVERY_GAP, mac, w);
         }
         let mut success = Success {
             manufacturer: inv.manufacturer.clone(),
@@ -527,6 +537,7 @@ impl DiscoveryPipeline {
                 let class = match e {
                     RegisterError::Unavailable(_) => "netbox-unavailable",
                     RegisterError::Refused(_) => "netbox-refused",
+                    RegisterError::Conflict(_) => "netbox-conflict",
                     RegisterError::Failed(_) => "netbox-failed",
                 };
                 (
@@ -549,6 +560,30 @@ impl DiscoveryPipeline {
             success.register_ms = t.elapsed().as_millis() as u64;
         }
         Ok(success)
+    }
+}
+
+impl DiscoveryPipeline {
+    /// Why the BMC with MAC `other`, on a NetBox device another BMC's
+    /// serial or name found, is still live; None when its lease is gone.
+    /// An active BMC is discovered again at least every rediscover-after
+    /// (renewals in between leave its row alone), so a lease seen within
+    /// twice that (at least two hours) is live; a MAC this hook has no
+    /// record of is not known to be gone.
+    fn other_bmc_in_use(&self, other: &str) -> Option<String> {
+        let window_s = self.rediscover_after.as_secs().max(3600) * 2;
+        let Some(store) = &self.state else {
+            return Some("without a state file nothing shows its lease is gone".into());
+        };
+        match store.last_lease_ms(other) {
+            Err(e) => Some(format!("the state file could not be read: {e}")),
+            Ok(None) => Some("this hook has no record of its lease".into()),
+            Ok(Some(at)) => {
+                let age_s = (crate::clock::unix_ms() - at).max(0) / 1000;
+                (age_s < window_s as i64)
+                    .then(|| format!("its lease was seen {age_s} s ago, less than {window_s} s"))
+            }
+        }
     }
 }
 
@@ -576,7 +611,8 @@ impl DiscoveryPipeline {
             .and_then(|s| s.prefix.split('/').nth(1)?.parse().ok())
             .unwrap_or(32);
         let mac = ev.mac_string();
-        let reg = Registration::for_lease(
+        let in_use = |other: &str| self.other_bmc_in_use(other);
+        let mut reg = Registration::for_lease(
             inv,
             &mac,
             ev.ipv4(),
@@ -584,18 +620,24 @@ impl DiscoveryPipeline {
             Some(lease_name.as_str()),
             subnet.as_ref().and_then(|s| s.site.as_deref()),
             &r.pattern,
+            r.options.place_by_bmc_hostname,
         );
+        reg.identity = Identity {
+            in_use: &in_use,
+            replace_bmc: self.with_state(|s| s.replace_bmc(&mac)).unwrap_or(false),
+        };
         let name = reg.name.clone();
         let nb = r.client()?;
         let out = netbox::register(&nb, &reg, &r.options)?;
         for n in &out.notes {
-            log::warn!("BMC {} at {}: NetBox: {n}", ev.mac_string(), ev.ipv4());
+            kea_log!(BMC_DISCOVERY_NETBOX_NOTE, ev.mac_string(), ev.ipv4(), n);
         }
         if out.dry_run && !out.changes.is_empty() {
-            log::info!(
-                "NetBox dry run for BMC {} at {} ({name}, device {}): would have: {}",
+            kea_log!(
+                BMC_DISCOVERY_NETBOX_DRY_RUN,
                 ev.mac_string(),
                 ev.ipv4(),
+                name,
                 if out.device_id == netbox::client::DRY_RUN_ID {
                     "new".to_string()
                 } else {
@@ -604,18 +646,20 @@ impl DiscoveryPipeline {
                 out.changes.join("; ")
             );
         } else if out.changes.is_empty() {
-            log::info!(
-                "BMC {} at {}: NetBox device {} ({name}) is up to date",
-                ev.mac_string(),
-                ev.ipv4(),
-                out.device_id
-            );
-        } else {
-            log::info!(
-                "registered BMC {} at {} as NetBox device {} ({name}): {}",
+            kea_log!(
+                BMC_DISCOVERY_NETBOX_UP_TO_DATE,
                 ev.mac_string(),
                 ev.ipv4(),
                 out.device_id,
+                name
+            );
+        } else {
+            kea_log!(
+                BMC_DISCOVERY_NETBOX_REGISTERED,
+                ev.mac_string(),
+                ev.ipv4(),
+                out.device_id,
+                name,
                 out.changes.join("; ")
             );
         }

@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use super::pipeline::{Done, Pipeline};
 use crate::intake::admission::Job;
 use crate::intake::inflight::InFlight;
+use crate::kea::log::kea_log;
 use crate::telemetry::counters::{Counter, Stats};
 
 /// Running worker threads.
@@ -155,15 +156,12 @@ fn run(queue: &Receiver<Job>, shared: &Shared) {
                 }
                 Ok(Err(reason)) => {
                     shared.stats.bump(Counter::Failed);
-                    log::warn!("lease of {} failed: {reason}", job.event.mac_string());
+                    kea_log!(BMC_DISCOVERY_LEASE_FAILED, job.event.mac_string(), reason);
                 }
                 Err(_) => {
                     shared.stats.bump(Counter::Panics);
                     shared.stats.bump(Counter::Failed);
-                    log::error!(
-                        "worker panicked on the lease of {}; the worker carries on",
-                        job.event.mac_string()
-                    );
+                    kea_log!(BMC_DISCOVERY_WORKER_PANIC, job.event.mac_string());
                 }
             }
         }

@@ -18,6 +18,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use super::{ReconcilePolicy, Services};
 use crate::intake::admission::{Admission, Origin, Refusal};
 use crate::kea::lease::LeaseEvent;
+use crate::kea::log::kea_log;
 use crate::state::{ActiveLease, Reconciled, State, Store};
 use crate::telemetry::latency::Metrics;
 
@@ -176,9 +177,8 @@ impl Feeder {
             .map(|r| r.map_err(|e| e.to_string()))
             .unwrap_or_else(|_| Err("internal error during reconciliation".into()));
         match &outcome {
-            Ok(r) if r.queued > 0 => log::info!(
-                "reconciliation: {} active BMC leases in Kea's lease database; {} queued, \
-                 {} up to date, {} in progress, {} failed (waiting), {} dead",
+            Ok(r) if r.queued > 0 => kea_log!(
+                BMC_DISCOVERY_RECONCILED,
                 r.leases,
                 r.queued,
                 r.up_to_date,
@@ -186,11 +186,8 @@ impl Feeder {
                 r.failed,
                 r.dead
             ),
-            Ok(r) => log::debug!(
-                "reconciliation: {} active BMC leases, nothing to queue",
-                r.leases
-            ),
-            Err(e) => log::error!("reconciliation failed: state file: {e}"),
+            Ok(r) => kea_log!(BMC_DISCOVERY_RECONCILED_NOTHING, r.leases),
+            Err(e) => kea_log!(BMC_DISCOVERY_RECONCILE_FAILED, e),
         }
         if let Some(reply) = job.reply {
             let _ = reply.try_send(outcome);
@@ -210,8 +207,8 @@ impl Feeder {
         match written {
             Ok(w) => {
                 if w.changed + w.removed > 0 {
-                    log::info!(
-                        "Ansible inventory in {}: {} cabinet files, {} rewritten, {} removed",
+                    kea_log!(
+                        BMC_DISCOVERY_INVENTORY_WRITTEN,
                         dir.display(),
                         w.files,
                         w.changed,
@@ -221,7 +218,7 @@ impl Feeder {
                 true
             }
             Err(e) => {
-                log::error!("cannot write the Ansible inventory: {e}");
+                kea_log!(BMC_DISCOVERY_INVENTORY_FAILED, e);
                 false
             }
         }
@@ -254,11 +251,7 @@ impl Feeder {
             .unwrap_or_default();
         for ev in &due {
             match self.admission.hand_over(ev, Origin::Store) {
-                Ok(()) => log::debug!(
-                    "queued BMC {} at {} from the state file",
-                    ev.mac_string(),
-                    ev.ipv4()
-                ),
+                Ok(()) => kea_log!(BMC_DISCOVERY_REQUEUED, ev.mac_string(), ev.ipv4()),
                 Err(Refusal::InFlight) => {}
                 Err(Refusal::QueueFull) => {
                     if let Some(store) = &self.store {
@@ -284,7 +277,7 @@ impl Feeder {
                 .filter_map(crate::state::Bmc::lease_event)
                 .collect(),
             Err(e) => {
-                log::error!("state file: {e}");
+                kea_log!(BMC_DISCOVERY_DUE_READ_FAILED, e);
                 Vec::new()
             }
         }
