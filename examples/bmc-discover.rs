@@ -165,9 +165,14 @@ fn parse() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
+    let logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+            .format_target(false)
+            .build();
+    let max = logger.filter();
+    if log::set_boxed_logger(Box::new(NoHeaders(logger))).is_ok() {
+        log::set_max_level(max);
+    }
     let args = match parse() {
         Ok(a) => a,
         Err(e) => {
@@ -184,6 +189,27 @@ fn main() -> ExitCode {
             eprintln!("bmc-discover: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The logger, minus ureq's messages below warn: ureq logs every request's
+/// headers at debug, X-Auth-Token included (it hides only Authorization and
+/// Cookie), and no RUST_LOG (`ureq=trace`, `ureq::unit=trace`) may turn
+/// them on. The engine's own debug lines say what was asked for, without
+/// headers.
+struct NoHeaders(env_logger::Logger);
+
+impl log::Log for NoHeaders {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        !(m.target().starts_with("ureq") && m.level() > log::Level::Warn) && self.0.enabled(m)
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            self.0.log(r);
+        }
+    }
+    fn flush(&self) {
+        self.0.flush();
     }
 }
 

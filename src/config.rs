@@ -115,6 +115,12 @@ pub struct RedfishConfig {
     /// Failed logins one BMC may see per window, over all usernames.
     pub max_failed_logins: usize,
     pub max_response_bytes: u64,
+    // Budgets of one discovery (see redfish::Limits); exceeding one fails
+    // it with class budget-*.
+    pub max_discovery_bytes: u64,
+    pub max_requests: u32,
+    pub max_collection_members: usize,
+    pub max_parsed_bytes: u64,
     /// Renewals of a BMC discovered less than this long ago at the same
     /// address are not discovered again.
     pub rediscover_after_s: u64,
@@ -155,6 +161,10 @@ pub const REDFISH_KNOWN: &[&str] = &[
     "login-retry-window-s",
     "max-failed-logins",
     "max-response-bytes",
+    "max-discovery-bytes",
+    "max-requests",
+    "max-collection-members",
+    "max-parsed-bytes",
     "rediscover-after-s",
 ];
 
@@ -501,7 +511,12 @@ fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
         parallel_requests: 6,
         login_retry_window_s: 1800,
         max_failed_logins: 2,
-        max_response_bytes: 8 << 20,
+        // The budgets' defaults are redfish::Limits::default()'s.
+        max_response_bytes: 1 << 20,
+        max_discovery_bytes: 4 << 20,
+        max_requests: 400,
+        max_collection_members: 1000,
+        max_parsed_bytes: 16 << 20,
         rediscover_after_s: 86_400,
     };
     for entry in entries(map, "redfish") {
@@ -535,7 +550,13 @@ fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
             "login-retry-window-s" => c.login_retry_window_s = integer(k, value, 0, 86_400)?,
             "max-failed-logins" => c.max_failed_logins = integer(k, value, 1, 10)? as usize,
             "rediscover-after-s" => c.rediscover_after_s = integer(k, value, 0, 31_536_000)?,
-            "max-response-bytes" => c.max_response_bytes = integer(k, value, 65_536, 1 << 30)?,
+            "max-response-bytes" => c.max_response_bytes = integer(k, value, 65_536, 64 << 20)?,
+            "max-discovery-bytes" => c.max_discovery_bytes = integer(k, value, 1 << 20, 256 << 20)?,
+            "max-requests" => c.max_requests = integer(k, value, 50, 10_000)? as u32,
+            "max-collection-members" => {
+                c.max_collection_members = integer(k, value, 100, 100_000)? as usize
+            }
+            "max-parsed-bytes" => c.max_parsed_bytes = integer(k, value, 4 << 20, 1 << 30)?,
             _ => {
                 return Err(err(
                     k,
@@ -557,6 +578,15 @@ fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
         return Err(err(
             "redfish.tls-ca-file",
             "applies only with \"tls-mode\": \"verify\"",
+        ));
+    }
+    if c.max_response_bytes > c.max_discovery_bytes {
+        return Err(err(
+            "redfish.max-response-bytes",
+            format!(
+                "must not exceed redfish.max-discovery-bytes ({}), got {}",
+                c.max_discovery_bytes, c.max_response_bytes
+            ),
         ));
     }
     if c.request_timeout_ms > c.deadline_ms {
@@ -761,6 +791,54 @@ mod tests {
         );
         assert!(error_of(r#"{"redfish": {"credentials-file": "f", "password": "x"}}"#)
             .starts_with("parameter 'redfish.password' is unknown; known redfish parameters: credentials-file,"));
+    }
+
+    #[test]
+    fn redfish_budgets_parse_with_bounds() {
+        let r = Config::from_json(r#"{"redfish": {"credentials-file": "f"}}"#)
+            .unwrap()
+            .redfish
+            .unwrap();
+        assert_eq!(
+            (r.max_response_bytes, r.max_discovery_bytes, r.max_requests),
+            (1 << 20, 4 << 20, 400)
+        );
+        assert_eq!(
+            (r.max_collection_members, r.max_parsed_bytes),
+            (1000, 16 << 20)
+        );
+        let r = Config::from_json(
+            r#"{"redfish": {"credentials-file": "f", "max-requests": 1000,
+                "max-discovery-bytes": 16777216, "max-collection-members": 5000,
+                "max-parsed-bytes": 67108864, "max-response-bytes": 2097152}}"#,
+        )
+        .unwrap()
+        .redfish
+        .unwrap();
+        assert_eq!(
+            (
+                r.max_requests,
+                r.max_discovery_bytes,
+                r.max_collection_members
+            ),
+            (1000, 16 << 20, 5000)
+        );
+        assert_eq!(
+            (r.max_parsed_bytes, r.max_response_bytes),
+            (64 << 20, 2 << 20)
+        );
+        assert_eq!(
+            error_of(r#"{"redfish": {"credentials-file": "f", "max-requests": 10}}"#),
+            "parameter 'redfish.max-requests' must be 50..=10000, got 10"
+        );
+        assert_eq!(
+            error_of(
+                r#"{"redfish": {"credentials-file": "f", "max-response-bytes": 8388608,
+                    "max-discovery-bytes": 4194304}}"#
+            ),
+            "parameter 'redfish.max-response-bytes' must not exceed \
+             redfish.max-discovery-bytes (4194304), got 8388608"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use dhcp_bmc_discovery::redfish::values::{is_placeholder, mac};
 use dhcp_bmc_discovery::redfish::{
     Credentials, Discoverer, FailureKind, Limits, PinStore, Target, TlsPolicy,
 };
+use emulator::hostile::{Hostile, Place, Spy};
 use emulator::{Emulator, Faults};
 use serde_json::Value;
 
@@ -155,6 +156,7 @@ fn every_mockup_model_yields_its_own_identity() {
         Limits::default(),
     );
     let mut report = Vec::new();
+    let mut most = (0u32, 0u64, 0u64);
     for (i, model) in models.iter().enumerate() {
         let addr = Ipv4Addr::new(127, 30, 0, i as u8 + 1);
         emu.add(addr, model, 0, USER, PASS);
@@ -182,10 +184,17 @@ fn every_mockup_model_yields_its_own_identity() {
             0,
             "{model}: session left open"
         );
+        most = (
+            most.0.max(got.round_trips),
+            most.1.max(got.bytes_read),
+            most.2.max(got.parsed_bytes),
+        );
         report.push(format!(
-            "{model:32} {:10} rt {:3} {:5} ms  cpus {:2} dimms {:2} drives {:2} nics {:2} fw {:3} warnings {}",
+            "{model:32} {:10} rt {:3} {:7} B read {:8} B parsed {:5} ms  cpus {:2} dimms {:2} drives {:2} nics {:2} fw {:3} warnings {}",
             inv.vendor,
             got.round_trips,
+            got.bytes_read,
+            got.parsed_bytes,
             got.elapsed_ms,
             inv.cpus.len(),
             inv.dimms.len(),
@@ -203,6 +212,16 @@ fn every_mockup_model_yields_its_own_identity() {
         }
     }
     eprintln!("{}", report.join("\n"));
+    // The budgets' defaults leave every real BMC a wide margin: at least
+    // 4x its requests, bytes and parsed memory.
+    let l = Limits::default();
+    eprintln!(
+        "largest: {} requests (budget {}), {} bytes read (budget {}), {} bytes parsed (budget {})",
+        most.0, l.max_requests, most.1, l.max_discovery_bytes, most.2, l.max_parsed_bytes
+    );
+    assert!(most.0 * 4 <= l.max_requests, "requests {most:?}");
+    assert!(most.1 * 4 <= l.max_discovery_bytes, "bytes {most:?}");
+    assert!(most.2 * 4 <= l.max_parsed_bytes, "parsed {most:?}");
     assert_eq!(emu.open_sessions(), 0);
     std::fs::remove_file(&ca).ok();
 }
@@ -324,7 +343,7 @@ fn faults_end_in_bounded_time_with_a_clear_reason() {
                 huge: true,
                 ..Faults::default()
             },
-            Some(FailureKind::Protocol),
+            Some(FailureKind::BudgetResponse),
             "byte limit",
         ),
         (
@@ -557,4 +576,433 @@ fn tls_modes_verify_pin_and_insecure() {
     let d = discoverer(TlsPolicy::Insecure, good_creds(), quick());
     d.discover(&t).unwrap();
     assert_eq!(emu.open_sessions(), 0);
+}
+
+/// A hostile BMC on its own address in block 127.36.`block`.0, discovered
+/// with the default limits (but a short deadline).
+fn hostile(
+    block: u8,
+    h: Hostile,
+    limits: Limits,
+) -> (
+    Result<dhcp_bmc_discovery::redfish::Discovery, dhcp_bmc_discovery::redfish::Error>,
+    Duration,
+    Emulator,
+    Ipv4Addr,
+) {
+    let emu = Emulator::start(0);
+    let addr = Ipv4Addr::new(127, 36, block, 1);
+    emu.add(addr, "dell-idrac9-r750", 0, USER, PASS);
+    emu.set_faults(
+        addr,
+        Faults {
+            hostile: Some(h),
+            ..Faults::default()
+        },
+    );
+    let d = discoverer(TlsPolicy::Insecure, good_creds(), limits);
+    let t = Instant::now();
+    let r = d.discover(&target(&emu, addr));
+    (r, t.elapsed(), emu, addr)
+}
+
+#[test]
+fn each_budget_stops_a_hostile_bmc_with_its_own_class() {
+    let limits = Limits {
+        deadline: Duration::from_secs(20),
+        ..Limits::default()
+    };
+    let cases: Vec<(&str, Hostile, Limits, FailureKind, &str)> = vec![
+        (
+            "150,000 Systems members",
+            Hostile::ManyMembers(150_000),
+            limits,
+            FailureKind::BudgetResponse,
+            "max-response-bytes",
+        ),
+        (
+            "5,000 Systems members",
+            Hostile::ManyMembers(5_000),
+            limits,
+            FailureKind::BudgetMembers,
+            "more than 1000 elements",
+        ),
+        (
+            "900 Systems members, each fetched",
+            Hostile::ManyMembers(900),
+            limits,
+            FailureKind::BudgetRequests,
+            "more than 400 requests",
+        ),
+        (
+            "5 x 999 members under the system",
+            Hostile::ManySubMembers(999),
+            limits,
+            FailureKind::BudgetRequests,
+            "more than 400 requests",
+        ),
+        (
+            "1 MB bodies",
+            Hostile::BigBodies(1_000_000),
+            limits,
+            FailureKind::BudgetBytes,
+            "max-discovery-bytes",
+        ),
+        (
+            "costly JSON",
+            Hostile::CostlyJson(20_000),
+            limits,
+            FailureKind::BudgetMemory,
+            "max-parsed-bytes",
+        ),
+        (
+            "deep nesting",
+            Hostile::DeepNesting(100_000),
+            limits,
+            FailureKind::BudgetResponse,
+            "nests deeper than 32",
+        ),
+        (
+            "slow answers past the deadline",
+            Hostile::BigBodies(0),
+            Limits {
+                deadline: Duration::from_millis(1500),
+                ..Limits::default()
+            },
+            FailureKind::BudgetTime,
+            "deadline",
+        ),
+    ];
+    for (i, (name, h, limits, kind, text)) in cases.into_iter().enumerate() {
+        let slow = kind == FailureKind::BudgetTime;
+        let (r, took, emu, addr) = if slow {
+            // Every answer takes 400 ms: the deadline passes mid-walk.
+            let emu = Emulator::start(0);
+            let addr = Ipv4Addr::new(127, 36, i as u8, 1);
+            emu.add(addr, "dell-idrac9-r750", 0, USER, PASS);
+            emu.set_faults(
+                addr,
+                Faults {
+                    latency: Duration::from_millis(400),
+                    hostile: Some(h),
+                    ..Faults::default()
+                },
+            );
+            let d = discoverer(TlsPolicy::Insecure, good_creds(), limits);
+            let t = Instant::now();
+            let r = d.discover(&target(&emu, addr));
+            (r, t.elapsed(), emu, addr)
+        } else {
+            hostile(i as u8, h, limits)
+        };
+        let e = match r {
+            Err(e) => e,
+            Ok(d) => panic!("{name}: discovered, {} requests", d.round_trips),
+        };
+        eprintln!(
+            "{name:34} {:6} ms  {}: {e}",
+            took.as_millis(),
+            e.kind.as_str()
+        );
+        assert_eq!(e.kind, kind, "{name}: {e}");
+        assert!(e.message.contains(text), "{name}: {e}");
+        // Giving up is quick: the budgets cut the work, not the deadline.
+        assert!(took < Duration::from_secs(10), "{name}: took {took:?}");
+        let st = emu.stats(addr);
+        assert!(st.requests <= 401, "{name}: {} requests", st.requests);
+        assert_eq!(st.sessions_open, 0, "{name}: session left open");
+    }
+}
+
+#[test]
+fn links_off_the_bmc_are_refused_and_nothing_reaches_them() {
+    let spy = Spy::start(Ipv4Addr::new(127, 3, 0, 1));
+    let to = spy.addr.to_string();
+    // The spy sees what connects to it.
+    drop(std::net::TcpStream::connect(spy.addr).unwrap());
+    support_wait(|| spy.hits() == 1);
+    let seen = spy.hits();
+    let places = [
+        Place::Member,
+        Place::MemberUserinfo,
+        Place::Links,
+        Place::SessionsLink,
+        Place::SessionLocation,
+        Place::SessionLocationOnly,
+        Place::Redirect,
+        Place::RedirectHttp,
+        Place::DeleteRedirect,
+    ];
+    for (i, place) in places.into_iter().enumerate() {
+        let h = Hostile::ForeignLink {
+            place,
+            to: to.clone(),
+        };
+        let (r, took, emu, addr) = hostile(100 + i as u8, h, quick());
+        let name = format!("{place:?}");
+        match (place, r) {
+            // Logging out is best effort: a DELETE answered 302 leaves the
+            // session to time out, and is not followed.
+            // A Location elsewhere is not used; the session's own id on
+            // the BMC is, and the session is deleted there.
+            (Place::SessionLocationOnly, Ok(d)) => {
+                eprintln!(
+                    "{name:16} {:5} ms  discovered ({} requests); logged out at the session's own id",
+                    took.as_millis(),
+                    d.round_trips
+                );
+            }
+            (Place::DeleteRedirect, Ok(d)) => {
+                eprintln!(
+                    "{name:16} {:5} ms  discovered ({} requests); the 302 was not followed",
+                    took.as_millis(),
+                    d.round_trips
+                );
+            }
+            (_, Err(e)) => {
+                eprintln!(
+                    "{name:16} {:5} ms  {}: {e}",
+                    took.as_millis(),
+                    e.kind.as_str()
+                );
+                assert_eq!(e.kind, FailureKind::ForeignLink, "{name}: {e}");
+                assert!(e.message.contains("127.3.0.1"), "{name}: {e}");
+                assert!(!e.message.contains(PASS), "{name}: password in {e}");
+            }
+            (_, Ok(d)) => panic!("{name}: discovered ({} requests)", d.round_trips),
+        }
+        // A session that cannot be deleted on the BMC itself is left to
+        // time out there.
+        if ![Place::SessionLocation, Place::DeleteRedirect].contains(&place) {
+            assert_eq!(
+                emu.stats(addr).sessions_open,
+                0,
+                "{name}: session left open"
+            );
+        }
+        assert_eq!(
+            spy.hits(),
+            seen,
+            "{name}: a connection reached the other host"
+        );
+    }
+}
+
+/// Polls `f` for up to 5 s.
+fn support_wait(f: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(5), "timed out");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The CLI, built now beside this test (same profile; a no-op when it is
+/// fresh): `cargo test --all-targets` builds examples only as test
+/// harnesses, not the program itself.
+fn bmc_discover_cli() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test binary>
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let mut build = std::process::Command::new(env!("CARGO"));
+    build
+        .args(["build", "--quiet", "--example", "bmc-discover"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    // Without the variables cargo sets for a test run: build scripts that
+    // watch them would rebuild (ring, the shim) here and again next time.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        let ours = k.starts_with("CARGO_")
+            && !k.starts_with("CARGO_HOME")
+            && !k.starts_with("CARGO_TARGET_DIR")
+            && !k.starts_with("CARGO_BUILD_")
+            && !k.starts_with("CARGO_PROFILE_");
+        if ours || ["LD_LIBRARY_PATH", "CARGO", "OUT_DIR"].contains(&k.as_ref()) {
+            build.env_remove(k.as_ref());
+        }
+    }
+    if dir.file_name().is_some_and(|p| p == "release") {
+        build.arg("--release");
+    }
+    let out = build.output().expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo build --example bmc-discover: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli = dir.join("examples/bmc-discover");
+    assert!(cli.is_file(), "{} is missing", cli.display());
+    cli
+}
+
+#[test]
+fn the_cli_at_trace_level_never_prints_a_token_or_password() {
+    let cli = bmc_discover_cli();
+    let emu = Emulator::start(0);
+    for (k, basic) in [(1u8, false), (2, true)] {
+        let addr = Ipv4Addr::new(127, 37, 0, k);
+        emu.add(addr, "dell-idrac9-r750", 0, USER, PASS);
+        emu.set_faults(
+            addr,
+            Faults {
+                no_sessions: basic,
+                ..Faults::default()
+            },
+        );
+        let out = std::process::Command::new(&cli)
+            .args([
+                "--insecure",
+                "--port",
+                &emu.port.to_string(),
+                &addr.to_string(),
+            ])
+            .env("RUST_LOG", "trace,ureq=trace,ureq::unit=trace")
+            .env("BMC_USERNAME", USER)
+            .env("BMC_PASSWORD", PASS)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        // Trace is on: the engine's own request lines are there.
+        assert!(err.contains("GET /redfish/v1/Systems"), "{err}");
+        let tokens = emu.tokens(addr);
+        assert_eq!(tokens.is_empty(), basic, "{tokens:?}");
+        // No header that carries a credential, and none of their values.
+        for secret in tokens.iter().map(String::as_str).chain([
+            PASS,
+            "X-Auth-Token:",
+            "Authorization:",
+            "Basic ",
+        ]) {
+            assert!(!err.contains(secret), "{secret:?} on stderr:\n{err}");
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains(PASS));
+        eprintln!(
+            "{} auth: {} lines on stderr at trace, no token or password",
+            if basic { "basic" } else { "session" },
+            err.lines().count()
+        );
+    }
+}
+
+#[test]
+fn vendor_and_oui_bound_entries_need_the_fact_known() {
+    let emu = Emulator::start(0);
+    let creds = |extra: &str| {
+        Credentials::parse(&format!(
+            r#"[{{"username": "{USER}", "password": "{PASS}", {extra}}}]"#
+        ))
+        .unwrap()
+    };
+    let try_on = |k: u8, model: &str, creds: Credentials, mac: Option<&str>| {
+        let addr = Ipv4Addr::new(127, 38, 0, k);
+        emu.add(addr, model, 0, USER, PASS);
+        let mut t = target(&emu, addr);
+        t.mac = mac.map(str::to_string);
+        let r = discoverer(TlsPolicy::Insecure, creds, quick()).discover(&t);
+        (r, emu.stats(addr))
+    };
+    // iDRAC 8's service root names no vendor: a Dell-only entry is not
+    // tried there, and nothing reaches the BMC's login.
+    let (r, st) = try_on(1, "dell-idrac8-13g", creds(r#""vendor": "dell""#), None);
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, FailureKind::Auth, "{e}");
+    assert!(e.message.contains("no credential"), "{e}");
+    assert_eq!(st.logins_ok + st.logins_failed, 0);
+    // iDRAC 9's does: the same entry logs in.
+    let (r, _) = try_on(2, "dell-idrac9-r750", creds(r#""vendor": "dell""#), None);
+    assert_eq!(r.unwrap().username, USER);
+    // ... but not an HPE-only one.
+    let (r, st) = try_on(3, "dell-idrac9-r750", creds(r#""vendor": "hpe""#), None);
+    assert_eq!(r.unwrap_err().kind, FailureKind::Auth);
+    assert_eq!(st.logins_ok + st.logins_failed, 0);
+    // OUI-bound: only with a lease MAC that starts with it.
+    let oui = r#""oui": ["14:18:77"]"#;
+    let (r, st) = try_on(4, "dell-idrac9-r750", creds(oui), None);
+    assert_eq!(r.unwrap_err().kind, FailureKind::Auth);
+    assert_eq!(st.logins_ok + st.logins_failed, 0);
+    let (r, st) = try_on(5, "dell-idrac9-r750", creds(oui), Some("94:40:c9:00:00:05"));
+    assert_eq!(r.unwrap_err().kind, FailureKind::Auth);
+    assert_eq!(st.logins_ok + st.logins_failed, 0);
+    let (r, _) = try_on(6, "dell-idrac9-r750", creds(oui), Some("14:18:77:00:00:06"));
+    assert_eq!(r.unwrap().username, USER);
+    assert_eq!(emu.open_sessions(), 0);
+}
+
+#[test]
+fn strings_from_the_bmc_lose_control_and_bidi_characters() {
+    let (r, _, _emu, _) = hostile(200, Hostile::DirtyStrings, quick());
+    let inv = r.unwrap().inventory;
+    // The hostile values carry a forged log line, escapes and controls;
+    // what the inventory holds is the printable part, the forged line
+    // joined on with a space.
+    let fields = [
+        inv.manufacturer.clone(),
+        inv.model.clone(),
+        inv.serial_number.clone(),
+        inv.bmc.hostname.clone(),
+    ];
+    for f in fields.iter() {
+        let f = f.as_deref().expect("a value");
+        assert!(
+            !f.chars()
+                .any(dhcp_bmc_discovery::redfish::values::is_unsafe),
+            "{f:?}"
+        );
+        assert!(f.contains(" 2026-12-01 12:00:00.000 ERROR"), "{f:?}");
+    }
+    let model = inv.model.unwrap();
+    assert!(model.starts_with("PowerEdge R750 2026"), "{model:?}");
+    for d in &inv.dimms {
+        for s in [&d.manufacturer, &d.part_number, &d.serial_number]
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                !s.chars()
+                    .any(dhcp_bmc_discovery::redfish::values::is_unsafe),
+                "{s:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn same_origin_redirects_are_followed_by_hand() {
+    let emu = Emulator::start(0);
+    let (plain, moved) = (Ipv4Addr::new(127, 39, 0, 1), Ipv4Addr::new(127, 39, 0, 2));
+    emu.add(plain, "dell-idrac9-r750", 0, USER, PASS);
+    emu.add(moved, "dell-idrac9-r750", 0, USER, PASS);
+    emu.set_faults(
+        moved,
+        Faults {
+            redirect_once: true,
+            ..Faults::default()
+        },
+    );
+    let d = discoverer(TlsPolicy::Insecure, good_creds(), Limits::default());
+    let a = d.discover(&target(&emu, plain)).unwrap();
+    let b = d.discover(&target(&emu, moved)).unwrap();
+    assert_eq!(a.inventory.service_tag, b.inventory.service_tag);
+    assert_eq!(a.inventory.bmc.mac, b.inventory.bmc.mac);
+    assert_eq!(a.inventory.dimms.len(), b.inventory.dimms.len());
+    // Each redirect hop is a request of the budget.
+    assert!(
+        b.round_trips > a.round_trips,
+        "{} vs {}",
+        b.round_trips,
+        a.round_trips
+    );
+    assert_eq!(u64::from(b.round_trips), emu.stats(moved).requests);
+    assert_eq!(emu.open_sessions(), 0);
+}
+
+#[test]
+fn a_session_token_that_is_not_a_plain_token_is_refused() {
+    let (r, _, _emu, _) = hostile(201, Hostile::OddToken, quick());
+    let e = r.unwrap_err();
+    assert_eq!(e.kind, FailureKind::Protocol, "{e}");
+    assert!(e.message.contains("not a printable ASCII token"), "{e}");
+    assert!(!e.message.contains("odd token"), "{e}");
 }

@@ -43,17 +43,22 @@ pub struct Credential {
 }
 
 impl Credential {
-    /// Whether this entry may be tried on a BMC. A filter applies only when
-    /// the fact it filters on is known: before login the vendor is known
-    /// only if the unauthenticated service root names it.
+    /// Whether this entry may be tried on a BMC. An entry bound to a vendor
+    /// is tried only when the vendor is known and matches, one bound to
+    /// OUIs only when the lease's MAC is known and starts with one: a
+    /// device that keeps quiet about itself gets only the unbound entries.
+    /// (Before login the vendor is known only if the unauthenticated
+    /// service root names it.)
     pub fn applies(&self, vendor: Option<&str>, mac: Option<&str>) -> bool {
-        if let (Some(want), Some(got)) = (self.vendor.as_deref(), vendor) {
-            if !want.eq_ignore_ascii_case(got) {
+        if let Some(want) = self.vendor.as_deref() {
+            if !vendor.is_some_and(|got| want.eq_ignore_ascii_case(got)) {
                 return false;
             }
         }
-        if let (false, Some(mac)) = (self.ouis.is_empty(), mac) {
-            let mac = mac.to_ascii_lowercase();
+        if !self.ouis.is_empty() {
+            let Some(mac) = mac.map(str::to_ascii_lowercase) else {
+                return false;
+            };
             if !self.ouis.iter().any(|o| mac.starts_with(o.as_str())) {
                 return false;
             }
@@ -325,16 +330,30 @@ mod tests {
     }
 
     #[test]
-    fn filters_apply_only_to_known_facts() {
+    fn bound_entries_need_the_fact_known_and_matching() {
         let c = Credentials::parse(
-            r#"[{"username": "a", "password": "p", "vendor": "dell", "oui": ["14:18:77"]}]"#,
+            r#"[{"username": "a", "password": "p", "vendor": "dell", "oui": ["14:18:77"]},
+                {"username": "b", "password": "p", "vendor": "dell"},
+                {"username": "c", "password": "p", "oui": ["14:18:77"]},
+                {"username": "d", "password": "p"}]"#,
         )
         .unwrap();
-        let e = &c.entries[0];
-        assert!(e.applies(None, None));
-        assert!(e.applies(Some("dell"), Some("14:18:77:00:00:01")));
-        assert!(!e.applies(Some("hpe"), None));
-        assert!(!e.applies(None, Some("94:40:c9:00:00:01")));
+        let [both, vendor, oui, any] = &c.entries[..] else {
+            panic!()
+        };
+        let dell_mac = Some("14:18:77:00:00:01");
+        assert!(both.applies(Some("dell"), dell_mac));
+        assert!(both.applies(Some("Dell"), Some("14:18:77:AA:00:01")));
+        for (v, m) in [(None, None), (None, dell_mac), (Some("dell"), None)] {
+            assert!(!both.applies(v, m), "{v:?} {m:?}");
+        }
+        assert!(!both.applies(Some("hpe"), dell_mac));
+        assert!(vendor.applies(Some("dell"), None));
+        assert!(!vendor.applies(None, dell_mac), "vendor unknown");
+        assert!(oui.applies(None, dell_mac));
+        assert!(!oui.applies(Some("dell"), None), "MAC unknown");
+        assert!(!oui.applies(None, Some("94:40:c9:00:00:01")));
+        assert!(any.applies(None, None));
     }
 
     #[test]

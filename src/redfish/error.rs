@@ -20,11 +20,31 @@ pub enum FailureKind {
     Protocol,
     /// The hook is stopping (Kea unloads or reloads it).
     Cancelled,
+    /// A link, redirect or session `Location` pointing off the BMC's own
+    /// origin (another host, port or scheme, or with userinfo): refused,
+    /// nothing was sent there.
+    ForeignLink,
+    // Budgets per discovery (`Limits`): a BMC that exceeds one is broken
+    // or hostile, and the discovery stops at once.
+    /// More requests than `max-requests`.
+    BudgetRequests,
+    /// More bytes read than `max-discovery-bytes`.
+    BudgetBytes,
+    /// One answer larger than `max-response-bytes` or nested deeper than
+    /// the JSON depth limit.
+    BudgetResponse,
+    /// An array or object with more elements than `max-collection-members`.
+    BudgetMembers,
+    /// Parsed answers would take more memory than `max-parsed-bytes`.
+    BudgetMemory,
+    /// The discovery's deadline (`deadline-ms`) passed.
+    BudgetTime,
 }
 
 impl FailureKind {
     /// Whether trying again later can help without anyone changing
     /// anything. Auth is not: the next attempt would cost a failed login.
+    /// A budget or a foreign link is not: the BMC answers the same way.
     pub fn transient(self) -> bool {
         matches!(
             self,
@@ -35,6 +55,12 @@ impl FailureKind {
         )
     }
 
+    /// Whether the failure is about the BMC as a whole rather than one
+    /// resource: the discovery stops at once instead of trying the rest.
+    pub fn ends_discovery(self) -> bool {
+        !matches!(self, FailureKind::Protocol | FailureKind::Auth)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Unreachable => "unreachable",
@@ -43,6 +69,13 @@ impl FailureKind {
             FailureKind::Auth => "auth",
             FailureKind::Protocol => "protocol",
             FailureKind::Cancelled => "cancelled",
+            FailureKind::ForeignLink => "foreign-link",
+            FailureKind::BudgetRequests => "budget-requests",
+            FailureKind::BudgetBytes => "budget-bytes",
+            FailureKind::BudgetResponse => "budget-response",
+            FailureKind::BudgetMembers => "budget-members",
+            FailureKind::BudgetMemory => "budget-memory",
+            FailureKind::BudgetTime => "budget-time",
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use serde_json::Value;
 
-use super::error::{Error, FailureKind};
+use super::error::Error;
 use super::http::{Client, Fetch};
 use super::values::odata_id;
 
@@ -16,11 +16,22 @@ use super::values::odata_id;
 /// resources only), as Redfish 1.x defines it.
 const EXPAND: &str = "$expand=.($levels=1)";
 
+/// A collection's member links, each with its cache key.
+type MemberList = Arc<Vec<(String, String)>>;
+
 pub struct Fetcher<'a> {
     pub client: &'a Client,
     expand: bool,
     parallel: usize,
     cache: Mutex<HashMap<String, Result<Arc<Value>, u16>>>,
+    /// The member links of each fetched collection, with their cache keys,
+    /// read once when it is stored (not re-read from its JSON at every
+    /// look).
+    member_lists: Mutex<HashMap<String, MemberList>>,
+    /// Cache keys of the links seen: resolving a link as a URL is the
+    /// costly part of a look-up, and `wanted` asks about every known link
+    /// again after each fetch.
+    keys: Mutex<HashMap<String, String>>,
     /// Set by the first failure that is about the connection rather than
     /// one resource (timeout, unreachable, TLS): the BMC is gone, so later
     /// waves stop at once instead of each waiting out its timeout.
@@ -53,6 +64,8 @@ impl<'a> Fetcher<'a> {
             expand,
             parallel: parallel.max(1),
             cache: Mutex::new(HashMap::new()),
+            member_lists: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
             fatal: Mutex::new(None),
             warnings: Mutex::new(Vec::new()),
         }
@@ -84,9 +97,27 @@ impl<'a> Fetcher<'a> {
         self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The cache key of a link: its path on the BMC, resolved as a URL.
+    fn key(&self, link: &str) -> String {
+        if let Some(k) = self
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(link)
+        {
+            return k.clone();
+        }
+        let k = key(&self.client.key(link));
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(link.to_string(), k.clone());
+        k
+    }
+
     /// A resource already fetched (None when absent, failed or not asked).
     pub fn cached(&self, path: &str) -> Option<Arc<Value>> {
-        match self.lock().get(&key(path)) {
+        match self.lock().get(&self.key(path)) {
             Some(Ok(v)) => Some(v.clone()),
             _ => None,
         }
@@ -94,24 +125,32 @@ impl<'a> Fetcher<'a> {
 
     /// Whether `path` was asked for already (whatever the answer).
     pub fn asked(&self, path: &str) -> bool {
-        self.lock().contains_key(&key(path))
+        self.lock().contains_key(&self.key(path))
     }
 
     /// Drops what is known about `path`, so that it is asked again.
     pub fn forget(&self, path: &str) {
-        self.lock().remove(&key(path));
+        self.lock().remove(&self.key(path));
     }
 
     /// Fetches every path not asked before, `parallel` at a time.
     pub fn get_many(&self, paths: &[String]) {
-        self.crawl(&|_| paths.to_vec(), paths.len());
+        let once = std::sync::atomic::AtomicBool::new(false);
+        self.crawl(&|_| {
+            if once.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                Vec::new()
+            } else {
+                paths.to_vec()
+            }
+        });
     }
 
     /// Fetches everything `wanted` names, and whatever it names once those
     /// answers are in, until it names nothing new: `parallel` requests in
     /// flight, each new link started as soon as a slot frees (no waiting
-    /// for a whole wave), at most `max_requests` in all.
-    pub fn crawl(&self, wanted: &(dyn Fn(&Fetcher) -> Vec<String> + Sync), max_requests: usize) {
+    /// for a whole wave). The client's request budget bounds the total; the
+    /// first failure that ends the discovery stops the rest.
+    pub fn crawl(&self, wanted: &(dyn Fn(&Fetcher) -> Vec<String> + Sync)) {
         struct Queue {
             todo: VecDeque<String>,
             scheduled: HashSet<String>,
@@ -125,10 +164,7 @@ impl<'a> Fetcher<'a> {
         let cv = Condvar::new();
         let enqueue = |q: &mut Queue, links: Vec<String>| {
             for l in links {
-                if q.scheduled.len() < max_requests
-                    && !self.asked(&l)
-                    && q.scheduled.insert(key(&l))
-                {
+                if !self.asked(&l) && q.scheduled.insert(self.key(&l)) {
                     q.todo.push_back(l);
                 }
             }
@@ -162,7 +198,12 @@ impl<'a> Fetcher<'a> {
                 return;
             };
             self.fetch_one(&path);
-            let more = wanted(self);
+            // Asking `wanted` again is worth it only when the queue runs
+            // low: with thousands of links queued (a hostile BMC) it would
+            // rescan them all after every fetch. Whatever a fetch taught is
+            // picked up once the queue is short, the last fetch included.
+            let low = q.lock().unwrap_or_else(|p| p.into_inner()).todo.len() < 2 * self.parallel;
+            let more = if low { wanted(self) } else { Vec::new() };
             let mut g = q.lock().unwrap_or_else(|p| p.into_inner());
             enqueue(&mut g, more);
             g.in_flight -= 1;
@@ -182,7 +223,7 @@ impl<'a> Fetcher<'a> {
         if !self.asked(path) && self.fatal().is_none() {
             self.fetch_one(path);
         }
-        match self.lock().get(&key(path)) {
+        match self.lock().get(&self.key(path)) {
             Some(Ok(v)) => Ok(v.clone()),
             Some(Err(code)) => Err(*code),
             None => Err(0),
@@ -197,13 +238,7 @@ impl<'a> Fetcher<'a> {
                 self.store(path, Err(code));
             }
             Err(Fetch::Failed(e)) => {
-                if matches!(
-                    e.kind,
-                    FailureKind::Timeout
-                        | FailureKind::Unreachable
-                        | FailureKind::Tls
-                        | FailureKind::Cancelled
-                ) {
+                if e.kind.ends_discovery() {
                     let mut f = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
                     if f.is_none() {
                         *f = Some(e.clone());
@@ -216,51 +251,72 @@ impl<'a> Fetcher<'a> {
     }
 
     fn store(&self, path: &str, r: Result<Value, u16>) {
-        let mut cache = self.lock();
+        let path_key = self.key(path);
+        let mut ids = None;
         let r = r.map(|mut v| {
             // An expanded collection carries its members: each moves to the
-            // cache under its own id, and the collection keeps the link.
+            // cache under its own id, and leaves a Null behind (a link
+            // object in its place would cost a B-tree node per member, out
+            // of any budget); the member links are kept in `member_lists`.
             if let Some(members) = v.get_mut("Members").and_then(Value::as_array_mut) {
+                let mut list = Vec::with_capacity(members.len());
+                let mut moved = Vec::new();
                 for m in members.iter_mut() {
+                    let Some(id) = odata_id(m) else { continue };
+                    let k = self.key(&id);
                     if m.as_object().is_some_and(|o| o.len() > 1) {
-                        if let Some(id) = odata_id(m) {
-                            let full = std::mem::replace(m, serde_json::json!({ "@odata.id": id }));
-                            cache.entry(key(&id)).or_insert_with(|| Ok(Arc::new(full)));
-                        }
+                        moved.push((k.clone(), std::mem::take(m)));
                     }
+                    list.push((id, k));
                 }
+                let mut cache = self.lock();
+                for (k, full) in moved {
+                    cache.entry(k).or_insert_with(|| Ok(Arc::new(full)));
+                }
+                ids = Some(Arc::new(list));
             }
             Arc::new(v)
         });
-        cache.insert(key(path), r);
+        if let Some(ids) = ids {
+            self.member_lists
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(path_key.clone(), ids);
+        }
+        self.lock().insert(path_key, r);
     }
 
     /// The member links of a fetched collection (asked for expanded or not).
-    fn member_ids(&self, coll_path: &str) -> Vec<String> {
-        self.cached(&self.coll(coll_path))
-            .or_else(|| self.cached(coll_path))
-            .and_then(|c| {
-                c.get("Members")
-                    .and_then(Value::as_array)
-                    .map(|ms| ms.iter().filter_map(odata_id).collect())
-            })
+    fn member_ids(&self, coll_path: &str) -> MemberList {
+        let lists = self.member_lists.lock().unwrap_or_else(|p| p.into_inner());
+        lists
+            .get(&self.key(&self.coll(coll_path)))
+            .or_else(|| lists.get(&self.key(coll_path)))
+            .cloned()
             .unwrap_or_default()
     }
 
     /// The members of a fetched collection that are in the cache (expanded
     /// or fetched); the others are in `missing_members`.
     pub fn members(&self, coll_path: &str) -> Vec<Arc<Value>> {
-        self.member_ids(coll_path)
-            .iter()
-            .filter_map(|id| self.cached(id))
+        let ids = self.member_ids(coll_path);
+        let cache = self.lock();
+        ids.iter()
+            .filter_map(|(_, k)| match cache.get(k) {
+                Some(Ok(v)) => Some(v.clone()),
+                _ => None,
+            })
             .collect()
     }
 
     /// Member links of a fetched collection not fetched (or expanded) yet.
     pub fn missing_members(&self, coll_path: &str) -> Vec<String> {
-        let mut ids = self.member_ids(coll_path);
-        ids.retain(|id| !self.asked(id));
-        ids
+        let ids = self.member_ids(coll_path);
+        let cache = self.lock();
+        ids.iter()
+            .filter(|(_, k)| !cache.contains_key(k))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Result<Arc<Value>, u16>>> {

@@ -223,7 +223,12 @@ fn dimms(sys: &Value, f: &Fetcher) -> Vec<Dimm> {
         })
         .map(|d| Dimm {
             slot: text(d, "DeviceLocator")
-                .or_else(|| d.pointer("/MemoryLocation/Slot").map(|s| s.to_string()))
+                .or_else(|| {
+                    let slot = d.pointer("/MemoryLocation/Slot")?;
+                    slot.as_u64()
+                        .map(|n| n.to_string())
+                        .or_else(|| slot.as_str().and_then(clean))
+                })
                 .or_else(|| text(d, "Id")),
             capacity_mib: uint(d, "CapacityMiB"),
             manufacturer: text(d, "Manufacturer"),
@@ -268,9 +273,9 @@ fn storage(sys: &Value, f: &Fetcher, inv: &mut Inventory) {
                 }
             }
             for e in links(s.get("Links").unwrap_or(&Value::Null), "Enclosures") {
-                if let Some(id) = e.trim_end_matches('/').rsplit('/').next() {
-                    if !inv.enclosures.iter().any(|x| x == id) {
-                        inv.enclosures.push(id.to_string());
+                if let Some(id) = e.trim_end_matches('/').rsplit('/').next().and_then(clean) {
+                    if !inv.enclosures.contains(&id) {
+                        inv.enclosures.push(id);
                     }
                 }
             }

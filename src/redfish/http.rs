@@ -1,16 +1,21 @@
 //! One BMC's HTTP conversation: a ureq agent with the TLS policy's
 //! configuration, the auth header of the current session, per-request
-//! timeouts under an overall deadline, bounded bodies, retries with
-//! exponential backoff that honour `Retry-After`, and a round-trip count.
+//! timeouts under an overall deadline, retries with exponential backoff
+//! that honour `Retry-After`, requests only to the BMC's own origin, and
+//! the discovery's budget charged for every request and every body byte.
 
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use url::Url;
 
+use super::budget::Budget;
 use super::error::{Error, FailureKind};
+use super::json::{self, TooBig};
+use super::origin::{Origin, Refused};
 use super::tls::PinCheck;
 use super::Limits;
 
@@ -34,13 +39,13 @@ pub enum Fetch {
 
 pub struct Client {
     agent: ureq::Agent,
-    base: String,
+    origin: Origin,
     /// `host:port`, for messages.
     pub bmc: String,
     auth: Mutex<Auth>,
     limits: Limits,
     started: Instant,
-    round_trips: AtomicU32,
+    budget: Budget,
     pin: Option<Arc<PinCheck>>,
     cancel: Arc<AtomicBool>,
 }
@@ -53,11 +58,15 @@ impl Client {
         pin: Option<Arc<PinCheck>>,
         limits: Limits,
         cancel: Arc<AtomicBool>,
-    ) -> Client {
+    ) -> Result<Client, Error> {
+        // No automatic redirects: ureq would follow them to any host (with
+        // X-Auth-Token, which it does not know to drop), to plain http, and
+        // turn a redirected DELETE into a GET. `get` follows same-origin
+        // redirects itself, within the request budget.
         let agent = ureq::AgentBuilder::new()
             .tls_config(tls)
             .timeout_connect(limits.request_timeout)
-            .redirects(limits.max_redirects)
+            .redirects(0)
             .max_idle_connections_per_host(limits.parallel_requests.max(1))
             .user_agent(concat!(
                 "kea-hook-bmc-discovery/",
@@ -69,17 +78,19 @@ impl Client {
         } else {
             format!("{host}:{port}")
         };
-        Client {
+        let origin =
+            Origin::new(host, port).map_err(|e| Error::new(FailureKind::Unreachable, e))?;
+        Ok(Client {
             agent,
-            base: format!("https://{bmc}"),
+            origin,
             bmc,
             auth: Mutex::new(Auth::None),
+            budget: Budget::new(&limits),
             limits,
             started: Instant::now(),
-            round_trips: AtomicU32::new(0),
             pin,
             cancel,
-        }
+        })
     }
 
     pub fn set_auth(&self, auth: Auth) {
@@ -91,7 +102,12 @@ impl Client {
     }
 
     pub fn round_trips(&self) -> u32 {
-        self.round_trips.load(Ordering::Relaxed)
+        self.budget.requests()
+    }
+
+    /// Body bytes read so far, and the memory their parsed forms may take.
+    pub fn bytes_read(&self) -> (u64, u64) {
+        (self.budget.bytes(), self.budget.parsed())
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -104,17 +120,62 @@ impl Client {
 
     fn deadline_error(&self, doing: &str) -> Error {
         Error::new(
-            FailureKind::Timeout,
+            FailureKind::BudgetTime,
             format!(
-                "BMC {}: discovery deadline of {} s passed while {doing}",
+                "BMC {}: discovery deadline of {} s (redfish.deadline-ms) passed while {doing}",
                 self.bmc,
                 self.limits.deadline.as_secs()
             ),
         )
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
+    /// A request that timed out was cut short by the discovery's deadline
+    /// (its timeout is the time left) or timed out on its own.
+    fn timeout_kind(&self) -> FailureKind {
+        if self
+            .remaining()
+            .is_none_or(|r| r < Duration::from_millis(50))
+        {
+            FailureKind::BudgetTime
+        } else {
+            FailureKind::Timeout
+        }
+    }
+
+    fn foreign(&self, doing: &str, r: Refused) -> Error {
+        Error::new(
+            FailureKind::ForeignLink,
+            format!(
+                "BMC {}: {doing}: refused {:?}: it {}; requests go only to the BMC's own \
+                 https origin, and nothing was sent there (a misconfigured or hostile BMC)",
+                self.bmc, r.link, r.why
+            ),
+        )
+    }
+
+    /// A link from the BMC, as a URL of its own origin, or the refusal.
+    pub fn resolve(&self, link: &str) -> Result<Url, Error> {
+        self.origin
+            .link(link)
+            .map_err(|r| self.foreign("following a link", r))
+    }
+
+    /// The name a link's resource is cached under: its path and query on
+    /// the BMC (the link itself when it is refused: never fetched).
+    pub fn key(&self, link: &str) -> String {
+        match self.origin.link(link) {
+            Ok(u) => Origin::path_of(&u),
+            Err(_) => link.to_string(),
+        }
+    }
+
+    /// A session's `Location`, resolved against the URL that created it;
+    /// the path to DELETE, or the refusal.
+    pub fn session_location(&self, created_at: &Url, location: &str) -> Result<String, Error> {
+        self.origin
+            .location(created_at, location)
+            .map(|u| Origin::path_of(&u))
+            .map_err(|r| self.foreign("reading the new session's Location", r))
     }
 
     fn cancelled(&self) -> Option<Error> {
@@ -129,7 +190,8 @@ impl Client {
         })
     }
 
-    fn request(&self, method: &str, path: &str) -> Result<ureq::Request, Error> {
+    /// A request to `url`, charged to the budget; `path` names it.
+    fn request(&self, method: &str, url: &Url, path: &str) -> Result<ureq::Request, Error> {
         if let Some(e) = self.cancelled() {
             return Err(e);
         }
@@ -137,16 +199,19 @@ impl Client {
             .remaining()
             .filter(|d| !d.is_zero())
             .ok_or_else(|| self.deadline_error(&format!("about to {method} {path}")))?;
+        self.budget
+            .request(&self.bmc, &format!("{method} {path}"))?;
         let req = self
             .agent
-            .request(method, &self.url(path))
+            .request_url(method, url)
             .set("Accept", "application/json")
             .set("OData-Version", "4.0")
             .timeout(self.limits.request_timeout.min(remaining));
         Ok(self.authorized(req))
     }
 
-    /// `req` with the current session's credential.
+    /// `req` with the current session's credential. Only ever called on a
+    /// URL of the BMC's own origin.
     fn authorized(&self, req: ureq::Request) -> ureq::Request {
         match self.auth() {
             Auth::None => req,
@@ -155,26 +220,59 @@ impl Client {
         }
     }
 
-    /// GET a JSON resource, retrying what can pass.
+    /// GET a JSON resource, retrying what can pass, following redirects
+    /// that stay on the BMC's origin.
     pub fn get(&self, path: &str) -> Result<Value, Fetch> {
+        let mut url = self.resolve(path).map_err(Fetch::Failed)?;
         let mut attempt = 0u32;
+        let mut hops = 0u32;
         loop {
-            let req = self.request("GET", path).map_err(Fetch::Failed)?;
+            let req = self.request("GET", &url, path).map_err(Fetch::Failed)?;
             log::trace!(
                 "BMC {}: GET {path} at {} ms",
                 self.bmc,
                 self.started.elapsed().as_millis()
             );
-            self.round_trips.fetch_add(1, Ordering::Relaxed);
-            let (err, retry_after) = match req.call() {
-                Ok(resp) => match self.read_json(path, resp) {
+            let resp = match req.call() {
+                Ok(r) => Ok(r),
+                Err(ureq::Error::Status(code, r)) => Err((code, r)),
+                Err(ureq::Error::Transport(t)) => {
+                    let e = self.transport_error("GET", path, &t);
+                    if e.kind == FailureKind::Tls {
+                        return Err(Fetch::Failed(e));
+                    }
+                    self.backoff(path, &mut attempt, e, None)?;
+                    continue;
+                }
+            };
+            let (err, retry_after) = match resp {
+                Ok(r) if (300..400).contains(&r.status()) => {
+                    let Some(loc) = r.header("Location") else {
+                        return Err(Fetch::Status(r.status()));
+                    };
+                    hops += 1;
+                    if hops > self.limits.max_redirects {
+                        return Err(Fetch::Failed(Error::new(
+                            FailureKind::Protocol,
+                            format!(
+                                "BMC {}: GET {path}: more than {} redirects (a redirect loop?)",
+                                self.bmc, self.limits.max_redirects
+                            ),
+                        )));
+                    }
+                    url = self.origin.location(&url, loc).map_err(|r| {
+                        Fetch::Failed(self.foreign(&format!("GET {path} redirected"), r))
+                    })?;
+                    continue;
+                }
+                Ok(r) => match self.read_json(path, r) {
                     Ok(v) => return Ok(v),
                     // Too large or not JSON: asking again gets the same.
                     Err(Unread::Final(e)) => return Err(Fetch::Failed(e)),
                     Err(Unread::Transient(e)) => (e, None),
                 },
-                Err(ureq::Error::Status(code, resp)) => {
-                    let retry_after = retry_after(&resp);
+                Err((code, r)) => {
+                    let retry_after = retry_after(&r);
                     if code == 429 || (500..=599).contains(&code) {
                         let e = Error::new(
                             FailureKind::Protocol,
@@ -185,26 +283,32 @@ impl Client {
                         return Err(Fetch::Status(code));
                     }
                 }
-                Err(ureq::Error::Transport(t)) => {
-                    let e = self.transport_error("GET", path, &t);
-                    if e.kind == FailureKind::Tls || t.kind() == ureq::ErrorKind::TooManyRedirects {
-                        return Err(Fetch::Failed(e));
-                    }
-                    (e, None)
-                }
             };
-            if attempt >= self.limits.retries {
-                return Err(Fetch::Failed(err));
-            }
-            let backoff = retry_after.unwrap_or_else(|| self.limits.backoff * 2u32.pow(attempt));
-            let backoff = backoff.min(self.limits.max_backoff);
-            match self.remaining() {
-                Some(r) if r > backoff => self.sleep(backoff),
-                _ => return Err(Fetch::Failed(err)),
-            }
-            attempt += 1;
-            log::debug!("BMC {}: retry {attempt} of GET {path}: {err}", self.bmc);
+            self.backoff(path, &mut attempt, err, retry_after)?;
         }
+    }
+
+    /// Waits before retry `attempt + 1` of GET `path`, or gives up with
+    /// `err` when retries or time are used up.
+    fn backoff(
+        &self,
+        path: &str,
+        attempt: &mut u32,
+        err: Error,
+        retry_after: Option<Duration>,
+    ) -> Result<(), Fetch> {
+        if *attempt >= self.limits.retries {
+            return Err(Fetch::Failed(err));
+        }
+        let backoff = retry_after.unwrap_or_else(|| self.limits.backoff * 2u32.pow(*attempt));
+        let backoff = backoff.min(self.limits.max_backoff);
+        match self.remaining() {
+            Some(r) if r > backoff => self.sleep(backoff),
+            _ => return Err(Fetch::Failed(err)),
+        }
+        *attempt += 1;
+        log::debug!("BMC {}: retry {attempt} of GET {path}: {err}", self.bmc);
+        Ok(())
     }
 
     /// Sleeps, waking early if the discovery is cancelled.
@@ -219,14 +323,14 @@ impl Client {
         }
     }
 
-    /// POST a JSON body; returns status, selected headers and the body text
+    /// POST a JSON body; returns status, selected headers and the body
     /// (bounded). No retries: POSTs here create sessions, and a retried
-    /// login is a second login.
+    /// login is a second login. No redirects either: a 3xx is a status.
     pub fn post(&self, path: &str, body: &Value) -> Result<Posted, Error> {
+        let url = self.resolve(path)?;
         let req = self
-            .request("POST", path)?
+            .request("POST", &url, path)?
             .set("Content-Type", "application/json");
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
         let resp = match req.send_string(&body.to_string()) {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
@@ -235,25 +339,43 @@ impl Client {
         let status = resp.status();
         let token = resp.header("X-Auth-Token").map(str::to_string);
         let location = resp.header("Location").map(str::to_string);
-        let text = self.read_body(path, resp).ok().unwrap_or_default();
+        let body = match self.read_body(path, resp) {
+            Ok(b) => b,
+            Err(Unread::Final(e)) if e.kind.ends_discovery() => return Err(e),
+            Err(_) => Vec::new(),
+        };
+        let body = if body.is_empty() {
+            Value::Null
+        } else {
+            match self.parse(path, &body) {
+                Ok(v) => v,
+                Err(e) if e.kind.ends_discovery() => return Err(e),
+                Err(_) => Value::Null,
+            }
+        };
         Ok(Posted {
             status,
             token,
             location,
-            body: serde_json::from_slice(&text).unwrap_or(Value::Null),
+            url,
+            body,
         })
     }
 
-    /// DELETE, best effort, one try; returns the status.
+    /// DELETE, best effort, one try; returns the status. Never redirected.
     pub fn delete(&self, path: &str) -> Result<u16, Error> {
-        // Logging out must work even when the deadline has just passed:
-        // give it a short grace period of its own.
+        let url = self
+            .origin
+            .link(path)
+            .map_err(|r| self.foreign("DELETE", r))?;
+        // Logging out must work even when the deadline or the request
+        // budget has just run out: a short grace period of its own.
         let req = self.authorized(
             self.agent
-                .delete(&self.url(path))
+                .request_url("DELETE", &url)
                 .timeout(self.limits.request_timeout.min(Duration::from_secs(5))),
         );
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        self.budget.request_anyway();
         match req.call() {
             Ok(r) => Ok(r.status()),
             Err(ureq::Error::Status(code, _)) => Ok(code),
@@ -261,57 +383,105 @@ impl Client {
         }
     }
 
+    /// The body, refused past `max-response-bytes` (announced or read)
+    /// and charged chunk by chunk to the discovery's byte budget.
     fn read_body(&self, path: &str, resp: ureq::Response) -> Result<Vec<u8>, Unread> {
         let max = self.limits.max_body_bytes;
         let too_big = || {
             Unread::Final(Error::new(
-                FailureKind::Protocol,
+                FailureKind::BudgetResponse,
                 format!(
-                    "BMC {}: response to {path} is larger than the {max}-byte limit",
+                    "BMC {}: response to {path} is larger than the {max}-byte limit \
+                     (redfish.max-response-bytes); the largest real Redfish answer is ~40 KB",
                     self.bmc
                 ),
             ))
         };
-        if let Some(len) = resp
+        let announced = resp
             .header("Content-Length")
-            .and_then(|l| l.parse::<u64>().ok())
-        {
-            if len > max {
+            .and_then(|l| l.parse::<u64>().ok());
+        if announced.is_some_and(|len| len > max) {
+            return Err(too_big());
+        }
+        let mut buf = Vec::with_capacity(announced.unwrap_or(16 << 10).min(max) as usize);
+        let mut reader = resp.into_reader().take(max + 1);
+        let mut chunk = [0u8; 16 << 10];
+        loop {
+            let n = match reader.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let kind = if is_timeout(&e) {
+                        self.timeout_kind()
+                    } else {
+                        FailureKind::Protocol
+                    };
+                    let hint = if kind == FailureKind::BudgetTime {
+                        "; the discovery's deadline (redfish.deadline-ms) ran out"
+                    } else {
+                        ""
+                    };
+                    return Err(Unread::Transient(Error::new(
+                        kind,
+                        format!(
+                            "BMC {}: reading the response to {path}: {e}{hint}",
+                            self.bmc
+                        ),
+                    )));
+                }
+            };
+            self.budget
+                .read(&self.bmc, path, n as u64)
+                .map_err(Unread::Final)?;
+            if (buf.len() + n) as u64 > max {
                 return Err(too_big());
             }
-        }
-        let mut buf = Vec::new();
-        resp.into_reader()
-            .take(max + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| {
-                let kind = if is_timeout(&e) {
-                    FailureKind::Timeout
-                } else {
-                    FailureKind::Protocol
-                };
-                Unread::Transient(Error::new(
-                    kind,
-                    format!("BMC {}: reading the response to {path}: {e}", self.bmc),
-                ))
-            })?;
-        if buf.len() as u64 > max {
-            return Err(too_big());
+            buf.extend_from_slice(&chunk[..n]);
         }
         Ok(buf)
     }
 
     fn read_json(&self, path: &str, resp: ureq::Response) -> Result<Value, Unread> {
         let body = self.read_body(path, resp)?;
-        serde_json::from_slice(&body).map_err(|e| {
-            Unread::Final(Error::new(
+        self.parse(path, &body).map_err(Unread::Final)
+    }
+
+    /// Parses an answer once its shape says it may be: not too deep, no
+    /// array or object wider than `max-collection-members`, and its parsed
+    /// size within what is left of the discovery's memory budget.
+    fn parse(&self, path: &str, body: &[u8]) -> Result<Value, Error> {
+        let max = self.limits.max_members;
+        let shape = json::shape(body, max).map_err(|t| match t {
+            TooBig::Depth => Error::new(
+                FailureKind::BudgetResponse,
+                format!(
+                    "BMC {}: {path} nests deeper than {} levels; real Redfish answers nest \
+                     under 12",
+                    self.bmc,
+                    json::MAX_DEPTH
+                ),
+            ),
+            TooBig::Wide { array } => Error::new(
+                FailureKind::BudgetMembers,
+                format!(
+                    "BMC {}: {path} has {} of more than {max} elements \
+                     (redfish.max-collection-members)",
+                    self.bmc,
+                    if array { "an array" } else { "an object" }
+                ),
+            ),
+        })?;
+        self.budget.keep(&self.bmc, path, shape.parsed_bytes)?;
+        serde_json::from_slice(body).map_err(|e| {
+            Error::new(
                 FailureKind::Protocol,
                 format!(
                     "BMC {}: {path} is not valid JSON ({e}; {} bytes)",
                     self.bmc,
                     body.len()
                 ),
-            ))
+            )
         })
     }
 
@@ -337,17 +507,8 @@ impl Client {
         };
         let lower = detail.to_ascii_lowercase();
         let kind = match t.kind() {
-            ureq::ErrorKind::TooManyRedirects => {
-                return Error::new(
-                    FailureKind::Protocol,
-                    format!(
-                        "BMC {}: {method} {path}: more than {} redirects (a redirect loop?)",
-                        self.bmc, self.limits.max_redirects
-                    ),
-                )
-            }
             _ if lower.contains("certificate") || lower.contains("tls") => FailureKind::Tls,
-            _ if lower.contains("timed out") || lower.contains("timeout") => FailureKind::Timeout,
+            _ if lower.contains("timed out") || lower.contains("timeout") => self.timeout_kind(),
             ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns => FailureKind::Unreachable,
             _ => FailureKind::Protocol,
         };
@@ -357,6 +518,9 @@ impl Client {
             {
                 "; the BMC's certificate is not signed by a trusted CA: give its CA \
                  (--ca-file / tls-ca-file), pin it on first use (tls-mode pin), or use --insecure"
+            }
+            FailureKind::BudgetTime => {
+                "; the discovery's deadline (redfish.deadline-ms) ran out during this request"
             }
             _ => "",
         };
@@ -371,6 +535,8 @@ pub struct Posted {
     pub status: u16,
     pub token: Option<String>,
     pub location: Option<String>,
+    /// Where the POST went (a relative `Location` resolves against it).
+    pub url: Url,
     pub body: Value,
 }
 

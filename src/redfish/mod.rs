@@ -9,12 +9,15 @@
 //! from `@odata.id`s; the fixed paths below are used only when a BMC has no
 //! service root to link from.
 
+mod budget;
 pub mod credentials;
 pub mod error;
 mod fetch;
 mod generic;
 mod http;
 pub mod inventory;
+mod json;
+mod origin;
 mod session;
 pub mod tls;
 pub mod values;
@@ -36,7 +39,9 @@ use fetch::Fetcher;
 use generic::Found;
 use http::Client;
 
-/// Time, size and retry bounds for one BMC.
+/// Time, size and retry bounds for one BMC. The budgets (requests, bytes,
+/// members, parsed memory, deadline) are per discovery; exceeding one
+/// fails the discovery with its own `FailureKind::Budget*`.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// One request, connect included.
@@ -45,6 +50,17 @@ pub struct Limits {
     pub deadline: Duration,
     /// Largest response body accepted.
     pub max_body_bytes: u64,
+    /// Body bytes one discovery may read in all.
+    pub max_discovery_bytes: u64,
+    /// Requests one discovery may make, login included (the logout is
+    /// always sent).
+    pub max_requests: u32,
+    /// Elements of any one array or object in an answer (collection
+    /// members above all).
+    pub max_members: usize,
+    /// Memory the parsed answers of one discovery may take (estimated
+    /// from each body before it is parsed; see `json::shape`).
+    pub max_parsed_bytes: u64,
     /// Retries of a GET after a 5xx, 429, timeout or dropped connection.
     pub retries: u32,
     /// First retry delay; doubles each retry. `Retry-After` overrides it.
@@ -61,7 +77,11 @@ impl Default for Limits {
         Limits {
             request_timeout: Duration::from_secs(10),
             deadline: Duration::from_secs(60),
-            max_body_bytes: 8 << 20,
+            max_body_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_discovery_bytes: DEFAULT_MAX_DISCOVERY_BYTES,
+            max_requests: DEFAULT_MAX_REQUESTS,
+            max_members: DEFAULT_MAX_MEMBERS,
+            max_parsed_bytes: DEFAULT_MAX_PARSED_BYTES,
             retries: 2,
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(10),
@@ -118,6 +138,11 @@ pub struct Discovery {
     pub warnings: Vec<String>,
     /// HTTP requests made, login and logout included.
     pub round_trips: u32,
+    /// Body bytes read, and the memory their parsed forms were counted
+    /// as (what the budgets `max-discovery-bytes` / `max-parsed-bytes`
+    /// were charged).
+    pub bytes_read: u64,
+    pub parsed_bytes: u64,
     pub elapsed_ms: u64,
     /// The credential that logged in (never the password).
     pub username: String,
@@ -125,9 +150,16 @@ pub struct Discovery {
     pub auth: &'static str,
 }
 
-/// Requests one discovery may make after login (the largest mockup, a
-/// DGX with 47 chassis and 66 firmware items, needs under 40).
-const MAX_REQUESTS: usize = 400;
+// Budget defaults, with the largest real discovery of the shared mockups
+// for scale (tests/redfish.rs prints every model's figures and checks a
+// 4-fold margin): an answer of at most 39 KB (the DGX's ComputerSystem),
+// a whole discovery of at most 238 KB read, 44 requests, 3.5 MB parsed,
+// 151 elements in one array or object.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1 << 20;
+pub const DEFAULT_MAX_DISCOVERY_BYTES: u64 = 4 << 20;
+pub const DEFAULT_MAX_REQUESTS: u32 = 400;
+pub const DEFAULT_MAX_MEMBERS: usize = 1000;
+pub const DEFAULT_MAX_PARSED_BYTES: u64 = 16 << 20;
 
 /// The paths Redfish services conventionally use, for BMCs whose service
 /// root is missing (seen on a Supermicro X10 capture).
@@ -181,7 +213,7 @@ impl Discoverer {
             pin,
             self.limits,
             self.cancel.clone(),
-        );
+        )?;
         let root = match client.get("/redfish/v1/") {
             Ok(v) if v.is_object() => v,
             Ok(_) => {
@@ -240,10 +272,13 @@ impl Discoverer {
         let auth = if session.basic { "basic" } else { "session" };
         drop(session);
         let (inventory, warnings) = result?;
+        let (bytes_read, parsed_bytes) = client.bytes_read();
         Ok(Discovery {
             inventory,
             warnings,
             round_trips: client.round_trips(),
+            bytes_read,
+            parsed_bytes,
             elapsed_ms: client.elapsed().as_millis() as u64,
             username,
             auth,
@@ -332,13 +367,13 @@ impl Discoverer {
         let vendor = vendor::detect(&found);
 
         // Everything the inventory wants, each link fetched as soon as it
-        // is known. The cap only stops a BMC that links without end.
+        // is known. The request budget stops a BMC that links without end.
         let wanted = |f: &Fetcher| {
             let mut w = vendor.map(|v| v.wanted(&found, f)).unwrap_or_default();
             w.extend(generic::wanted(&found, f));
             w
         };
-        f.crawl(&wanted, MAX_REQUESTS);
+        f.crawl(&wanted);
         if let Some(e) = f.fatal() {
             return Err(e);
         }

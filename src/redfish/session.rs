@@ -84,8 +84,10 @@ pub fn login<'a>(
         return Err(Error::new(
             FailureKind::Auth,
             format!(
-                "BMC {}: no credential in the credentials file applies (vendor {}, mac {}); \
-                 add an entry without 'vendor'/'oui' or with matching ones",
+                "BMC {}: no credential in the credentials file applies (vendor {}, mac {}): \
+                 an entry with 'vendor' is tried only on BMCs whose service root names that \
+                 vendor, one with 'oui' only when the lease's MAC starts with one; add an \
+                 entry without them, or with matching ones",
                 client.bmc,
                 vendor.unwrap_or("unknown"),
                 mac.unwrap_or("unknown")
@@ -128,21 +130,57 @@ pub fn login<'a>(
                             ),
                         ));
                     };
-                    let location = posted.location.map(|l| strip_origin(&l)).or_else(|| {
-                        posted
-                            .body
-                            .get("@odata.id")
-                            .and_then(Value::as_str)
-                            .map(str::to_string)
-                    });
+                    // The token goes back in a header: printable ASCII
+                    // only, so that it cannot smuggle in another header.
+                    let plain = |c: char| c.is_ascii_graphic();
+                    if token.is_empty() || token.len() > 4096 || !token.chars().all(plain) {
+                        return Err(Error::new(
+                            FailureKind::Protocol,
+                            format!(
+                                "BMC {}: POST {path} answered an X-Auth-Token of {} bytes \
+                                 that is not a printable ASCII token",
+                                client.bmc,
+                                token.len()
+                            ),
+                        ));
+                    }
+                    // The session is deleted where the BMC says it lives,
+                    // if that is the BMC itself. A Location elsewhere is
+                    // never used (the token would go with the DELETE): the
+                    // session's own @odata.id on the BMC stands in for it
+                    // (some BMCs may name themselves differently in
+                    // Location); with neither, the discovery fails.
+                    let body_id = posted
+                        .body
+                        .get("@odata.id")
+                        .and_then(Value::as_str)
+                        .filter(|id| client.resolve(id).is_ok())
+                        .map(str::to_string);
+                    let (location, refused) = match posted.location.as_deref() {
+                        Some(l) => match client.session_location(&posted.url, l) {
+                            Ok(p) => (Some(p), None),
+                            Err(e) if body_id.is_some() => {
+                                log::warn!("{e}; using the session's own @odata.id instead");
+                                (body_id, None)
+                            }
+                            Err(e) => (None, Some(e)),
+                        },
+                        None => (body_id, None),
+                    };
                     client.set_auth(Auth::Token(token));
                     guard.record_success(bmc_key, &cred.username);
-                    return Ok(Session {
+                    let session = Session {
                         client,
                         location,
                         username: cred.username.clone(),
                         basic: false,
-                    });
+                    };
+                    if let Some(e) = refused {
+                        drop(session);
+                        client.set_auth(Auth::None);
+                        return Err(e);
+                    }
+                    return Ok(session);
                 }
                 401 | 403 => {
                     guard.record_failure(bmc_key, &cred.username);
@@ -207,35 +245,4 @@ pub fn login<'a>(
             tried.join(", ")
         ),
     ))
-}
-
-/// `https://host/redfish/v1/...` -> `/redfish/v1/...` (Location may be
-/// absolute).
-fn strip_origin(loc: &str) -> String {
-    if let Some(rest) = loc
-        .strip_prefix("https://")
-        .or_else(|| loc.strip_prefix("http://"))
-    {
-        match rest.find('/') {
-            Some(i) => rest[i..].to_string(),
-            None => "/".to_string(),
-        }
-    } else {
-        loc.to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn location_may_be_absolute() {
-        assert_eq!(
-            super::strip_origin("https://10.0.0.1:443/redfish/v1/SessionService/Sessions/7"),
-            "/redfish/v1/SessionService/Sessions/7"
-        );
-        assert_eq!(
-            super::strip_origin("/redfish/v1/Sessions/7"),
-            "/redfish/v1/Sessions/7"
-        );
-    }
 }

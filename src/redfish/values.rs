@@ -49,13 +49,53 @@ pub fn text(v: &Value, key: &str) -> Option<String> {
     clean(v.get(key)?.as_str()?)
 }
 
-/// `s` trimmed, or None when it is a placeholder.
+/// `s` made safe to show and store, trimmed, or None when it is a
+/// placeholder. Every string read from a BMC comes through here: a
+/// newline would forge a log line, an escape sequence reach a terminal,
+/// a DEL or C1 character break the Ansible inventory's YAML, a bidi
+/// control reorder a NetBox name. Line breaks and tabs become spaces;
+/// other control and invisible format characters are dropped.
 pub fn clean(s: &str) -> Option<String> {
-    if is_placeholder(s) {
+    let safe: String = if s.chars().any(is_unsafe) {
+        s.chars()
+            .filter_map(|c| match c {
+                '\t' | '\n' | '\r' | '\u{2028}' | '\u{2029}' => Some(' '),
+                c if is_unsafe(c) => None,
+                c => Some(c),
+            })
+            .collect()
+    } else {
+        s.to_string()
+    };
+    if is_placeholder(&safe) {
         None
     } else {
-        Some(s.trim().to_string())
+        Some(safe.trim().to_string())
     }
+}
+
+/// Characters no BMC-supplied string keeps: C0 controls, DEL, C1 controls,
+/// the line and paragraph separators, bidi controls (U+061C, U+200E/F,
+/// U+202A-E, U+2066-9), and the invisible format characters (soft hyphen,
+/// zero-width space/joiners, word joiner and invisible operators, BOM,
+/// interlinear annotation, tags).
+pub fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{AD}'
+                | '\u{61C}'
+                | '\u{6DD}'
+                | '\u{70F}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
 }
 
 /// A string at a JSON pointer (`/Oem/Dell/DellSystem/ChassisServiceTag`).
@@ -202,6 +242,32 @@ mod tests {
             {"Address": "169.254.155.21"}, {"Address": "10.114.231.136"},
             {"Address": "0.0.0.0"}, {"Address": "garbage"}]});
         assert_eq!(routable_ipv4(&iface), vec!["10.114.231.136"]);
+    }
+
+    #[test]
+    fn bmc_strings_lose_control_bidi_and_format_characters() {
+        let cases = [
+            (
+                "PowerEdge R750\n2026-12-01 ERROR forged",
+                "PowerEdge R750 2026-12-01 ERROR forged",
+            ),
+            ("Dell\u{1b}]0;owned\u{7}Inc.", "Dell]0;ownedInc."),
+            ("\u{1b}[31mred\u{1b}[0m", "[31mred[0m"),
+            ("HPE\u{7f}\u{85}\u{9b}", "HPE"),
+            ("srv\u{202e}gpj.exe", "srvgpj.exe"),
+            ("a\u{200b}b\u{2066}c\u{feff}d\u{ad}e\u{e0041}f", "abcdef"),
+            ("line\u{2028}break", "line break"),
+            (
+                "Gr\u{fc}\u{df}e \u{65e5}\u{672c}",
+                "Gr\u{fc}\u{df}e \u{65e5}\u{672c}",
+            ),
+        ];
+        for (dirty, want) in cases {
+            assert_eq!(clean(dirty).as_deref(), Some(want), "{dirty:?}");
+        }
+        // What is left after cleaning may be a placeholder.
+        assert_eq!(clean("\u{200b}N/A\u{200b}"), None);
+        assert_eq!(clean("\u{1b}\u{7}"), None);
     }
 
     #[test]

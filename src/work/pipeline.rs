@@ -304,6 +304,10 @@ impl DiscoveryPipeline {
             request_timeout: Duration::from_millis(r.request_timeout_ms),
             deadline: Duration::from_millis(r.deadline_ms),
             max_body_bytes: r.max_response_bytes,
+            max_discovery_bytes: r.max_discovery_bytes,
+            max_requests: r.max_requests,
+            max_members: r.max_collection_members,
+            max_parsed_bytes: r.max_parsed_bytes,
             retries: r.retries,
             parallel_requests: r.parallel_requests,
             ..Limits::default()

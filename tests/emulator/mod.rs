@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -90,8 +92,14 @@ pub struct Faults {
     pub missing: Vec<String>,
     /// Every GET redirects to itself, endlessly.
     pub redirect_loop: bool,
+    /// Every authenticated GET is first redirected (302) to the same path
+    /// on the same origin, with `moved=1` in its query.
+    pub redirect_once: bool,
     /// POST to the sessions collection answers 405 (basic auth only).
     pub no_sessions: bool,
+    /// Made-up hostile answers instead of (or on top of) the mockup's; see
+    /// `hostile.rs`.
+    pub hostile: Option<hostile::Hostile>,
 }
 
 /// Counters per BMC.
@@ -126,6 +134,8 @@ struct Bmc {
     fingerprint: Mutex<String>,
     /// Served instead of the model's host names (`set_hostname`).
     hostname: Mutex<Option<String>>,
+    /// Every session token handed out (for tests that look for leaks).
+    tokens: Mutex<Vec<String>>,
 }
 
 struct Shared {
@@ -195,6 +205,7 @@ impl Emulator {
             tls: Mutex::new(tls),
             fingerprint: Mutex::new(fp),
             hostname: Mutex::new(None),
+            tokens: Mutex::new(Vec::new()),
         });
         self.shared.bmcs.write().unwrap().insert(addr, bmc);
     }
@@ -239,6 +250,11 @@ impl Emulator {
         let mut s = b.stats.lock().unwrap().clone();
         s.sessions_open = b.sessions.lock().unwrap().len() as u64;
         s
+    }
+
+    /// Every session token the BMC at `addr` has handed out.
+    pub fn tokens(&self, addr: Ipv4Addr) -> Vec<String> {
+        self.bmc(addr).tokens.lock().unwrap().clone()
     }
 
     /// Open sessions over all BMCs.
@@ -754,17 +770,32 @@ fn handle<W: Write>(bmc: &Bmc, sh: &Shared, req: &Request, w: &mut W) -> bool {
             );
         }
         let n = sh.counter.fetch_add(1, Ordering::Relaxed);
-        let token = format!(
-            "{:016x}{:08x}",
-            n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            bmc.instance
-        );
+        let token = faults
+            .hostile
+            .as_ref()
+            .and_then(hostile::session_token)
+            .unwrap_or_else(|| {
+                format!(
+                    "{:016x}{:08x}",
+                    n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    bmc.instance
+                )
+            });
         let id = format!("{n}");
-        let location = format!("{}/{id}", model.sessions_path);
+        let own = format!("{}/{id}", model.sessions_path);
+        // The Location header, and the session's @odata.id (where the
+        // session is on this BMC unless a hostile behaviour moves both).
+        let (location, odata_id) = match faults.hostile.as_ref().and_then(hostile::session_location)
+        {
+            Some((elsewhere, true)) => (elsewhere.clone(), elsewhere),
+            Some((elsewhere, false)) => (elsewhere, own.clone()),
+            None => (own.clone(), own.clone()),
+        };
         bmc.sessions
             .lock()
             .unwrap()
-            .insert(token.clone(), location.clone());
+            .insert(token.clone(), odata_id.clone());
+        bmc.tokens.lock().unwrap().push(token.clone());
         {
             let mut s = bmc.stats.lock().unwrap();
             s.logins_ok += 1;
@@ -773,7 +804,7 @@ fn handle<W: Write>(bmc: &Bmc, sh: &Shared, req: &Request, w: &mut W) -> bool {
         let mut body = model.session_template.clone().unwrap_or_else(
             || json!({"@odata.type": "#Session.v1_0_0.Session", "Name": "User Session"}),
         );
-        body["@odata.id"] = json!(location);
+        body["@odata.id"] = json!(odata_id);
         body["Id"] = json!(id);
         body["UserName"] = json!(bmc.username);
         return respond(
@@ -806,6 +837,16 @@ fn handle<W: Write>(bmc: &Bmc, sh: &Shared, req: &Request, w: &mut W) -> bool {
     }
     if basic_ok && !token_ok {
         bmc.stats.lock().unwrap().logins_ok += 1;
+    }
+    if faults.redirect_once && req.method == "GET" && !req.query.contains("moved=1") {
+        let sep = if req.query.is_empty() { "" } else { "&" };
+        let to = format!("{}?{}{sep}moved=1", req.path, req.query);
+        return respond(w, 302, &[("Location", to)], "");
+    }
+    if let Some(h) = &faults.hostile {
+        if let Some(keep) = hostile::answer(h, req, &path, w) {
+            return keep;
+        }
     }
     match req.method.as_str() {
         "DELETE" => {
@@ -851,6 +892,13 @@ fn serve_file<W: Write>(
     body = rewrite(model, bmc.instance, &body);
     if let Some(name) = bmc.hostname.lock().unwrap().as_deref() {
         body = with_hostname(&body, name);
+    }
+    if let Some(h) = &faults.hostile {
+        body = if authed {
+            hostile::body(h, body)
+        } else {
+            hostile::root(h, body)
+        };
     }
     if authed && faults.malformed {
         let cut = body.len() / 3;

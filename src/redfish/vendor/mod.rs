@@ -87,8 +87,10 @@ fn read_log(owner: &Value, id: &str, f: &Fetcher) -> Option<EventLog> {
         .members(&services)
         .into_iter()
         .find(|s| text(s, "Id").is_some_and(|s| s.eq_ignore_ascii_case(id)))?;
-    let entries = f.cached(&format!("{}?$top=10", link(&svc, "Entries")?))?;
-    let members = entries.get("Members").and_then(Value::as_array)?;
+    let top = format!("{}?$top=10", link(&svc, "Entries")?);
+    let entries = f.cached(&top)?;
+    // Entries come embedded in the collection; the cache holds them.
+    let members = f.members(&top);
     Some(EventLog {
         source: id.to_string(),
         entries: entries.get("Members@odata.count").and_then(Value::as_u64),
