@@ -55,10 +55,13 @@ for t in $targets; do
     *) max_len=16384 ;;
   esac
   log="$cache/artifacts/$t/last-run.log"
+  # Inputs that once crashed a target run first, every time.
+  regressions=()
+  [[ -d "tests/fuzz/regressions/$t" ]] && regressions=("tests/fuzz/regressions/$t")
   if ! "$bin/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -max_len="$max_len" -print_final_stats=1 \
       -artifact_prefix="$cache/artifacts/$t/" \
-      "$cache/corpus/$t" "$cache/seeds/$t" >"$log" 2>&1; then
+      "$cache/corpus/$t" "$cache/seeds/$t" "${regressions[@]}" >"$log" 2>&1; then
     tail -n 60 "$log" >&2
     echo "fuzz: $t FAILED; the input is in $cache/artifacts/$t/ (see docs/FUZZING.md" \
          "to reproduce and minimise it); log: $log" >&2

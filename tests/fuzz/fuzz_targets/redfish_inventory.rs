@@ -50,9 +50,19 @@ fuzz_target!(|data: &[u8]| {
         parallel_requests: 1,
         ..Limits::default()
     };
-    if let Ok((inv, warnings)) = fuzzing::inventory(canned, limits, Some("b0:7b:25:d6:51:82")) {
+    let found = fuzzing::inventory(canned, limits, Some("b0:7b:25:d6:51:82"));
+    if let Ok((inv, _)) = &found {
         // What the state file and NetBox get must serialise.
-        let _ = serde_json::to_vec(&inv).expect("an inventory serialises");
-        let _ = warnings;
+        serde_json::to_vec(inv).expect("an inventory serialises");
+    }
+    // To see what an input becomes (docs/FUZZING.md).
+    if std::env::var_os("FUZZ_SHOW").is_some() {
+        match &found {
+            Ok((inv, warnings)) => eprintln!(
+                "inventory: {}\nwarnings: {warnings:?}",
+                serde_json::to_string(inv).unwrap_or_default()
+            ),
+            Err(e) => eprintln!("discovery failed: {e:?}"),
+        }
     }
 });
