@@ -8,9 +8,12 @@
 #   FUZZ_SECONDS   seconds per target (default 20: the CI run, all targets
 #                  and the build within ~5 minutes on 2 cores)
 #   FUZZ_TARGETS   targets to run (default: all), space-separated
-#   FUZZ_CACHE     corpora and crash inputs (default ~/.cache/
-#                  kea-hook-bmc-discovery/fuzz); the corpora grow from
-#                  run to run
+#   FUZZ_CACHE     seeds, corpora and crash inputs (default ~/.cache/
+#                  kea-hook-bmc-discovery/fuzz)
+#   FUZZ_KEEP_CORPUS=1  keep what each run finds and start the next from it
+#                  (long runs); by default every run starts from the seeds
+#                  alone, so that loading a grown corpus cannot stretch a
+#                  CI run past its time
 #
 # cargo-fuzz needs nightly flags (-Zsanitizer, -Cpasses=sancov-module):
 # RUSTC_BOOTSTRAP=1 lets the stable compiler accept them.
@@ -43,7 +46,9 @@ rm -rf "$cache/seeds"
 python3 tests/fuzz/seed.py "$REDFISH_MOCKUPS" "$cache/seeds"
 
 for t in $targets; do
-  mkdir -p "$cache/corpus/$t" "$cache/artifacts/$t"
+  corpus="$cache/corpus/$t"
+  [[ "${FUZZ_KEEP_CORPUS:-0}" == 1 ]] || rm -rf "$corpus"
+  mkdir -p "$corpus" "$cache/artifacts/$t"
   echo "fuzz: $t for $seconds s"
   # -timeout: one input taking seconds is a finding (every parser here
   # must be bounded); -rss_limit_mb: so is one taking gigabytes.
@@ -61,7 +66,7 @@ for t in $targets; do
   if ! "$bin/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -max_len="$max_len" -print_final_stats=1 \
       -artifact_prefix="$cache/artifacts/$t/" \
-      "$cache/corpus/$t" "$cache/seeds/$t" "${regressions[@]}" >"$log" 2>&1; then
+      "$corpus" "$cache/seeds/$t" "${regressions[@]}" >"$log" 2>&1; then
     tail -n 60 "$log" >&2
     echo "fuzz: $t FAILED; the input is in $cache/artifacts/$t/ (see docs/FUZZING.md" \
          "to reproduce and minimise it); log: $log" >&2
