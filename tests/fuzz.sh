@@ -28,7 +28,7 @@ targets="${FUZZ_TARGETS:-$all}"
 
 if ! command -v cargo-fuzz >/dev/null; then
   echo "fuzz: cargo-fuzz is not installed; tests/setup.sh installs it" \
-       "(cargo install --locked cargo-fuzz --version '^0.13')" >&2
+       "(cargo install --locked cargo-fuzz --version '~0.13')" >&2
   exit 1
 fi
 if [[ -z "${REDFISH_MOCKUPS:-}" ]]; then
