@@ -4,6 +4,7 @@
 //! would put a lock on the packet path).
 
 use regex_automata::dfa::{dense, Automaton};
+use regex_automata::nfa::thompson;
 use regex_automata::Input;
 
 use crate::config::{Config, ConfigError};
@@ -32,11 +33,14 @@ pub struct Filter {
 }
 
 /// Big enough for any sane hostname pattern; stops a pathological one from
-/// eating memory at load time.
+/// eating memory at load time. The NFA is bounded too: a short pattern of
+/// nested counted Unicode classes (`(\w{100}){100}`, 15 bytes) otherwise
+/// takes Kea's configuration load a minute before the DFA limit is reached.
 const DFA_SIZE_LIMIT: usize = 8 << 20;
 
 fn compile(parameter: &str, patterns: &[String]) -> Result<dense::DFA<Vec<u32>>, ConfigError> {
     dense::Builder::new()
+        .thompson(thompson::Config::new().nfa_size_limit(Some(DFA_SIZE_LIMIT)))
         .configure(
             dense::Config::new()
                 .dfa_size_limit(Some(DFA_SIZE_LIMIT))
@@ -213,6 +217,24 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.parameter, "vendor-class-patterns");
+    }
+
+    #[test]
+    fn patterns_that_blow_up_are_refused_at_once() {
+        // Found running the hook_config fuzz target on worst-case inputs:
+        // it took ~60 s to compile.
+        let started = std::time::Instant::now();
+        let e =
+            Filter::new(&Config::from_json(r#"{"hostname-pattern": "(\\w{100}){100}"}"#).unwrap())
+                .unwrap_err();
+        assert_eq!(e.parameter, "hostname-pattern");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "refused after {:?}",
+            started.elapsed()
+        );
+        // Real patterns still compile.
+        filter(r#"{"hostname-pattern": "(?i)^(idrac|ilo|xcc|bmc)-[a-z0-9]{1,32}$"}"#);
     }
 
     #[test]

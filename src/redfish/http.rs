@@ -49,7 +49,14 @@ pub struct Client {
     budget: Budget,
     pin: Option<Arc<PinCheck>>,
     cancel: Arc<AtomicBool>,
+    canned: Option<Canned>,
 }
+
+/// Answers by path and query instead of the network, for the fuzz targets
+/// (`redfish::fuzzing`): None is a 404. A canned body goes through the same
+/// request and byte budgets, size limit and parser as one read from a BMC.
+#[doc(hidden)]
+pub type Canned = Arc<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>;
 
 impl Client {
     pub fn new(
@@ -91,7 +98,15 @@ impl Client {
             started: Instant::now(),
             pin,
             cancel,
+            canned: None,
         })
+    }
+
+    /// This client with its GETs answered by `canned` (fuzzing only).
+    #[doc(hidden)]
+    pub fn with_canned(mut self, canned: Canned) -> Client {
+        self.canned = Some(canned);
+        self
     }
 
     pub fn set_auth(&self, auth: Auth) {
@@ -229,6 +244,9 @@ impl Client {
         let mut hops = 0u32;
         loop {
             let req = self.request("GET", &url, path).map_err(Fetch::Failed)?;
+            if let Some(canned) = &self.canned {
+                return self.get_canned(canned, &url, path);
+            }
             kea_log!(
                 BMC_DISCOVERY_REDFISH_GET,
                 self.bmc,
@@ -442,6 +460,24 @@ impl Client {
             buf.extend_from_slice(&chunk[..n]);
         }
         Ok(buf)
+    }
+
+    fn get_canned(&self, canned: &Canned, url: &Url, path: &str) -> Result<Value, Fetch> {
+        let body = canned(&Origin::path_of(url)).ok_or(Fetch::Status(404))?;
+        let max = self.limits.max_body_bytes;
+        if body.len() as u64 > max {
+            return Err(Fetch::Failed(Error::new(
+                FailureKind::BudgetResponse,
+                format!(
+                    "BMC {}: response to {path} is larger than the {max}-byte limit",
+                    self.bmc
+                ),
+            )));
+        }
+        self.budget
+            .read(&self.bmc, path, body.len() as u64)
+            .map_err(Fetch::Failed)?;
+        self.parse(path, &body).map_err(Fetch::Failed)
     }
 
     fn read_json(&self, path: &str, resp: ureq::Response) -> Result<Value, Unread> {

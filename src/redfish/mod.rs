@@ -13,6 +13,8 @@ mod budget;
 pub mod credentials;
 pub mod error;
 mod fetch;
+#[doc(hidden)]
+pub mod fuzzing;
 mod generic;
 mod http;
 pub mod inventory;
