@@ -800,7 +800,8 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
         }
     }
     // Stale MACs and addresses go only from a device this BMC's own MAC
-    // found, or one `vouch` cleared (the old BMC is gone).
+    // found, or one `vouch` cleared (the old BMC is gone); on another, only
+    // duplicates of this BMC's own MAC and address (concurrent creates).
     let mut verified = true;
     if let Some(d) = &device {
         if !has_tag(d, cx.tag_id) {
@@ -887,12 +888,17 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
     // other: the MAC (then the interface's primary MAC), the address (then
     // the device's oob_ip) and the inventory items. Each runs on its own
     // thread with its own list of changes, merged in this order.
+    let stale = match (new_device, verified) {
+        (true, _) => Stale::Keep,
+        (false, true) => Stale::Remove,
+        (false, false) => Stale::Duplicates,
+    };
     let items = super::items::desired(inv);
     let (mac_chain, ip_chain, items_chain) = std::thread::scope(|s| {
         let mut mac_cx = cx.branch();
         let (macs, iface, tags) = (found.macs, &iface, &tags);
         let mac_chain = s.spawn(move || {
-            mac_steps(&mut mac_cx, reg, macs, iface, tags, new_device || !verified)?;
+            mac_steps(&mut mac_cx, reg, macs, iface, tags, stale)?;
             Ok(mac_cx.outcome)
         });
         let (nb, tag_id) = (cx.nb, cx.tag_id);
@@ -901,16 +907,8 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<(),
                 .map_err(RegisterError::from)
         });
         let mut ip_cx = cx.branch();
-        let ip_chain = ip_steps(
-            &mut ip_cx,
-            reg,
-            found.ip,
-            iface_id,
-            &device,
-            tags,
-            new_device || !verified,
-        )
-        .map(|()| ip_cx.outcome);
+        let ip_chain = ip_steps(&mut ip_cx, reg, found.ip, iface_id, &device, tags, stale)
+            .map(|()| ip_cx.outcome);
         (joined(mac_chain), ip_chain, joined(items_chain))
     });
     for part in [mac_chain?, ip_chain?] {
@@ -996,7 +994,7 @@ fn mac_steps(
     macs: Vec<Value>,
     iface: &Value,
     tags: &Value,
-    skip_stale: bool,
+    stale: Stale,
 ) -> Result<(), RegisterError> {
     let iface_id = id(Some(iface), "the BMC interface")?;
     let mac = mac_object(cx, &reg.bmc_mac, macs, iface_id, tags)?;
@@ -1004,16 +1002,14 @@ fn mac_steps(
     let mut want = Map::new();
     want.insert("primary_mac_address".into(), json!(mac_id));
     cx.update("dcim/interfaces", iface, &want, "interface primary MAC")?;
-    if !skip_stale {
-        remove_stale(
-            cx,
-            "dcim/mac-addresses",
-            iface_id,
-            Some(mac_id),
-            "MAC address",
-            "mac_address",
-        )?;
-    }
+    remove_stale(
+        cx,
+        "dcim/mac-addresses",
+        iface_id,
+        Some(mac_id),
+        ("MAC address", "mac_address", &reg.bmc_mac),
+        stale,
+    )?;
     Ok(())
 }
 
@@ -1025,9 +1021,9 @@ fn ip_steps(
     iface_id: u64,
     device: &Value,
     tags: &Value,
-    skip_stale: bool,
+    stale: Stale,
 ) -> Result<(), RegisterError> {
-    let ip = ip_object(cx, reg, found, iface_id, tags, !skip_stale)?;
+    let ip = ip_object(cx, reg, found, iface_id, tags, stale)?;
     let mut want = Map::new();
     want.insert("oob_ip".into(), json!(id_of(&ip)));
     cx.update("dcim/devices", device, &want, "device oob_ip")?;
@@ -1156,16 +1152,32 @@ fn mac_object(
     Ok(obj)
 }
 
+/// Which of the hook's other objects on the BMC interface go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stale {
+    /// None: the device was just created, there are none to look for.
+    Keep,
+    /// Only duplicates of this BMC's own MAC or address (a concurrent
+    /// registration's): the device's identity is not proven.
+    Duplicates,
+    /// All: the device was found by this BMC's MAC, or the old BMC is gone.
+    Remove,
+}
+
 /// Removes objects at `endpoint` on the interface that carry the hook's tag
-/// and are not `keep`.
+/// and are not `keep` (with `Stale::Duplicates`, only those whose `label`
+/// field is this BMC's `value`: `what` names them).
 fn remove_stale(
     cx: &mut Ctx,
     endpoint: &str,
     iface_id: u64,
     keep: Option<u64>,
-    what: &str,
-    label: &str,
+    (what, label, value): (&str, &str, &str),
+    stale: Stale,
 ) -> Result<(), RegisterError> {
+    if stale == Stale::Keep {
+        return Ok(());
+    }
     let on_iface = cx.nb.list(&format!(
         "/api/{endpoint}/{}",
         query(&[("interface_id", &iface_id.to_string())])
@@ -1177,12 +1189,17 @@ fn remove_stale(
         let on_ours = old.get("assigned_object_type").and_then(Value::as_str)
             == Some("dcim.interface")
             && old.get("assigned_object_id").and_then(Value::as_u64) == Some(iface_id);
-        if id_of(&old) != keep && tagged && on_ours {
+        let shown = old.get(label).and_then(Value::as_str).unwrap_or("?");
+        // An address is `ip/len`; a MAC is upper-cased by NetBox.
+        let same = shown
+            .split('/')
+            .next()
+            .is_some_and(|v| v.eq_ignore_ascii_case(value));
+        if id_of(&old) != keep && tagged && on_ours && (stale == Stale::Remove || same) {
             cx.remove(endpoint, &old)?;
-            cx.outcome.changes.push(format!(
-                "removed old {what} {}",
-                old.get(label).and_then(Value::as_str).unwrap_or("?")
-            ));
+            cx.outcome
+                .changes
+                .push(format!("removed old {what} {shown}"));
         }
     }
     Ok(())
@@ -1196,7 +1213,7 @@ fn ip_object(
     found: Option<Value>,
     iface_id: u64,
     tags: &Value,
-    look_for_stale: bool,
+    stale: Stale,
 ) -> Result<Value, RegisterError> {
     let ip = reg.bmc_ip.to_string();
     let address = format!("{ip}/{}", reg.prefix_len);
@@ -1224,16 +1241,13 @@ fn ip_object(
     )?;
     // The BMC's earlier addresses on this interface, if the hook made them,
     // are gone from DHCP: remove them.
-    if !look_for_stale {
-        return Ok(obj);
-    }
     remove_stale(
         cx,
         "ipam/ip-addresses",
         iface_id,
         id_of(&obj),
-        "IP address",
-        "address",
+        ("IP address", "address", &ip),
+        stale,
     )?;
     Ok(obj)
 }
