@@ -20,8 +20,8 @@
 #
 # Needs root (debootstrap, chroot, namespaces). Everything it keeps lives in
 # KEA_MATRIX_CACHE (default /var/cache/kea-hook-bmc-discovery), outside the
-# repository: roots/<suite> (rebuilt when broken or when the package list
-# below changes), target/<suite> (cargo's target dir), vendor (the crates,
+# repository: roots/<suite> (rebuilt when broken, when the package list
+# below changes, or after KEA_MATRIX_ROOT_MAX_AGE_DAYS, default 7), target/<suite> (cargo's target dir), vendor (the crates,
 # vendored on the host: a root has no way to the crate registry).
 # Settings: KEA_MATRIX_SUITES (instead of arguments), KEA_MATRIX_MIRROR
 # (default: the Debian mirror of this host's apt sources), KEA_MATRIX_STEPS
@@ -139,9 +139,14 @@ root_stamp() { # what the root of suite $1 is made of
   printf 'suite %s\nmirror %s\npackages %s\nformat 1\n' "$1" "$mirror" "${packages[*]}"
 }
 
+# A root older than this is made again, so that the matrix follows its
+# suite's Kea (forky is Debian testing: its Kea moves).
+max_age_days=${KEA_MATRIX_ROOT_MAX_AGE_DAYS:-7}
+
 root_ok() {
   local root=$cache/roots/$1
   [[ -f "$root/.kea-matrix-stamp" && "$(cat "$root/.kea-matrix-stamp")" == "$(root_stamp "$1")" ]] || return 1
+  [[ -z "$(find "$root/.kea-matrix-stamp" -mtime "+$max_age_days")" ]] || return 1
   # Every package installed, nothing half-configured.
   local status
   status=$(chroot "$root" dpkg-query -W -f '${db:Status-Abbrev}\n' "${packages[@]}" 2>&1) || return 1
@@ -255,10 +260,22 @@ if wants root; then
       continue
     fi
     mkdir -p "$cache/logs/$suite"
-    ( run_step "$suite" root 2>"$cache/logs/$suite/root.line" ) &
+    # A process group of its own (set -m), so that an interrupted run can
+    # stop the whole debootstrap/apt tree it started, and only that.
+    set -m
+    (run_step "$suite" root 2>"$cache/logs/$suite/root.line") &
     root_job[$suite]=$!
+    set +m
   done
 fi
+stop_root_jobs() {
+  local j
+  for j in "${root_job[@]}"; do
+    kill -0 "$j" 2>/dev/null && kill -- "-$j" 2>/dev/null
+  done
+  return 0
+}
+trap stop_root_jobs EXIT
 
 for suite in "${suites[@]}"; do
   # A fresh /tmp for this run's tests (the last run's stays until now).
