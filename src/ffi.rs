@@ -184,6 +184,13 @@ fn start(handle: *mut c_void) -> Result<(), String> {
     if rc != 0 {
         return Err(format!("cannot read the hook parameters: {params}"));
     }
+    // `kea-dhcp4 -T` (Kea ≥ 2.4) loads the hook in a check process beside
+    // the running server: validate, then start and register nothing.
+    if crate::check_process::is_config_check() {
+        parse_parameters(&params, pipeline::Mode::Check)?;
+        log::info!("{HOOK_NAME}: parameters valid (kea-dhcp4 -T check: nothing started)");
+        return Ok(());
+    }
     let (config, filter, pipeline) = parse_parameters(&params, pipeline::Mode::Load)?;
     let workers = config.workers;
     let capacity = config.queue_capacity;

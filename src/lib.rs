@@ -6,6 +6,7 @@
 //! benchmarks and the standalone tools in `examples/` use the same code.
 
 pub mod bindings;
+pub mod check_process;
 pub mod clock;
 pub mod commands;
 pub mod config;

@@ -7,7 +7,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::kea::{check_config, config, Hook, Kea, Net};
+use support::kea::{
+    check_config, check_config_with, config, kea_version, path_env, prepare_dir, Hook, Kea, Net,
+};
 use support::{hook_library, perfdhcp, wait_for, TempDir};
 
 fn hook(parameters: Value) -> Hook {
@@ -180,11 +182,11 @@ fn kea_does_not_start_with_bad_parameters() {
     let cfg = config(net, dir.path(), &[hook(json!({"workers": 999}))], "INFO");
     let file = dir.path().join("kea-dhcp4.conf");
     std::fs::write(&file, cfg.to_string()).unwrap();
+    prepare_dir(dir.path());
     let out = std::process::Command::new("timeout")
         .args(["20", "kea-dhcp4", "-c"])
         .arg(&file)
-        .env("KEA_PIDFILE_DIR", dir.path())
-        .env("KEA_LOCKFILE_DIR", dir.path())
+        .envs(path_env(dir.path()))
         .output()
         .unwrap();
     assert_eq!(
@@ -313,7 +315,9 @@ fn config_reload_under_load_leaks_nothing() {
 }
 
 /// The documented example passes `kea-dhcp4 -t` (library path pointed at
-/// this build, since the example names the release build).
+/// this build, since the example names the release build), with only
+/// KEA_HOOKS_PATH set, as the README runs it: its socket and lease file are
+/// in Kea's own directories, so Kea ≥ 2.6.3 takes them as they are.
 #[test]
 fn example_config_passes_kea_check() {
     let example = std::fs::read_to_string(concat!(
@@ -326,21 +330,256 @@ fn example_config_passes_kea_check() {
         example.contains(release_lib),
         "the example must load the release build"
     );
-    let lib = format!("{:?}", hook_library().to_str().unwrap());
+    let lib = hook_library();
     let dir = TempDir::new("example");
     let file = dir.path().join("kea-dhcp4.conf");
-    std::fs::write(&file, example.replace(release_lib, &lib)).unwrap();
+    let quoted = format!("{:?}", lib.to_str().unwrap());
+    std::fs::write(&file, example.replace(release_lib, &quoted)).unwrap();
     let out = std::process::Command::new("kea-dhcp4")
         .arg("-t")
         .arg(&file)
+        .env("KEA_HOOKS_PATH", lib.parent().unwrap())
         // The example credentials file takes the password from here.
         .env("BMC_PASSWORD", "example")
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{}{}",
+        "kea-dhcp4 -t {} (Kea ≥ 3.0 also needs /run/kea at mode 0750: tests/setup.sh):\n{}{}",
+        file.display(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Redfish parameters that need no BMC: a credentials file of the test's own
+/// (discovery of a leased address then fails and is recorded).
+fn redfish_without_bmcs(dir: &std::path::Path) -> Value {
+    let creds = dir.join("bmc-credentials.json");
+    std::fs::write(
+        &creds,
+        json!([{"username": "root", "password": "not-a-secret"}]).to_string(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&creds, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    json!({"credentials-file": creds, "port": 1, "tls-mode": "insecure",
+           "request-timeout-ms": 500, "deadline-ms": 2000})
+}
+
+fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `kea-dhcp4 -T` (Kea ≥ 2.4) runs load() and unload() in a check process,
+/// here beside a running server with the same configuration: the check must
+/// pass without taking the metrics port or the state file, and refuse a bad
+/// parameter by name as `-t` does.
+#[test]
+fn config_check_with_capital_t_starts_nothing_beside_the_server() {
+    let version = kea_version();
+    if version < (2, 4, 0) {
+        eprintln!("skipped: kea-dhcp4 {version:?} has no -T (Kea 2.4 and later)");
+        return;
+    }
+    let net = Net::new(17);
+    let dir = TempDir::new("capital-t");
+    let listen = format!("{}:19017", net.server());
+    let params = json!({"workers": 2, "metrics-listen": listen,
+                        "redfish": redfish_without_bmcs(dir.path())});
+    let cfg = config(net, dir.path(), &[hook(params.clone())], "INFO");
+    let kea = Kea::start(&dir, &cfg);
+    let threads = kea.threads();
+
+    // The same file the server runs: a second bind of metrics-listen or a
+    // second owner of the state file would fail the check.
+    let out = std::process::Command::new("kea-dhcp4")
+        .arg("-T")
+        .arg(&kea.config_file)
+        .envs(path_env(&kea.dir))
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(
+        out.status.success(),
+        "kea-dhcp4 -T beside the server:\n{text}"
+    );
+    assert!(
+        text.contains("bmc-discovery: parameters valid (kea-dhcp4 -T check: nothing started)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("workers, queue capacity"),
+        "-T started the hook:\n{text}"
+    );
+    assert_eq!(kea.threads(), threads, "the server's threads changed");
+    kea.bmc_status();
+    // The page is rendered at the server's first timer tick (503 before).
+    wait_for(
+        "the server's metrics page after -T",
+        Duration::from_secs(10),
+        || {
+            ureq::get(&format!("http://{listen}/metrics"))
+                .call()
+                .ok()
+                .and_then(|r| r.into_string().ok())
+                .filter(|p| p.contains("bmc_discovery_info"))
+        },
+    );
+
+    // A state file that does not exist yet stays absent: -T opens none.
+    let fresh = dir.path().join("never-created.sqlite");
+    let mut other = params.clone();
+    other["state-file"] = json!(fresh);
+    other["metrics-listen"] = json!(format!("{}:19018", net.server()));
+    let out = check_config_with(
+        dir.path(),
+        &config(net, dir.path(), &[hook(other)], "INFO"),
+        "-T",
+    );
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(!fresh.exists(), "kea-dhcp4 -T created {}", fresh.display());
+
+    // Bad parameters are refused in -T as in -t, by name.
+    let mut bad = params;
+    bad["workers"] = json!(0);
+    let out = check_config_with(
+        dir.path(),
+        &config(net, dir.path(), &[hook(bad)], "INFO"),
+        "-T",
+    );
+    let text = output_text(&out);
+    assert!(
+        !out.status.success(),
+        "kea-dhcp4 -T accepted workers 0:\n{text}"
+    );
+    assert!(
+        text.contains("bmc-discovery: parameter 'workers' must be 1..=256, got 0"),
+        "{text}"
+    );
+}
+
+/// Basic authentication's header value for `user:password`.
+fn basic_auth(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = format!("{user}:{password}").into_bytes();
+    let mut out = String::from("Basic ");
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// POSTs `command` to kea-dhcp4's own HTTP control socket: the HTTP status
+/// and the body.
+fn http_command(url: &str, auth: Option<&str>, command: Value) -> (u16, String) {
+    let mut request = ureq::post(url)
+        .timeout(Duration::from_secs(30))
+        .set("Content-Type", "application/json");
+    if let Some(auth) = auth {
+        request = request.set("Authorization", auth);
+    }
+    match request.send_string(&command.to_string()) {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("POST {url}: {e}"),
+    }
+}
+
+/// Kea 3.0 deprecated kea-ctrl-agent (3.2 removed it): kea-dhcp4 answers
+/// commands on its own HTTP control socket. The hook's commands work there,
+/// behind basic authentication whose user and password come from files.
+#[test]
+fn commands_answer_on_kea_dhcp4_http_socket_with_authentication() {
+    let version = kea_version();
+    if version < (3, 0, 0) {
+        eprintln!(
+            "skipped: kea-dhcp4 {version:?} has no HTTP control socket of its own \
+             (Kea 3.0 and later; before, commands go through kea-ctrl-agent)"
+        );
+        return;
+    }
+    let net = Net::new(18);
+    let dir = TempDir::new("http-socket");
+    let secret = format!("pw-{}", std::process::id());
+    for (file, value) in [
+        ("kea-api-user", "bmc-test"),
+        ("kea-api-password", secret.as_str()),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, value).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+    }
+    let params = json!({"workers": 2, "redfish": redfish_without_bmcs(dir.path())});
+    let mut cfg = config(net, dir.path(), &[hook(params)], "INFO");
+    let port = 19018;
+    let dhcp4 = cfg["Dhcp4"].as_object_mut().unwrap();
+    let unix = dhcp4.remove("control-socket").unwrap();
+    dhcp4.insert(
+        "control-sockets".into(),
+        json!([unix, {
+            "socket-type": "http",
+            "socket-address": net.server(),
+            "socket-port": port,
+            "authentication": {
+                "type": "basic",
+                "realm": "kea-hook-bmc-discovery-test",
+                "directory": dir.path(),
+                "clients": [{"user-file": "kea-api-user", "password-file": "kea-api-password"}]
+            }
+        }]),
+    );
+    let kea = Kea::start(&dir, &cfg);
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), 3, "14:18:77:00:18:00");
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    let url = format!("http://{}:{port}/", net.server());
+
+    let (code, body) = http_command(&url, None, json!({"command": "bmc-status"}));
+    assert_eq!(code, 401, "without credentials: {body}");
+    let wrong = basic_auth("bmc-test", "wrong");
+    let (code, body) = http_command(&url, Some(&wrong), json!({"command": "bmc-status"}));
+    assert_eq!(code, 401, "with a wrong password: {body}");
+
+    let auth = basic_auth("bmc-test", &secret);
+    let status = wait_for("3 BMC leases accepted", Duration::from_secs(20), || {
+        let (code, body) = http_command(&url, Some(&auth), json!({"command": "bmc-status"}));
+        assert_eq!(code, 200, "{body}");
+        // One answer per server asked, as kea-ctrl-agent gives them.
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        let answer = answer[0].clone();
+        assert_eq!(answer["result"], 0, "{answer}");
+        (answer["arguments"]["events"]["accepted"] == 3).then_some(answer)
+    });
+    assert_eq!(status["arguments"]["workers"], 2, "{status}");
+
+    let list = wait_for("bmc-list to show 3 BMCs", Duration::from_secs(20), || {
+        let (code, body) = http_command(&url, Some(&auth), json!({"command": "bmc-list"}));
+        assert_eq!(code, 200, "{body}");
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        let answer = answer[0].clone();
+        (answer["result"] == 0 && answer["arguments"]["bmcs"].as_array().map(Vec::len) == Some(3))
+            .then_some(answer)
+    });
+    for bmc in list["arguments"]["bmcs"].as_array().unwrap() {
+        let mac = bmc["mac"].as_str().unwrap_or_default();
+        assert!(mac.starts_with("14:18:77:00:"), "{bmc}");
+    }
+    // The unix socket answers the same.
+    assert_eq!(kea.bmc_status()["events"]["accepted"], 3);
 }

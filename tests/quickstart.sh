@@ -31,12 +31,18 @@ cleanup() {
   pkill -f "kea-dhcp4 -c kea-config/kea-dhcp4.conf" 2>/dev/null || true
   wait 2>/dev/null || true
   ip addr del 127.0.0.2/32 dev lo 2>/dev/null || true
-  rm -f /tmp/kea4-bmc-discovery-* /tmp/kea4-bmc-discovery.sock* /tmp/bmc-discover-pins.json
+  remove_example_files
   [[ -n "${KEEP:-}" ]] || rm -rf "$work"
 }
+# What the example writes: Kea's own files where Kea >= 2.6.3 allows them
+# (/run/kea, /var/lib/kea), the hook's in /tmp.
+remove_example_files() {
+  rm -f /tmp/kea4-bmc-discovery-* /run/kea/kea4-bmc-discovery.sock* /var/lib/kea/kea4-bmc-discovery-leases.csv* \
+    /tmp/bmc-discover-pins.json
+}
 trap cleanup EXIT
-# A fresh machine has none of the example's files in /tmp.
-rm -f /tmp/kea4-bmc-discovery-* /tmp/kea4-bmc-discovery.sock* /tmp/bmc-discover-pins.json
+# A fresh machine has none of the example's files.
+remove_example_files
 if pgrep -f "kea-dhcp4 -c kea-config/kea-dhcp4.conf" >/dev/null; then
   fail "the README's Kea is running already"
 fi

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs everything the build and the tests need on Debian 12, as root.
+# Installs everything the build and the tests need on Debian 12 (Kea 2.2),
+# 13 (Kea 2.6) or forky (Kea 3.0), as root.
 # Idempotent: returns in a second when everything is there already.
 set -euo pipefail
 
 packages=(
   kea-dhcp4-server kea-dev kea-admin kea-ctrl-agent  # Kea 2.2, its headers, perfdhcp
   libboost-dev                                      # Kea's headers include Boost
+  libssl-dev                                        # ... and from Kea 3.0 Boost.Asio's SSL headers
   libclang-dev clang                                # bindgen (build.rs)
   g++ pkg-config iproute2 socat                     # C++ shim; test addresses; README examples
   lintian                                           # packaging/check-deb.sh
@@ -26,11 +28,24 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Kea writes its PID and logger lock files under /run/kea; Debian creates
-# it through systemd-tmpfiles, which containers and chroots do not run. The
-# tests point Kea elsewhere, but the README's quick start runs Kea plainly.
-if ((EUID == 0)) && [[ ! -d /run/kea ]]; then
-  mkdir -p /run/kea
+# Kea's own directories, as Debian's kea-dhcp4-server unit makes them when
+# systemd starts it (RuntimeDirectory, StateDirectory, LogsDirectory; 0750,
+# owned by _kea): containers and chroots never start the unit, and the
+# README's quick start puts its socket and lease file there. Kea 2.6.3 and
+# later accept sockets, lease files and log files only in these (the tests
+# point each Kea at directories of its own instead), and Kea 3.0 refuses
+# every unix socket while /run/kea is more open than 0750: an existing one
+# is tightened.
+if ((EUID == 0)); then
+  owner=root
+  getent passwd _kea >/dev/null && owner=_kea
+  for d in /run/kea /var/lib/kea /var/log/kea; do
+    if [[ ! -d "$d" ]]; then
+      install -d -m 0750 -o "$owner" -g "$owner" "$d"
+    elif (( 8#$(stat -c %a "$d") & 8#027 )); then
+      chmod g-w,o-rwx "$d"
+    fi
+  done
 fi
 
 if ! command -v cargo >/dev/null; then

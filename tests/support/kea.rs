@@ -49,6 +49,65 @@ impl Net {
     }
 }
 
+/// Where Debian's Kea (amd64) keeps its stock hook libraries.
+pub const STOCK_HOOKS_DIR: &str = "/usr/lib/x86_64-linux-gnu/kea/hooks";
+
+/// Kea 2.6.3 and later (CVE-2025-32801/2/3) take hook libraries, memfile
+/// lease files, log files, unix control sockets and hook scripts only from
+/// fixed directories, each of which an environment variable overrides for
+/// one process. Every Kea process a test starts gets all of them pointing
+/// into its test directory `dir` (hooks in `dir/hooks`, see [`config`]), so
+/// tests run side by side and never touch the system's directories. Kea 2.2
+/// ignores the variables; the same configuration works on every version.
+pub fn path_env(dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("KEA_PIDFILE_DIR", dir.to_path_buf()),
+        ("KEA_LOCKFILE_DIR", dir.to_path_buf()),
+        ("KEA_HOOKS_PATH", hooks_dir(dir)),
+        ("KEA_DHCP_DATA_DIR", dir.to_path_buf()),
+        ("KEA_LOG_FILE_DIR", dir.to_path_buf()),
+        ("KEA_CONTROL_SOCKET_DIR", dir.to_path_buf()),
+        ("KEA_HOOK_SCRIPTS_PATH", dir.to_path_buf()),
+    ]
+}
+
+/// Makes `dir` acceptable as Kea's control-socket directory: Kea 2.6.3
+/// wants it 0750 and 3.0 refuses one more open than 0750, and a fresh temp
+/// directory is 0755 under the usual umask.
+pub fn prepare_dir(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
+        .unwrap_or_else(|e| panic!("chmod 0750 {}: {e}", dir.display()));
+}
+
+/// The per-test hooks directory (`KEA_HOOKS_PATH`).
+pub fn hooks_dir(dir: &Path) -> PathBuf {
+    dir.join("hooks")
+}
+
+/// Puts `library` into the per-test hooks directory as a symlink and
+/// returns the path Kea must be given: Kea ≥ 2.6.3 compares the library's
+/// directory, as written, with its hooks path, and one process has only one
+/// hooks path, so our build and the stock hooks it runs beside must sit in
+/// the same directory.
+pub fn stage_hook(dir: &Path, library: &Path) -> PathBuf {
+    let hooks = hooks_dir(dir);
+    std::fs::create_dir_all(&hooks).expect("create the test's hooks dir");
+    let name = library
+        .file_name()
+        .unwrap_or_else(|| panic!("hook library {} has no file name", library.display()));
+    let link = hooks.join(name);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(library, &link)
+        .unwrap_or_else(|e| panic!("symlink {} -> {}: {e}", link.display(), library.display()));
+    link
+}
+
+/// A stock Kea hook library by name, e.g. "libdhcp_lease_cmds.so".
+pub fn stock_hook(name: &str) -> PathBuf {
+    Path::new(STOCK_HOOKS_DIR).join(name)
+}
+
 /// Which library to load, with which parameters.
 #[derive(Clone)]
 pub enum Hook {
@@ -58,6 +117,8 @@ pub enum Hook {
 
 /// Kea's configuration for a test: subnet 1 (127.1.0.0/16) is opted in via
 /// user-context and relayed by .2; subnet 2 (127.2.0.0/16) is not, relayed by .3.
+/// Every file Kea itself opens lives in `dir`; the hook libraries are
+/// staged into `dir/hooks` ([`stage_hook`]), which [`path_env`] names.
 pub fn config(net: Net, dir: &Path, hooks: &[Hook], log_severity: &str) -> Value {
     let libraries: Vec<Value> = hooks
         .iter()
@@ -75,7 +136,7 @@ pub fn config(net: Net, dir: &Path, hooks: &[Hook], log_severity: &str) -> Value
                     }
                 }
                 Some(json!({
-                    "library": path.to_str().unwrap(),
+                    "library": stage_hook(dir, path).to_str().unwrap(),
                     "parameters": parameters,
                 }))
             }
@@ -103,15 +164,42 @@ pub fn config(net: Net, dir: &Path, hooks: &[Hook], log_severity: &str) -> Value
 
 /// Writes `config` and runs `kea-dhcp4 -t` on it.
 pub fn check_config(dir: &Path, config: &Value) -> Output {
+    check_config_with(dir, config, "-t")
+}
+
+/// Writes `config` and runs `kea-dhcp4 <flag>` on it: `-t` (Kea calls only
+/// the hook's version()) or `-T` (Kea ≥ 2.4 also runs load(),
+/// dhcp4_srv_configured and unload() in the check process).
+pub fn check_config_with(dir: &Path, config: &Value, flag: &str) -> Output {
     let file = dir.join("kea-dhcp4.conf");
     std::fs::write(&file, serde_json::to_string_pretty(config).unwrap()).unwrap();
+    prepare_dir(dir);
     Command::new("kea-dhcp4")
-        .arg("-t")
+        .arg(flag)
         .arg(&file)
-        .env("KEA_PIDFILE_DIR", dir)
-        .env("KEA_LOCKFILE_DIR", dir)
+        .envs(path_env(dir))
         .output()
         .expect("run kea-dhcp4 (install Debian's kea-dhcp4-server)")
+}
+
+/// The Kea version `kea-dhcp4 -v` reports, as (major, minor, patch).
+pub fn kea_version() -> (u32, u32, u32) {
+    let out = Command::new("kea-dhcp4")
+        .arg("-v")
+        .output()
+        .expect("run kea-dhcp4 -v (install Debian's kea-dhcp4-server)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let version = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    assert!(version.0 >= 2, "cannot read kea-dhcp4 -v: {text:?}");
+    version
 }
 
 /// A running kea-dhcp4, killed on drop.
@@ -128,11 +216,11 @@ impl Kea {
         let config_file = dir.join("kea-dhcp4.conf");
         std::fs::write(&config_file, serde_json::to_string_pretty(config).unwrap()).unwrap();
         let _ = std::fs::remove_file(dir.join("kea.sock"));
+        prepare_dir(&dir);
         let child = Command::new("kea-dhcp4")
             .arg("-c")
             .arg(&config_file)
-            .env("KEA_PIDFILE_DIR", &dir)
-            .env("KEA_LOCKFILE_DIR", &dir)
+            .envs(path_env(&dir))
             .stdout(Stdio::from(
                 std::fs::File::create(dir.join("kea.stdout")).unwrap(),
             ))
