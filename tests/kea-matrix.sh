@@ -12,7 +12,8 @@
 # Per suite: root (debootstrap + apt, kept between runs), build (the hook
 # against that Kea), kea_hook (the hook core's Kea integration tests),
 # kea_discovery (its Kea + emulated-BMC tests that need no NetBox), smoke
-# (tests/matrix/smoke.py), package (tests/matrix/package.sh: packaging/
+# (tests/matrix/smoke.py), quickstart (the README's quick start as written,
+# tests/quickstart.sh), package (tests/matrix/package.sh: packaging/
 # check-deb.sh in the root).
 # Prints one line per step (seconds, ok/FAIL) and exits non-zero if any step
 # failed, with the tail of the failing step's log; whole logs are in
@@ -33,7 +34,7 @@ source tests/shared-dir.sh
 
 cache=${KEA_MATRIX_CACHE:-/var/cache/kea-hook-bmc-discovery}
 read -ra suites <<<"${*:-${KEA_MATRIX_SUITES:-trixie forky}}"
-read -ra steps <<<"${KEA_MATRIX_STEPS:-root build kea_hook kea_discovery smoke package}"
+read -ra steps <<<"${KEA_MATRIX_STEPS:-root build kea_hook kea_discovery smoke quickstart package}"
 
 # What each root holds. kea-admin brings perfdhcp; libssl-dev is Kea 3.0's
 # undeclared build dependency; clang/libclang-dev are bindgen's; dpkg-dev
@@ -216,6 +217,7 @@ step_cmd() { # the command of step $2 for suite $1, run in the root
       echo "cargo test --release --locked --test kea_discovery -- --exact$skip"
       ;;
     smoke) echo "python3 tests/matrix/smoke.py" ;;
+    quickstart) echo "bash tests/quickstart.sh" ;;
     package) echo "bash tests/matrix/package.sh" ;;
   esac
 }
@@ -295,7 +297,7 @@ for suite in "${suites[@]}"; do
   fi
   [[ -d "$cache/roots/$suite/opt/cargo-home" ]] || { failed+=("$suite.root"); say "$suite: no root (run the root step)"; continue; }
   cargo_config "$suite"
-  for step in build kea_hook kea_discovery smoke package; do
+  for step in build kea_hook kea_discovery smoke quickstart package; do
     wants "$step" || continue
     if [[ "$step" != build && "${result[$suite.build]:-ok}" != ok ]]; then
       result[$suite.$step]=skipped
@@ -311,7 +313,7 @@ left=$(findmnt -rn -o TARGET | grep "^$cache" || true)
 say "summary ($(($(date +%s) - total_start)) s in all):"
 for suite in "${suites[@]}"; do
   line=""
-  for step in root build kea_hook kea_discovery smoke package; do
+  for step in root build kea_hook kea_discovery smoke quickstart package; do
     wants "$step" || continue
     line+=" $step ${result[$suite.$step]:-not-run} ${seconds[$suite.$step]:-0}s;"
   done

@@ -40,10 +40,16 @@ mount -t proc proc "$root/proc" && mounted+=("$root/proc")
 mount -t sysfs sysfs "$root/sys" && mounted+=("$root/sys")
 mount --rbind /dev "$root/dev" && mounted+=("$root/dev")
 mount -t tmpfs -o mode=0755 tmpfs "$root/run" && mounted+=("$root/run")
-# As Debian's tmpfiles.d would make it; Kea 3.0 refuses unix sockets in a
+# Kea's directories as systemd makes them for Debian's kea-dhcp4-server unit
+# (RuntimeDirectory, LogsDirectory, StateDirectory: 0750, _kea), which no
+# package script makes without systemd. Kea 3.0 refuses unix sockets in a
 # /run/kea more open than 0750.
-mkdir -m 0750 "$root/run/kea"
-mkdir -p "$root/run/lock"
+kea_ids=$(awk -F: '$1 == "_kea" {print $3 ":" $4}' "$root/etc/passwd")
+for d in run/kea run/lock/kea var/lib/kea var/log/kea; do
+  mkdir -p "$root/$d"
+  chmod 0750 "$root/$d"
+  [[ -n "$kea_ids" ]] && chown "$kea_ids" "$root/$d"
+done
 if [[ -n "${M_SCRATCH:-}" ]]; then
   bind "$M_SCRATCH" "$root/tmp"
 else
