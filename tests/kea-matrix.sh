@@ -222,106 +222,118 @@ step_cmd() { # the command of step $2 for suite $1, run in the root
   esac
 }
 
-declare -A result seconds
-failed=()
-run_step() { # run_step SUITE STEP: runs it, logs it, records the outcome
-  local suite=$1 step=$2 log=$cache/logs/$1/$2.log start rc=0
-  mkdir -p "$cache/logs/$suite"
+all_steps=(root build kea_hook kea_discovery smoke quickstart package)
+test_steps=(kea_hook kea_discovery smoke quickstart package)
+wants() { [[ " ${steps[*]} " == *" $1 "* ]]; }
+
+# run_step SUITE STEP: runs it with its output in logs/SUITE/STEP.log, prints
+# its line, and leaves "ok|FAIL SECONDS" in logs/SUITE/STEP.result (steps run
+# in background jobs too).
+run_step() {
+  local suite=$1 step=$2 log=$cache/logs/$1/$2.log start rc=0 outcome
   start=$(date +%s)
   if [[ "$step" == root ]]; then
     make_root "$suite" >"$log" 2>&1 || rc=$?
   else
     in_root "$suite" net "$(step_cmd "$suite" "$step")" >"$log" 2>&1 || rc=$?
   fi
-  seconds[$suite.$step]=$(($(date +%s) - start))
-  if ((rc == 0)); then
-    result[$suite.$step]=ok
-  else
-    result[$suite.$step]=FAIL
-    failed+=("$suite.$step")
-  fi
-  printf 'kea-matrix: %-7s %-14s %5d s  %s\n' "$suite" "$step" "${seconds[$suite.$step]}" \
-    "${result[$suite.$step]}" >&2
+  outcome=$( ((rc == 0)) && echo ok || echo FAIL)
+  echo "$outcome $(($(date +%s) - start))" >"$cache/logs/$suite/$step.result"
+  printf 'kea-matrix: %-7s %-14s %5d s  %s\n' "$suite" "$step" "$(($(date +%s) - start))" "$outcome" >&2
   return "$rc"
 }
+outcome() { cut -d' ' -f1 "$cache/logs/$1/$2.result" 2>/dev/null || echo not-run; }
 
-wants() { [[ " ${steps[*]} " == *" $1 "* ]]; }
-
-total_start=$(date +%s)
-vendor_crates || die "cargo vendor --locked into $cache/vendor failed"
-
-# The other suites' roots are made in the background while the first suite's
-# root is made and the first suite builds: making a root waits mostly on the
-# network and dpkg, a build on the CPU.
-declare -A root_job
-if wants root; then
-  first=1
-  for suite in "${suites[@]}"; do
-    if ((first)); then
-      first=0
-      continue
-    fi
-    mkdir -p "$cache/logs/$suite"
-    # A process group of its own (set -m), so that an interrupted run can
-    # stop the whole debootstrap/apt tree it started, and only that.
-    set -m
-    (run_step "$suite" root 2>"$cache/logs/$suite/root.line") &
-    root_job[$suite]=$!
-    set +m
+# One suite's tests, after the previous suite's (a lock): they run while the
+# next suite builds, but never beside another suite's tests.
+run_tests() {
+  local suite=$1 step
+  exec 9>"$cache/.tests.lock"
+  flock 9
+  for step in "${test_steps[@]}"; do
+    wants "$step" && { run_step "$suite" "$step" || true; }
   done
-fi
-stop_root_jobs() {
+  return 0
+}
+
+# Background jobs get a process group of their own (set -m), so that an
+# interrupted run stops the whole tree each started (debootstrap, apt,
+# cargo, Kea), and only that.
+jobs_started=()
+background() {
+  set -m
+  "$@" </dev/null &
+  jobs_started+=($!)
+  set +m
+}
+stop_jobs() {
   local j
-  for j in "${root_job[@]}"; do
+  for j in "${jobs_started[@]}"; do
     kill -0 "$j" 2>/dev/null && kill -- "-$j" 2>/dev/null
   done
   return 0
 }
-trap stop_root_jobs EXIT
+trap stop_jobs EXIT
 
+total_start=$(date +%s)
 for suite in "${suites[@]}"; do
+  mkdir -p "$cache/logs/$suite"
+  rm -f "$cache/logs/$suite/"*.result
+done
+vendor_crates || die "cargo vendor --locked into $cache/vendor failed"
+
+# Making a root waits mostly on the network and dpkg, a build and the tests
+# on the CPU: every root is made at once, each suite builds as soon as its
+# root is there, and its tests run while the next suite builds.
+declare -A root_job
+if wants root; then
+  for suite in "${suites[@]}"; do
+    background run_step "$suite" root
+    root_job[$suite]=${jobs_started[-1]}
+  done
+fi
+test_jobs=()
+for suite in "${suites[@]}"; do
+  if wants root; then
+    wait "${root_job[$suite]}" || true
+    [[ "$(outcome "$suite" root)" == ok ]] || continue
+  fi
+  if [[ ! -d "$cache/roots/$suite/opt/cargo-home" ]]; then
+    say "$suite: no root: run the root step (KEA_MATRIX_STEPS=root)"
+    echo "FAIL 0" >"$cache/logs/$suite/root.result"
+    continue
+  fi
+  cargo_config "$suite"
   # A fresh /tmp for this run's tests (the last run's stays until now).
   rm -rf "${cache:?}/scratch/$suite"
-  if wants root; then
-    if [[ -n "${root_job[$suite]:-}" ]]; then
-      rc=0
-      wait "${root_job[$suite]}" || rc=$?
-      cat "$cache/logs/$suite/root.line" >&2
-      result[$suite.root]=$([[ $rc == 0 ]] && echo ok || echo FAIL)
-      seconds[$suite.root]=$(awk '{print $(NF-2)}' "$cache/logs/$suite/root.line")
-      ((rc == 0)) || failed+=("$suite.root")
-    else
-      run_step "$suite" root || true
-    fi
-    [[ "${result[$suite.root]}" == ok ]] || continue
+  if wants build; then
+    run_step "$suite" build || continue
   fi
-  [[ -d "$cache/roots/$suite/opt/cargo-home" ]] || { failed+=("$suite.root"); say "$suite: no root (run the root step)"; continue; }
-  cargo_config "$suite"
-  for step in build kea_hook kea_discovery smoke quickstart package; do
-    wants "$step" || continue
-    if [[ "$step" != build && "${result[$suite.build]:-ok}" != ok ]]; then
-      result[$suite.$step]=skipped
-      continue
-    fi
-    run_step "$suite" "$step" || true
-  done
+  background run_tests "$suite"
+  test_jobs+=("${jobs_started[-1]}")
+done
+for j in "${test_jobs[@]}"; do
+  wait "$j" || true
 done
 
+failed=()
 left=$(findmnt -rn -o TARGET | grep "^$cache" || true)
 [[ -z "$left" ]] || { say "mounts left behind: $left"; failed+=(mounts); }
 
 say "summary ($(($(date +%s) - total_start)) s in all):"
 for suite in "${suites[@]}"; do
   line=""
-  for step in root build kea_hook kea_discovery smoke quickstart package; do
+  for step in "${all_steps[@]}"; do
     wants "$step" || continue
-    line+=" $step ${result[$suite.$step]:-not-run} ${seconds[$suite.$step]:-0}s;"
+    read -r res secs < <(cat "$cache/logs/$suite/$step.result" 2>/dev/null || echo "not-run 0")
+    line+=" $step $res ${secs}s;"
+    [[ "$res" == ok ]] || failed+=("$suite.$step")
   done
   say "  $suite:${line%;}"
 done
 if ((${#failed[@]})); then
   for f in "${failed[@]}"; do
-    [[ "$f" == mounts ]] && continue
+    [[ "$f" == mounts || ! -f "$cache/logs/${f%%.*}/${f#*.}.log" ]] && continue
     say "--- ${f%%.*} ${f#*.}: last 40 lines of $cache/logs/${f%%.*}/${f#*.}.log"
     tail -40 "$cache/logs/${f%%.*}/${f#*.}.log" >&2
   done
