@@ -36,6 +36,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The root a mount point of its own, as / is on a machine: `ip netns exec`
+# (packaging/check-deb.sh) remounts / and fails on a plain directory.
+mount --bind "$root" "$root" && mounted+=("$root")
 mount -t proc proc "$root/proc" && mounted+=("$root/proc")
 mount -t sysfs sysfs "$root/sys" && mounted+=("$root/sys")
 mount --rbind /dev "$root/dev" && mounted+=("$root/dev")
