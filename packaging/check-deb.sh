@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The Debian package, checked on this machine the way an operator meets it
-# (root; tests/run.sh runs it after the tests):
-#   build, lintian clean, install, files where Kea looks and owned by Kea's
-#   user, every packaged example passes kea-dhcp4 -t / kea-ctrl-agent -t,
-#   kea-dhcp4 runs the installed single-site example and answers bmc-status
-#   and bmc-pool-report, remove keeps the BMC state, purge leaves nothing.
+# (root; tests/run.sh runs it after the tests, tests/kea-matrix.sh inside
+# each suite's root): build for the Kea installed here (build-deb.sh picks
+# the variant), lintian clean (this suite's lintian), install, Depends
+# admit only this upstream Kea, files where Kea looks and owned by Kea's
+# user, every packaged example passes kea-dhcp4 -t / kea-ctrl-agent -t (and
+# -T from Kea 2.4), kea-dhcp4 runs the installed single-site example and
+# answers bmc-status and bmc-pool-report (from Kea 3.0 also the HTTP
+# example, over kea-dhcp4's own HTTP socket with authentication), remove
+# keeps the BMC state, purge leaves nothing.
 # The examples name eth1 and /etc/kea files: they are checked verbatim in a
 # network namespace of this script's with an eth1, and a private mount of
 # /etc/kea holding throwaway credentials, so the machine's own files are
@@ -28,9 +32,12 @@ if ((EUID != 0)); then
   fail "run as root (installs and purges $pkg): sudo bash packaging/check-deb.sh"
 fi
 
-bash packaging/build-deb.sh --quiet
-deb=$(ls -t target/debian/${pkg}_*_amd64.deb | head -1)
+deb=$(bash packaging/build-deb.sh --quiet | tail -1)
+[[ -f "$deb" ]] || fail "build-deb.sh made no package"
 say "built $deb ($(du -h "$deb" | cut -f1))"
+kea=$(kea-dhcp4 -v)
+# Kea's version as a number (2.6.3 -> 20603), for what differs between them.
+kea_n=$(awk -F. '{printf "%d", $1 * 10000 + $2 * 100 + $3}' <<<"$kea")
 
 # Lintian refuses to run as root without saying so; overrides are in
 # packaging/lintian-overrides, each with its reason.
@@ -62,6 +69,12 @@ files=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ {print substr($6, 2)}')
 installed=1
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "./$deb" >/dev/null
 say "installed: $(dpkg-query -W -f '${Package} ${Version}, Depends: ${Depends}' $pkg)"
+depends=$(dpkg-query -W -f '${Depends}' $pkg)
+upstream=${kea%%-*}
+[[ "$depends" == *"kea-dhcp4-server (>= $upstream)"* && "$depends" == *"kea-common (>= $upstream)"* ]] ||
+  fail "Depends do not name this Kea ($upstream) as the lowest: $depends"
+# Any Debian revision of this upstream Kea, not one exactly (Cargo.toml: why).
+[[ "$depends" != *"kea-common (="* ]] || fail "Depends pin kea-common to one Debian revision: $depends"
 [[ -f "$lib" ]] || fail "$lib missing"
 [[ -x /usr/bin/bmc-pool-report ]] || fail "/usr/bin/bmc-pool-report missing"
 owner=$(stat -c %U /var/lib/kea/bmc-inventory)
@@ -86,7 +99,9 @@ if [[ ! -d /var/log/kea ]]; then
   mkdir /var/log/kea
   made_log_dir=1
 fi
-mkdir -p /run/kea
+# As Debian's unit makes it; Kea 3.0 refuses unix sockets in a /run/kea
+# more open than 0750.
+[[ -d /run/kea ]] || install -d -m 0750 /run/kea
 # Runs "$@" in the namespace with the private /etc/kea and /var/log/kea
 # (exec all the way down, so that $! of a background in_ns is the command).
 in_ns() {
@@ -98,12 +113,25 @@ in_ns() {
 for example in "$doc"/examples/*.conf; do
   name=$(basename "$example")
   if [[ "$name" == kea-ctrl-agent.conf ]]; then
+    if ! command -v kea-ctrl-agent >/dev/null; then
+      say "$name: not checked, kea-ctrl-agent is not installed (Kea 3.2 has none)"
+      continue
+    fi
     kea-ctrl-agent -t "$example" >"$work/check.log" 2>&1 || { tail -5 "$work/check.log"; fail "kea-ctrl-agent -t $example"; }
-  else
-    (in_ns kea-dhcp4 -t "$example") >"$work/check.log" 2>&1 || { tail -5 "$work/check.log"; fail "kea-dhcp4 -t $example"; }
-    grep -q "libdhcp_bmc_discovery.so successfully closed" "$work/check.log" || fail "kea-dhcp4 -t $example did not load $lib"
+    say "$name: passes kea-ctrl-agent -t"
+    continue
   fi
-  say "$name: passes $( [[ "$name" == kea-ctrl-agent.conf ]] && echo kea-ctrl-agent || echo kea-dhcp4) -t"
+  (in_ns kea-dhcp4 -t "$example") >"$work/check.log" 2>&1 || { tail -5 "$work/check.log"; fail "kea-dhcp4 -t $example"; }
+  grep -q "libdhcp_bmc_discovery.so successfully closed" "$work/check.log" || fail "kea-dhcp4 -t $example did not load $lib"
+  checks="-t"
+  # -T (Kea >= 2.4) runs the hooks' load() and unload() too; ours then
+  # only validates.
+  if ((kea_n >= 20400)); then
+    (in_ns kea-dhcp4 -T "$example") >"$work/check.log" 2>&1 || { tail -5 "$work/check.log"; fail "kea-dhcp4 -T $example"; }
+    grep -q "kea-dhcp4 -T check: nothing started" "$work/check.log" || fail "kea-dhcp4 -T $example: the hook did not check: $(tail -5 "$work/check.log")"
+    checks="-t and -T"
+  fi
+  say "$name: passes kea-dhcp4 $checks"
 done
 
 # Kea runs the installed example with the installed library.
@@ -140,6 +168,44 @@ wait "$kea_pid" || true
 kea_pid=
 grep -q "unloaded" "$work/log/kea-dhcp4.log" || fail "the hook did not log its unload: $(tail -5 "$work/log/kea-dhcp4.log")"
 [[ -f /var/lib/kea/bmc-discovery.sqlite ]] || fail "the hook made no state file"
+
+# Kea >= 3.0: the HTTP example answers the hook's commands on kea-dhcp4's
+# own HTTP socket, with the API credentials from files.
+if [[ -f "$doc/examples/single-site-http.conf" ]]; then
+  printf 'bmc-check\n' >"$work/etc/kea-api-user"
+  head -c 18 /dev/urandom | base64 >"$work/etc/kea-api-password"
+  chmod 600 "$work/etc/kea-api-"*
+  in_ns kea-dhcp4 -c "$doc/examples/single-site-http.conf" >"$work/kea-http.out" 2>&1 &
+  kea_pid=$!
+  http_status() { # http_status with|without: prints the HTTP status, then the body
+    ip netns exec "$ns" python3 - "$1" "$work/etc/kea-api-user" "$work/etc/kea-api-password" <<'PY'
+import base64, sys, urllib.error, urllib.request
+req = urllib.request.Request("http://127.0.0.1:8004/", data=b'{"command": "bmc-status"}',
+                             headers={"Content-Type": "application/json"})
+if sys.argv[1] == "with":
+    user, password = (open(f).read().strip() for f in sys.argv[2:4])
+    req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+try:
+    r = urllib.request.urlopen(req, timeout=10)
+    print(r.status); print(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code)
+PY
+  }
+  answer=
+  for _ in $(seq 1 100); do
+    answer=$(http_status with 2>/dev/null) && [[ "$answer" == 200* ]] && break
+    kill -0 "$kea_pid" 2>/dev/null || { tail -20 "$work/kea-http.out" "$work/log/kea-dhcp4.log"; fail "kea-dhcp4 (HTTP example) exited"; }
+    sleep 0.1
+  done
+  python3 -c 'import json, sys; a = json.loads(sys.argv[1].split("\n", 1)[1])[0]; assert a["result"] == 0, a' "$answer" ||
+    fail "bmc-status over kea-dhcp4's HTTP socket: $answer"
+  [[ "$(http_status without | head -1)" == 401 ]] || fail "kea-dhcp4's HTTP socket answered without credentials"
+  say "single-site-http.conf: bmc-status over kea-dhcp4's HTTP socket with authentication (401 without)"
+  kill "$kea_pid"
+  wait "$kea_pid" || true
+  kea_pid=
+fi
 
 DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "$pkg" >/dev/null
 [[ ! -e "$lib" ]] || fail "remove left $lib"
