@@ -20,7 +20,7 @@ const SHIM_SOURCES: &[&str] = &["src/shim/callouts.cc", "src/shim/log.cc"];
 /// every patch release of a series has its own hooks version (2.6.3 is
 /// 20603) but the same API. 3.2 is not in the list: no Debian package exists
 /// to test it on, and its headers were only read, not compiled against
-/// (docs/ARCHITECTURE.md, "Kea versions"). `BMC_KEA_UNTESTED=1` builds against
+/// (README.md, the support table). `BMC_KEA_UNTESTED=1` builds against
 /// an unlisted Kea anyway, for someone trying it out.
 const SUPPORTED: &[(u32, u32)] = &[(2, 2), (2, 6), (3, 0)];
 const SUPPORTED_TEXT: &str = "2.2.x, 2.6.x, 3.0.x";

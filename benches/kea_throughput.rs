@@ -18,11 +18,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::kea::{config, Hook, Kea, Net};
+use support::kea::{config, stock_hook, Hook, Kea, Net};
 use support::{env_or, hook_library, perfdhcp, target_dir, TempDir};
 
 const VARIANTS: [&str; 4] = ["none", "empty", "ours", "run_script"];
-const RUN_SCRIPT: &str = "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_run_script.so";
 
 fn build_empty_hook() -> PathBuf {
     let out = target_dir().join("libbench_empty_hook.so");
@@ -62,7 +61,7 @@ fn hooks_for(variant: &str, empty: &Path, script: &Path) -> Vec<Hook> {
             parameters: json!({"workers": 4}),
         }],
         "run_script" => vec![Hook::Library {
-            path: RUN_SCRIPT.into(),
+            path: stock_hook("libdhcp_run_script.so"),
             parameters: json!({"name": script.to_str().unwrap(), "sync": false}),
         }],
         other => unreachable!("{other}"),
@@ -90,10 +89,6 @@ fn main() {
     let seconds = env_or("BENCH_SECONDS", 8);
     let net = Net::new(100);
     let empty = build_empty_hook();
-    let scratch = TempDir::new("bench");
-    let script = scratch.path().join("noop.sh");
-    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
     println!(
         "kea_throughput: {rounds} rounds x {seconds} s per variant, perfdhcp -r 12000 -R 20000"
@@ -106,6 +101,12 @@ fn main() {
             let i = (k + round) % VARIANTS.len();
             let variant = VARIANTS[i];
             let dir = TempDir::new(&format!("bench-{variant}"));
+            // In Kea's directory: Kea 3.0 runs scripts only from
+            // KEA_HOOK_SCRIPTS_PATH, which support::kea sets to it.
+            let script = dir.path().join("noop.sh");
+            std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+            std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
             let cfg = config(
                 net,
                 dir.path(),

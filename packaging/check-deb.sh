@@ -94,6 +94,9 @@ mkdir -p "$work/etc" "$work/log"
 head -c 18 /dev/urandom | base64 >"$work/etc/bmc-password"
 head -c 18 /dev/urandom | base64 >"$work/etc/netbox-token"
 printf '[{"username": "root", "password_file": "/etc/kea/bmc-password"}]\n' >"$work/etc/bmc-credentials.json"
+# The HTTP example's API user and password (Kea 3.0 reads them at -t).
+printf 'bmc-check\n' >"$work/etc/kea-api-user"
+head -c 18 /dev/urandom | base64 >"$work/etc/kea-api-password"
 chmod 600 "$work/etc/"*
 if [[ ! -d /var/log/kea ]]; then
   mkdir /var/log/kea
@@ -172,9 +175,6 @@ grep -q "unloaded" "$work/log/kea-dhcp4.log" || fail "the hook did not log its u
 # Kea >= 3.0: the HTTP example answers the hook's commands on kea-dhcp4's
 # own HTTP socket, with the API credentials from files.
 if [[ -f "$doc/examples/single-site-http.conf" ]]; then
-  printf 'bmc-check\n' >"$work/etc/kea-api-user"
-  head -c 18 /dev/urandom | base64 >"$work/etc/kea-api-password"
-  chmod 600 "$work/etc/kea-api-"*
   in_ns kea-dhcp4 -c "$doc/examples/single-site-http.conf" >"$work/kea-http.out" 2>&1 &
   kea_pid=$!
   http_status() { # http_status with|without: prints the HTTP status, then the body

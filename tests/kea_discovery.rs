@@ -960,8 +960,8 @@ impl CtrlAgent {
         let child = std::process::Command::new("kea-ctrl-agent")
             .arg("-c")
             .arg(&file)
-            .env("KEA_PIDFILE_DIR", &kea.dir)
-            .env("KEA_LOCKFILE_DIR", &kea.dir)
+            // Kea >= 2.6.3 takes the dhcp4 socket only from KEA_CONTROL_SOCKET_DIR.
+            .envs(support::kea::path_env(&kea.dir))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

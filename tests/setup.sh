@@ -33,19 +33,16 @@ fi
 # owned by _kea): containers and chroots never start the unit, and the
 # README's quick start puts its socket and lease file there. Kea 2.6.3 and
 # later accept sockets, lease files and log files only in these (the tests
-# point each Kea at directories of its own instead), and Kea 3.0 refuses
-# every unix socket while /run/kea is more open than 0750: an existing one
-# is tightened.
+# point each Kea at directories of its own instead). Kea 2.6.3 refuses every
+# unix socket unless /run/kea is exactly 0750 ("does not have permssions =
+# 750"), 3.0 when it is more open: an existing /run/kea is set to 0750.
 if ((EUID == 0)); then
   owner=root
   getent passwd _kea >/dev/null && owner=_kea
   for d in /run/kea /var/lib/kea /var/log/kea; do
-    if [[ ! -d "$d" ]]; then
-      install -d -m 0750 -o "$owner" -g "$owner" "$d"
-    elif (( 8#$(stat -c %a "$d") & 8#027 )); then
-      chmod g-w,o-rwx "$d"
-    fi
+    [[ -d "$d" ]] || install -d -m 0750 -o "$owner" -g "$owner" "$d"
   done
+  [[ "$(stat -c %a /run/kea)" == 750 ]] || chmod 0750 /run/kea
 fi
 
 if ! command -v cargo >/dev/null; then
