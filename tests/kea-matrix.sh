@@ -14,7 +14,8 @@
 # kea_discovery (its Kea + emulated-BMC tests that need no NetBox), smoke
 # (tests/matrix/smoke.py), quickstart (the README's quick start as written,
 # tests/quickstart.sh), package (tests/matrix/package.sh: packaging/
-# check-deb.sh in the root).
+# check-deb.sh in the root), kea_upgrade (packaging/check-kea-upgrade.sh: apt
+# upgrade of Kea with the hook installed, in a throwaway overlay of the root).
 # Prints one line per step (seconds, ok/FAIL) and exits non-zero if any step
 # failed, with the tail of the failing step's log; whole logs are in
 # $KEA_MATRIX_CACHE/logs/<suite>/.
@@ -34,7 +35,7 @@ source tests/shared-dir.sh
 
 cache=${KEA_MATRIX_CACHE:-/var/cache/kea-hook-bmc-discovery}
 read -ra suites <<<"${*:-${KEA_MATRIX_SUITES:-trixie forky}}"
-read -ra steps <<<"${KEA_MATRIX_STEPS:-root build kea_hook kea_discovery smoke quickstart package}"
+read -ra steps <<<"${KEA_MATRIX_STEPS:-root build kea_hook kea_discovery smoke quickstart package kea_upgrade}"
 
 # What each root holds. kea-admin brings perfdhcp; libssl-dev is Kea 3.0's
 # undeclared build dependency; clang/libclang-dev are bindgen's; dpkg-dev
@@ -115,7 +116,9 @@ vendor_crates() {
 # tmpfs /tmp.
 in_root() {
   local suite=$1 net=$2 command=$3 flags=(--mount --propagation private --pid --fork --kill-child)
-  local scratch=
+  local scratch= overlay=
+  # check-kea-upgrade.sh replaces the root's Kea: in an overlay, thrown away.
+  [[ "$command" == *check-kea-upgrade.sh* ]] && overlay=$cache/overlay/$suite
   if [[ "$net" == net ]]; then
     flags+=(--net)
     scratch=$cache/scratch/$suite
@@ -124,7 +127,7 @@ in_root() {
   M_ROOT=$cache/roots/$suite M_REPO=$repo M_TARGET=$cache/target/$suite \
     M_SCRATCH=$scratch M_TOOLCHAIN=$toolchain M_VENDOR=$cache/vendor \
     M_CARGO_DEB=$cargo_deb M_MOCKUPS=${REDFISH_MOCKUPS:-} M_NETBOX=${NETBOX_SCRIPTS:-} \
-    M_NET=$([[ "$net" == net ]] && echo 1 || echo 0) KEA_MATRIX_SUITE=$suite \
+    M_NET=$([[ "$net" == net ]] && echo 1 || echo 0) M_OVERLAY=$overlay KEA_MATRIX_SUITE=$suite \
     unshare "${flags[@]}" bash "$repo/tests/matrix/enter.sh" "$command" </dev/null
 }
 
@@ -221,11 +224,12 @@ step_cmd() { # the command of step $2 for suite $1, run in the root
     smoke) echo "python3 tests/matrix/smoke.py" ;;
     quickstart) echo "bash tests/quickstart.sh" ;;
     package) echo "bash tests/matrix/package.sh" ;;
+    kea_upgrade) echo "KEA_UPGRADE_CHECK_THROWAWAY=1 bash packaging/check-kea-upgrade.sh" ;;
   esac
 }
 
-all_steps=(root build kea_hook kea_discovery smoke quickstart package)
-test_steps=(kea_hook kea_discovery smoke quickstart package)
+all_steps=(root build kea_hook kea_discovery smoke quickstart package kea_upgrade)
+test_steps=(kea_hook kea_discovery smoke quickstart package kea_upgrade)
 wants() { [[ " ${steps[*]} " == *" $1 "* ]]; }
 
 # run_step SUITE STEP: runs it with its output in logs/SUITE/STEP.log, prints

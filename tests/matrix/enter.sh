@@ -10,7 +10,8 @@
 # when empty),
 # M_TOOLCHAIN (the host's rustup toolchain), M_VENDOR (the vendored crates),
 # M_CARGO_DEB (the host's cargo-deb binary), M_MOCKUPS and M_NETBOX (the
-# shared folder's parts), M_NET=1 when in a network namespace of its own.
+# shared folder's parts), M_NET=1 when in a network namespace of its own,
+# M_OVERLAY=DIR to run in an overlay of the root (its changes kept in DIR).
 # Every mount below lives only in that mount namespace: the host never sees
 # them, and they vanish with the namespace even if this script is killed.
 # When this script (PID 1 of the namespace) ends, the kernel kills whatever
@@ -36,9 +37,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The root a mount point of its own, as / is on a machine: `ip netns exec`
-# (packaging/check-deb.sh) remounts / and fails on a plain directory.
-mount --bind "$root" "$root" && mounted+=("$root")
+if [[ -n "${M_OVERLAY:-}" ]]; then
+  # A throwaway copy of the root: the command's changes (it replaces the
+  # installed Kea) go to M_OVERLAY/upper and the cached root stays as it was.
+  rm -rf "$M_OVERLAY"
+  mkdir -p "$M_OVERLAY"/{upper,work,merged}
+  mount -t overlay overlay -o "lowerdir=$root,upperdir=$M_OVERLAY/upper,workdir=$M_OVERLAY/work" \
+    "$M_OVERLAY/merged"
+  root=$M_OVERLAY/merged
+  mounted+=("$root")
+else
+  # The root a mount point of its own, as / is on a machine: `ip netns exec`
+  # (packaging/check-deb.sh) remounts / and fails on a plain directory.
+  mount --bind "$root" "$root" && mounted+=("$root")
+fi
 mount -t proc proc "$root/proc" && mounted+=("$root/proc")
 mount -t sysfs sysfs "$root/sys" && mounted+=("$root/sys")
 mount --rbind /dev "$root/dev" && mounted+=("$root/dev")
