@@ -199,6 +199,14 @@ pub fn kea_version() -> (u32, u32, u32) {
         parts.next().unwrap_or(0),
     );
     assert!(version.0 >= 2, "cannot read kea-dhcp4 -v: {text:?}");
+    // build.rs read this from the headers the hook was compiled against.
+    let built = env!("BMC_KEA_VERSION");
+    assert!(
+        text.trim() == built,
+        "the hook was built against Kea {built}'s headers but kea-dhcp4 here is {}: \
+         Kea would refuse it; build against this Kea's kea-dev",
+        text.trim()
+    );
     version
 }
 
