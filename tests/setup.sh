@@ -57,6 +57,10 @@ done
 if ! command -v cargo-deb >/dev/null || [[ "$(cargo-deb --version 2>/dev/null)" != *" 3.8."* ]]; then
   cargo install --quiet --locked cargo-deb --version '~3.8'
 fi
+# cargo-fuzz runs the fuzz targets (tests/fuzz.sh, docs/FUZZING.md).
+if ! command -v cargo-fuzz >/dev/null || [[ "$(cargo-fuzz --version 2>/dev/null)" != *" 0.13."* ]]; then
+  cargo install --quiet --locked cargo-fuzz --version '~0.13'
+fi
 # yamllint and ansible-core (PyPI) check the Ansible inventory the hook
 # writes; a virtualenv of their own keeps them off the system Python.
 tools_venv="${BMC_TEST_VENV:-$HOME/.cache/kea-hook-bmc-discovery/venv}"
