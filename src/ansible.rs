@@ -98,16 +98,62 @@ pub fn group_name(parts: &[&str]) -> String {
         .join("_")
 }
 
-/// A YAML double-quoted scalar (JSON string syntax is valid YAML).
+/// A YAML double-quoted scalar. Names, hostnames and manufacturers are what
+/// a DHCP client or a BMC said; JSON's escaping is not enough, because YAML
+/// 1.2 refuses DEL, C1 controls and a few other characters even inside
+/// quotes (Ansible then cannot read the whole file). Everything outside
+/// YAML's printable set, and every line or paragraph separator, is written
+/// as an escape.
 fn q(s: &str) -> String {
-    Value::String(s.to_string()).to_string()
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if yaml_printable(c) => out.push(c),
+            // Everything not printable is in the BMP, so \u covers it.
+            c => out.push_str(&format!("\\u{:04X}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// YAML 1.2's printable set (c-printable), less the line breaks and NEL
+/// (a quoted scalar would fold them), the Unicode line and paragraph
+/// separators, the byte-order mark and the bidi controls (which make an
+/// editor show the file other than it is).
+fn yaml_printable(c: char) -> bool {
+    matches!(c as u32,
+        0x20..=0x7E | 0xA0..=0x200D | 0x2010..=0x2027 | 0x202F..=0x2065
+        | 0x206A..=0xD7FF | 0xE000..=0xFEFE | 0xFF00..=0xFFFD | 0x10000..=0x10FFFF)
+}
+
+/// A site or cabinet in the file's comment line: printable ASCII only, so
+/// that nothing a device said can end the comment.
+fn comment_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 /// The file of one cabinet.
 pub fn yaml(site: &str, cabinet: &str, hosts: &[Host]) -> String {
     let site_group = group_name(&["site", site]);
     let cabinet_group = group_name(&["cabinet", site, cabinet]);
-    let mut y = format!("{HEADER}\n---\n# site {site}, cabinet {cabinet}: {} BMCs, lowest rack unit first\nall:\n  children:\n", hosts.len());
+    let mut y = format!(
+        "{HEADER}\n---\n# site {}, cabinet {}: {} BMCs, lowest rack unit first\nall:\n  children:\n",
+        comment_safe(site),
+        comment_safe(cabinet),
+        hosts.len()
+    );
     y.push_str("    bmc_targets:\n      hosts:\n");
     for h in hosts {
         y.push_str(&format!(
@@ -291,6 +337,33 @@ mod tests {
             j["cabinet_us3_cab1"]["vars"]["metadata"]["leases"][0],
             json!({"mac": "02:00:00:00:00:03", "hostname": "c-lease", "manufacturer": "Dell Inc."})
         );
+    }
+
+    #[test]
+    fn what_a_device_says_cannot_break_the_yaml() {
+        // DEL, C1, NEL, a line separator, a BOM, a bidi override, a newline
+        // that would start a new key, and quotes.
+        let hostile = "a\u{7f}b\u{85}c\u{9b}d\u{2028}e\u{feff}f\u{202e}g\nh: x\"\\";
+        let mut h = bmc("02:00:00:00:00:01", hostile, Some("cab1"), Some(1));
+        h.manufacturer = Some(hostile.into());
+        let c = cabinets(&[h]);
+        let hosts = c.values().next().unwrap();
+        let y = yaml("us3\n- evil", "cab1\u{85}", hosts);
+        for line in y.lines() {
+            assert!(
+                line.chars().all(|c| c == '\t' || yaml_printable(c)),
+                "not YAML-printable: {line:?}"
+            );
+        }
+        assert!(y.contains("# site us3?- evil, cabinet cab1?:"), "{y}");
+        let quoted = q(hostile);
+        assert_eq!(
+            quoted,
+            r#""a\u007Fb\u0085c\u009Bd\u2028e\uFEFFf\u202Eg\u000Ah: x\"\\""#
+        );
+        // The escapes are also JSON's, so a JSON parser reads the original back.
+        let back: String = serde_json::from_str(&quoted).unwrap();
+        assert_eq!(back, hostile);
     }
 
     #[test]
