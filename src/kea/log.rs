@@ -100,7 +100,7 @@ pub fn enabled(message: &Message) -> bool {
 
 /// Writes `message` with `args` (use `kea_log!`, which checks them).
 pub fn emit(message: &Message, args: &[&dyn Display]) {
-    let values: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let values: Vec<String> = args.iter().map(|a| log_safe(a.to_string())).collect();
     if IN_KEA.load(Ordering::Relaxed) {
         to_kea(message, &values);
     } else {
@@ -130,6 +130,39 @@ fn to_kea(message: &Message, values: &[String]) {
 
 /// The text with %1..%9 replaced, in one pass (an argument that itself
 /// contains "%2" stays as it is).
+/// A value made safe for one log line: the second layer behind the cleaning
+/// of BMC and client strings where they enter (issue 15). Controls, bidi and
+/// format characters become `\u{..}` escapes, so no value can start a
+/// forged line or reorder what a terminal shows; a `%` before a digit
+/// becomes a full-width `％`, because Kea substitutes `%N` again inside
+/// values already put in, and a device's `%2` would pull in another value.
+/// Allocates only when there is something to change.
+fn log_safe(value: String) -> String {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c as u32, 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2069 | 0xFEFF)
+    };
+    let percent_digit = value
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_digit());
+    if !percent_digit && !value.chars().any(unsafe_char) {
+        return value;
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '%' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('\u{FF05}');
+        } else if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn render(text: &str, values: &[String]) -> String {
     let mut out = String::with_capacity(text.len() + 64);
     let mut chars = text.chars().peekable();
@@ -171,7 +204,10 @@ impl Log for LibraryLogger {
         };
         to_kea(
             message,
-            &[record.target().to_string(), record.args().to_string()],
+            &[
+                log_safe(record.target().to_string()),
+                log_safe(record.args().to_string()),
+            ],
         );
     }
 
@@ -189,6 +225,17 @@ pub fn install() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_cannot_forge_lines_or_pull_in_other_values() {
+        assert_eq!(log_safe("iDRAC-7 100%".into()), "iDRAC-7 100%");
+        assert_eq!(
+            log_safe("x\nINFO BMC_DISCOVERY_DISCOVERED forged\r\u{1b}[2J\u{202e}".into()),
+            "x\\u{a}INFO BMC_DISCOVERY_DISCOVERED forged\\u{d}\\u{1b}[2J\\u{202e}"
+        );
+        assert_eq!(log_safe("a%2b%%1".into()), "a\u{FF05}2b%\u{FF05}1");
+        assert_eq!(log_safe("\u{85}\u{7f}".into()), "\\u{85}\\u{7f}");
+    }
 
     #[test]
     fn render_fills_each_placeholder_once() {
