@@ -21,6 +21,7 @@ pub mod redfish;
 pub mod state;
 pub mod subnets;
 pub mod telemetry;
+pub mod untrusted;
 pub mod work;
 
 /// Name used in log lines, error messages and command texts.

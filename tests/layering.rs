@@ -48,7 +48,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // work; it reads only the process's own command line.
     (
         "shared small types, facts about the process",
-        &["clock", "mac", "check_process"],
+        &["clock", "mac", "check_process", "untrusted"],
     ),
 ];
 

@@ -45,7 +45,7 @@ impl Hook {
                     mac: ev.mac_string(),
                     ip: ev.ipv4().to_string(),
                     subnet_id: ev.subnet_id(),
-                    hostname: String::from_utf8_lossy(ev.hostname()).into_owned(),
+                    hostname: ev.hostname_text(),
                     leased_at_ms: ev.0.cltt.saturating_mul(1000),
                     matched,
                 })

@@ -60,6 +60,13 @@ impl LeaseEvent {
         bounded(&self.0.hostname, self.0.hostname_len)
     }
 
+    /// The hostname as text safe to show and store: what a client sent,
+    /// cleaned (`untrusted::clean_bytes`). Allocates, so never on the
+    /// packet thread.
+    pub fn hostname_text(&self) -> String {
+        crate::untrusted::clean_bytes(self.hostname())
+    }
+
     /// Option 60 bytes (may be empty).
     pub fn vendor_class(&self) -> &[u8] {
         bounded(&self.0.vendor_class, self.0.vendor_class_len)

@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use crate::untrusted;
+
 /// Strings BMCs put where they have no value. Compared case-insensitively
 /// after trimming. Most were seen in the shared mockups
 /// (../shared/redfish-mockups/README.md, "Placeholders / blanks"); the
@@ -49,54 +51,18 @@ pub fn text(v: &Value, key: &str) -> Option<String> {
     clean(v.get(key)?.as_str()?)
 }
 
-/// `s` made safe to show and store, trimmed, or None when it is a
-/// placeholder. Every string read from a BMC comes through here: a
-/// newline would forge a log line, an escape sequence reach a terminal,
-/// a DEL or C1 character break the Ansible inventory's YAML, a bidi
-/// control reorder a NetBox name. Line breaks and tabs become spaces;
-/// other control and invisible format characters are dropped.
+/// `s` made safe to show and store (`untrusted::clean`), or None when it
+/// is a placeholder. Every string read from a BMC comes through here.
 pub fn clean(s: &str) -> Option<String> {
-    let safe: String = if s.chars().any(is_unsafe) {
-        s.chars()
-            .filter_map(|c| match c {
-                '\t' | '\n' | '\r' | '\u{2028}' | '\u{2029}' => Some(' '),
-                c if is_unsafe(c) => None,
-                c => Some(c),
-            })
-            .collect()
-    } else {
-        s.to_string()
-    };
+    let safe = untrusted::clean(s);
     if is_placeholder(&safe) {
         None
     } else {
-        Some(safe.trim().to_string())
+        Some(safe)
     }
 }
 
-/// Characters no BMC-supplied string keeps: C0 controls, DEL, C1 controls,
-/// the line and paragraph separators, bidi controls (U+061C, U+200E/F,
-/// U+202A-E, U+2066-9), and the invisible format characters (soft hyphen,
-/// zero-width space/joiners, word joiner and invisible operators, BOM,
-/// interlinear annotation, tags).
-pub fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{AD}'
-                | '\u{61C}'
-                | '\u{6DD}'
-                | '\u{70F}'
-                | '\u{180E}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{2028}'..='\u{202E}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{206F}'
-                | '\u{FEFF}'
-                | '\u{FFF9}'..='\u{FFFB}'
-                | '\u{E0000}'..='\u{E007F}'
-        )
-}
+pub use crate::untrusted::is_unsafe;
 
 /// A string at a JSON pointer (`/Oem/Dell/DellSystem/ChassisServiceTag`).
 pub fn text_at(v: &Value, pointer: &str) -> Option<String> {

@@ -370,7 +370,7 @@ impl Pipeline for DiscoveryPipeline {
                 None => {}
             }
         } else {
-            let hostname = String::from_utf8_lossy(ev.hostname()).into_owned();
+            let hostname = ev.hostname_text();
             self.with_state(|s| {
                 s.begin(
                     &Lease {
@@ -605,7 +605,7 @@ impl DiscoveryPipeline {
             .current()
             .and_then(|t| t.get(ev.subnet_id()))
             .cloned();
-        let lease_name = String::from_utf8_lossy(ev.hostname()).into_owned();
+        let lease_name = ev.hostname_text();
         let prefix_len = subnet
             .as_ref()
             .and_then(|s| s.prefix.split('/').nth(1)?.parse().ok())
