@@ -175,6 +175,12 @@ int forward_lease(CalloutHandle& handle, uint8_t kind) {
         }
         isc::dhcp::Pkt4Ptr query;
         handle.getArgument("query4", query);
+        // Kea also runs lease4_renew for the DHCPDISCOVER of a client that
+        // already holds a lease (it gets no fake_allocation argument there):
+        // only the DHCPREQUEST that follows extends the lease.
+        if (kind == BMC_LEASE_RENEW && query && query->getType() != isc::dhcp::DHCPREQUEST) {
+            return 0;
+        }
 
         copy_lease(*lease, ev);
         copy_hostname(*lease, query, ev);
