@@ -8,8 +8,10 @@
 #   FUZZ_SECONDS   seconds per target (default 20: the CI run, all targets
 #                  and the build within ~5 minutes on 2 cores)
 #   FUZZ_TARGETS   targets to run (default: all), space-separated
-#   FUZZ_CACHE     seeds, corpora and crash inputs (default ~/.cache/
-#                  kea-hook-bmc-discovery/fuzz)
+#   FUZZ_CACHE     seeds, corpora, crash inputs and the build (default
+#                  ~/.cache/kea-hook-bmc-discovery/fuzz)
+#   FUZZ_TARGET_DIR  cargo's target dir for the fuzz build (default
+#                  $FUZZ_CACHE/target)
 #   FUZZ_KEEP_CORPUS=1  keep what each run finds and start the next from it
 #                  (long runs); by default every run starts from the seeds
 #                  alone, so that loading a grown corpus cannot stretch a
@@ -38,8 +40,11 @@ fi
 
 started=$SECONDS
 export RUSTC_BOOTSTRAP=1
-cargo fuzz build --fuzz-dir tests/fuzz -O -a --target-dir target/fuzz
-bin="target/fuzz/$(rustc -vV | sed -n 's/^host: //p')/release"
+# The sanitizer build of every dependency takes minutes; kept in the cache
+# (outside the clone, like the Kea matrix's), later runs redo what changed.
+target_dir="${FUZZ_TARGET_DIR:-$cache/target}"
+cargo fuzz build --fuzz-dir tests/fuzz -O -a --target-dir "$target_dir"
+bin="$target_dir/$(rustc -vV | sed -n 's/^host: //p')/release"
 echo "fuzz: built in $((SECONDS - started)) s"
 
 rm -rf "$cache/seeds"

@@ -15,7 +15,9 @@ source tests/shared-dir.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
-# Every parser of what a device or a client sends, fuzzed for a bounded time.
+# Every parser of what a device or a client sends, fuzzed for a bounded time
+# (FUZZ_SECONDS per target, default 20).
+cargo fmt --check --manifest-path tests/fuzz/Cargo.toml
 bash tests/fuzz.sh
 # The README's quick start, command by command, with its documented output.
 bash tests/quickstart.sh
