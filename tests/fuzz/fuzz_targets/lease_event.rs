@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = filter().check(None, &ev);
     let _ = format!("{ev:?}");
     let mac = ev.mac_string();
-    let hostname = String::from_utf8_lossy(ev.hostname()).into_owned();
+    let hostname = ev.hostname_text();
     // What the state file stores comes back as an event (bmc-discover,
     // retries): the same MAC, and the hostname cut on a char boundary.
     if let Some(again) = LeaseEvent::replay(&mac, ev.ipv4(), ev.subnet_id(), &hostname) {
@@ -64,5 +64,6 @@ fuzz_target!(|data: &[u8]| {
         Some(&hostname),
         None,
         PATTERN.get_or_init(PlacementPattern::default_pattern),
+        false,
     );
 });

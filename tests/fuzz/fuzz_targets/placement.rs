@@ -38,7 +38,9 @@ fuzz_target!(|data: &[u8]| {
     // The BMC's own hostname takes over when the lease has none.
     let mut inv = Inventory::default();
     inv.bmc.hostname = Some(lease.to_string());
-    for lease_name in [Some(&*lease), None] {
+    // Placement from the BMC's own hostname is off by default
+    // (netbox.place-by-bmc-hostname): both ways.
+    for (lease_name, by_bmc) in [(Some(&*lease), false), (None, false), (None, true)] {
         let reg = Registration::for_lease(
             &inv,
             "b0:7b:25:d6:51:82",
@@ -47,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
             lease_name,
             None,
             pattern(),
+            by_bmc,
         );
         assert!(reg.name.chars().count() <= MAX_DEVICE_NAME.max(16));
         let p = &reg.placement;
