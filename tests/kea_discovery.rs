@@ -352,6 +352,9 @@ fn bmc_leases_end_up_registered_in_netbox() {
         "netbox": {"url": nb.url, "token-file": token_file, "create-missing": true},
         "ansible-inventory-dir": inventory,
         "metrics-listen": format!("{}:19024", net.server()),
+        // A registration this machine's NetBox answers too slowly (8 at
+        // once on 2 cores) fails netbox-unavailable and is retried; soon.
+        "retry-backoff-s": 1,
     });
     let kea = Kea::start(&dir, &config(net, dir.path(), &[hook(params)], "INFO"));
     let n = 20;
@@ -362,6 +365,16 @@ fn bmc_leases_end_up_registered_in_netbox() {
     let index = |ip: &str| u32::from(ip.parse::<Ipv4Addr>().unwrap()) - u32::from(pool_addr(0));
     let good: Vec<(&String, &String)> =
         leased.iter().filter(|(ip, _)| index(ip) % 7 != 3).collect();
+    // Every good BMC ends registered, a NetBox timeout's retry included.
+    let start = std::time::Instant::now();
+    let mut status = status;
+    while status["events"]["processed"].as_u64() < Some(good.len() as u64)
+        && status["failures"]["netbox-unavailable"].as_u64().is_some()
+        && start.elapsed() < Duration::from_secs(120)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+        status = kea.bmc_status();
+    }
     assert!(
         status["events"]["processed"].as_u64() >= Some(good.len() as u64),
         "{status}\n{}",
