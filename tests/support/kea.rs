@@ -143,7 +143,11 @@ pub fn config(net: Net, dir: &Path, hooks: &[Hook], log_severity: &str) -> Value
         })
         .collect();
     json!({"Dhcp4": {
-        "interfaces-config": {"interfaces": [format!("lo/{}", net.server())], "dhcp-socket-type": "udp"},
+        // Port 67 on the test's address was once found taken for a whole
+        // run (bind failed, no retry, perfdhcp waited 120 s for nothing):
+        // Kea retries for 30 s, and Kea::start reports who held it.
+        "interfaces-config": {"interfaces": [format!("lo/{}", net.server())], "dhcp-socket-type": "udp",
+                              "service-sockets-max-retries": 30, "service-sockets-retry-wait-time": 1000},
         "control-socket": {"socket-type": "unix", "socket-name": dir.join("kea.sock").to_str().unwrap()},
         "lease-database": {"type": "memfile", "persist": true,
                            "name": dir.join("leases4.csv").to_str().unwrap(), "lfc-interval": 0},
@@ -248,7 +252,23 @@ impl Kea {
             }
             kea.try_command("version-get", None).ok()
         });
+        kea.report_socket_trouble();
         kea
+    }
+
+    /// When Kea could not bind its DHCP socket, says which sockets were
+    /// bound on port 67 at that moment (stderr and `dir/kea.sockets`).
+    fn report_socket_trouble(&self) {
+        if !self.log().contains("DHCPSRV_OPEN_SOCKET_FAIL") {
+            return;
+        }
+        let ss = Command::new("ss")
+            .args(["-uanpe", "sport", "=", ":67"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|e| format!("cannot run ss: {e}"));
+        let _ = std::fs::write(self.dir.join("kea.sockets"), &ss);
+        eprintln!("kea-dhcp4 could not bind its DHCP socket (it retries); port 67 now:\n{ss}");
     }
 
     /// Whether the process is still running.
