@@ -256,7 +256,20 @@ fn concurrent_registrations_of_one_server_converge() {
             .map(|_| {
                 s.spawn(|| {
                     let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
-                    register(&nb, &reg, &create_missing()).map(|o| o.device_id)
+                    // As the hook does on netbox-unavailable: try again. On a
+                    // busy machine 20 at once can outlast the 30 s read
+                    // timeout, and the POST that timed out may have landed:
+                    // the retry must find it, not add a second.
+                    let mut attempt = 0;
+                    loop {
+                        attempt += 1;
+                        match register(&nb, &reg, &create_missing()) {
+                            Err(RegisterError::Unavailable(e)) if attempt < 4 => {
+                                eprintln!("attempt {attempt}: {e}; again");
+                            }
+                            other => break other.map(|o| o.device_id),
+                        }
+                    }
                 })
             })
             .collect();

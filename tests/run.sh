@@ -6,25 +6,80 @@
 # Ansible role present / absent, and the Kea-version matrix (Kea 2.6 and 3.0
 # in Debian roots: build, Kea tests, smoke checks, package).
 # Needs root (it installs missing packages and adds 127.0.N.x addresses to lo).
+# Prints how long each step took; the whole run's time is the last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash tests/setup.sh
+run_start=$SECONDS
+step() { # step NAME COMMAND...: runs COMMAND, then says how long it took
+  local name=$1 t=$SECONDS
+  shift
+  "$@"
+  echo "run: $name: $((SECONDS - t)) s" >&2
+}
+logs=${BMC_RUN_LOGS:-${XDG_CACHE_HOME:-$HOME/.cache}/kea-hook-bmc-discovery/run}
+mkdir -p "$logs"
+
+step setup env BMC_SETUP_NETBOX=later bash tests/setup.sh
 # The tests serve ../shared/redfish-mockups and start ../shared/netbox.
 source tests/shared-dir.sh
-cargo fmt --check
-cargo clippy --all-targets -- -D warnings
-cargo test --all-targets
+
+# Two slow things wait mostly on one core, the network or dpkg rather than
+# on both cores: NetBox's first start (pip install and 336 migrations, ~8
+# minutes when cold, a second when up) and the matrix's Debian roots
+# (debootstrap + apt, minutes when cold, a second when kept). Both start
+# now and run while the host compiles; each is waited for where needed.
+background() { # background NAME COMMAND...: output in $logs/NAME.log
+  local name=$1
+  shift
+  rm -f "$logs/$name.rc"
+  (
+    rc=0
+    "$@" >"$logs/$name.log" 2>&1 || rc=$?
+    echo "$rc" >"$logs/$name.rc"
+  ) &
+}
+wait_for_background() { # wait_for_background NAME PID: fails with the log's tail
+  local name=$1 t=$SECONDS
+  wait "$2" || true
+  echo "run: waited $((SECONDS - t)) s for $name" >&2
+  if [[ "$(cat "$logs/$name.rc" 2>/dev/null)" != 0 ]]; then
+    tail -n 40 "$logs/$name.log" >&2
+    echo "run: $name failed; whole log: $logs/$name.log" >&2
+    return 1
+  fi
+}
+# A failing step ends the run only once these have finished: a root or a
+# NetBox cut off half-way would cost the next run more than the wait.
+trap 'jobs -pr | grep -q . && echo "run: waiting for background set-up to finish" >&2; wait' EXIT
+netbox_pid=
+if [[ -n "${NETBOX_SCRIPTS:-}" && -x "$NETBOX_SCRIPTS/netbox-up" ]]; then
+  background netbox-up env NETBOX_PORT="${NETBOX_PORT:-18000}" "$NETBOX_SCRIPTS/netbox-up"
+  netbox_pid=$!
+else
+  echo "run: netbox-up not found; the NetBox tests will fail (set SHARED_DIR or NETBOX_SCRIPTS)" >&2
+fi
+# A failed root here is made again by the matrix step at the end.
+background matrix-roots env KEA_MATRIX_STEPS=root bash tests/kea-matrix.sh
+roots_pid=$!
+
+step fmt cargo fmt --check
+step clippy cargo clippy --all-targets -- -D warnings
+step test-build cargo test --all-targets --no-run
+[[ -z "$netbox_pid" ]] || wait_for_background netbox-up "$netbox_pid"
+step test cargo test --all-targets
 # Every parser of what a device or a client sends, fuzzed for a bounded time
 # (FUZZ_SECONDS per target, default 20).
-cargo fmt --check --manifest-path tests/fuzz/Cargo.toml
-bash tests/fuzz.sh
+step fuzz-fmt cargo fmt --check --manifest-path tests/fuzz/Cargo.toml
+step fuzz bash tests/fuzz.sh
 # The README's quick start, command by command, with its documented output.
-bash tests/quickstart.sh
+step quickstart bash tests/quickstart.sh
 # Installs and purges the package on this machine (refuses if it is installed).
-bash packaging/check-deb.sh
+step check-deb bash packaging/check-deb.sh
 # Runs the Ansible role here: present, present (changed=0), absent, present.
-bash packaging/ansible/check-role.sh
+step check-role bash packaging/ansible/check-role.sh
 # The same hook built, tested and packaged against Kea 2.6.3 (trixie) and
 # 3.0.4 (forky), each in a Debian root of its own (kept in /var/cache).
-bash tests/kea-matrix.sh
+wait_for_background matrix-roots "$roots_pid" || true
+step kea-matrix bash tests/kea-matrix.sh
+echo "run: all passed in $((SECONDS - run_start)) s" >&2

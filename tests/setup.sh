@@ -13,6 +13,9 @@ packages=(
   lintian                                           # packaging/check-deb.sh
   prometheus                                        # promtool: the metrics page, alert rules
   tini                                              # packaging/ansible/check-role.sh without systemd
+  debootstrap                                       # tests/kea-matrix.sh: a Debian root per Kea version
+  postgresql redis-server libpq-dev gcc curl        # ../shared/netbox's NetBox (installed here, in one
+                                                    # apt run, so that netbox-up never runs apt itself)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -73,9 +76,12 @@ fi
 # this repository). The first run installs and migrates it (~8 minutes on 2
 # cores); later runs find it up in a fraction of a second. Port 18000: 8000
 # is kea-ctrl-agent's.
+# tests/run.sh sets BMC_SETUP_NETBOX=later and starts it in the background.
 source "$(dirname "$0")/shared-dir.sh"
 netbox_scripts="${NETBOX_SCRIPTS:-}"
-if [[ -n "$netbox_scripts" && -x "$netbox_scripts/netbox-up" ]]; then
+if [[ "${BMC_SETUP_NETBOX:-}" == later ]]; then
+  :
+elif [[ -n "$netbox_scripts" && -x "$netbox_scripts/netbox-up" ]]; then
   NETBOX_PORT="${NETBOX_PORT:-18000}" "$netbox_scripts/netbox-up" >/dev/null
 else
   echo "setup: netbox-up not found; the NetBox tests will fail (set SHARED_DIR or NETBOX_SCRIPTS)" >&2
