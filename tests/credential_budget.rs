@@ -80,6 +80,31 @@ fn sample(page: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// `promtool check metrics` passes the page (names, types, format).
+fn promtool_accepts(page: &str) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool (tests/setup.sh installs Debian's prometheus package)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{page}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn root_entry(kea: &Kea) -> Value {
     let s = kea.bmc_status();
     let entries = s["credentials"].as_array().cloned().unwrap_or_default();
@@ -245,6 +270,7 @@ fn a_mac_cycling_fleet_spends_the_budget_and_the_entry_is_suspended_until_lifted
         sample(&page, "bmc_discovery_credential_suspensions_total"),
         Some(1.0)
     );
+    promtool_accepts(&page);
     wait_for("Kea's statistic", Duration::from_secs(5), || {
         (statistic(&kea, "credentials-suspended") == 1).then_some(())
     });
@@ -348,10 +374,14 @@ fn a_mac_cycling_fleet_spends_the_budget_and_the_entry_is_suspended_until_lifted
 
     // The per-BMC guard survived the restart too: the kept rogue refused
     // the entry within the window, so it is not offered it again.
-    wait_for("the kept rogue between attempts", Duration::from_secs(30), || {
-        let state = bmc(&kea, kept)["state"].clone();
-        (state == "failed" || state == "dead").then_some(())
-    });
+    wait_for(
+        "the kept rogue between attempts",
+        Duration::from_secs(30),
+        || {
+            let state = bmc(&kea, kept)["state"].clone();
+            (state == "failed" || state == "dead").then_some(())
+        },
+    );
     let a = kea.command("bmc-retry", Some(json!({ "ip": kept.to_string() })));
     assert_eq!(a["result"], 0, "{a}");
     let b = wait_for("the kept rogue retried", Duration::from_secs(30), || {

@@ -196,7 +196,7 @@ fn entry_name(
     let name = match given {
         Some(g) => {
             let g = g.trim().to_string();
-            if g.is_empty() || g.len() > 64 || g.chars().any(char::is_control) {
+            if g.is_empty() || g.chars().count() > 64 || g.chars().any(char::is_control) {
                 return Err(format!(
                     "entry {n} ({username}): 'name' must be 1 to 64 printable characters, got {g:?}"
                 ));
