@@ -469,12 +469,6 @@ impl LoginGuard {
         self.lock().failures_on(bmc, unix_ms(), &self.policy)
     }
 
-    /// Whether `bmc` has had as many failed logins within the window as it
-    /// may.
-    pub fn bmc_exhausted(&self, bmc: &str) -> bool {
-        self.failures_on(bmc) >= self.policy.max_failures_per_bmc
-    }
-
     /// The entry (its name) that last logged in to `bmc`.
     pub fn last_good(&self, bmc: &str) -> Option<String> {
         self.lock().good.get(bmc).cloned()
