@@ -50,20 +50,21 @@ pub fn cabinets(bmcs: &[Bmc]) -> Cabinets {
             continue;
         }
         let name = b
+            .found
             .name
             .clone()
             .filter(|n| !n.is_empty())
             .or_else(|| (!b.hostname.is_empty()).then(|| b.hostname.clone()))
             .unwrap_or_else(|| format!("bmc-{}", b.mac.replace(':', "")));
-        let site = b.site.clone().unwrap_or_else(|| UNPLACED.into());
-        let rack = b.rack.clone().unwrap_or_else(|| UNPLACED.into());
+        let site = b.found.site.clone().unwrap_or_else(|| UNPLACED.into());
+        let rack = b.found.rack.clone().unwrap_or_else(|| UNPLACED.into());
         out.entry((site, rack)).or_default().push(Host {
             name,
             ip: b.ip.clone(),
             mac: b.mac.clone(),
             hostname: b.hostname.clone(),
-            manufacturer: b.manufacturer.clone().unwrap_or_default(),
-            unit: b.unit,
+            manufacturer: b.found.manufacturer.clone().unwrap_or_default(),
+            unit: b.found.unit,
         });
     }
     // Host names must be unique in an inventory: BMCs sharing one (the
@@ -273,6 +274,7 @@ pub fn write_dir(dir: &Path, cabinets: &Cabinets) -> Result<Written, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::Found;
 
     fn bmc(mac: &str, name: &str, rack: Option<&str>, unit: Option<u32>) -> Bmc {
         Bmc {
@@ -285,14 +287,14 @@ mod tests {
             next_attempt_at: None,
             last_error: None,
             error_class: None,
-            device_id: None,
-            name: Some(name.into()),
-            site: rack.map(|_| "us3".into()),
-            rack: rack.map(str::to_string),
-            unit,
-            manufacturer: Some("Dell Inc.".into()),
-            model: None,
-            serial: None,
+            found: Found {
+                name: Some(name.into()),
+                site: rack.map(|_| "us3".into()),
+                rack: rack.map(str::to_string),
+                unit,
+                manufacturer: Some("Dell Inc.".into()),
+                ..Found::default()
+            },
             first_seen: 0,
             leased_at_ms: 0,
             discovered_at: Some(1),
@@ -345,7 +347,7 @@ mod tests {
         // that would start a new key, and quotes.
         let hostile = "a\u{7f}b\u{85}c\u{9b}d\u{2028}e\u{feff}f\u{202e}g\nh: x\"\\";
         let mut h = bmc("02:00:00:00:00:01", hostile, Some("cab1"), Some(1));
-        h.manufacturer = Some(hostile.into());
+        h.found.manufacturer = Some(hostile.into());
         let c = cabinets(&[h]);
         let hosts = c.values().next().unwrap();
         let y = yaml("us3\n- evil", "cab1\u{85}", hosts);

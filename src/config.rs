@@ -118,6 +118,12 @@ pub struct RedfishConfig {
     pub login_retry_window_s: u64,
     /// Failed logins one BMC may see per window, over all usernames.
     pub max_failed_logins: usize,
+    /// Failed logins one credentials entry may have across all BMCs within
+    /// `credential_failure_window_s` before it is suspended for
+    /// `credential_suspension_s` (redfish::credentials::guard).
+    pub credential_failure_budget: u32,
+    pub credential_failure_window_s: u64,
+    pub credential_suspension_s: u64,
     pub max_response_bytes: u64,
     // Budgets of one discovery (see redfish::Limits); exceeding one fails
     // it with class budget-*.
@@ -164,6 +170,9 @@ pub const REDFISH_KNOWN: &[&str] = &[
     "parallel-requests",
     "login-retry-window-s",
     "max-failed-logins",
+    "credential-failure-budget",
+    "credential-failure-window-s",
+    "credential-suspension-s",
     "max-response-bytes",
     "max-discovery-bytes",
     "max-requests",
@@ -516,6 +525,9 @@ fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
         parallel_requests: 6,
         login_retry_window_s: 1800,
         max_failed_logins: 2,
+        credential_failure_budget: crate::redfish::credentials::guard::DEFAULT_BUDGET,
+        credential_failure_window_s: crate::redfish::credentials::guard::DEFAULT_BUDGET_WINDOW_S,
+        credential_suspension_s: crate::redfish::credentials::guard::DEFAULT_SUSPENSION_S,
         // The budgets' defaults are redfish::Limits::default()'s.
         max_response_bytes: 1 << 20,
         max_discovery_bytes: 4 << 20,
@@ -554,6 +566,15 @@ fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
             "parallel-requests" => c.parallel_requests = integer(k, value, 1, 32)? as usize,
             "login-retry-window-s" => c.login_retry_window_s = integer(k, value, 0, 86_400)?,
             "max-failed-logins" => c.max_failed_logins = integer(k, value, 1, 10)? as usize,
+            "credential-failure-budget" => {
+                c.credential_failure_budget = integer(k, value, 1, 100_000)? as u32
+            }
+            "credential-failure-window-s" => {
+                c.credential_failure_window_s = integer(k, value, 60, 604_800)?
+            }
+            "credential-suspension-s" => {
+                c.credential_suspension_s = integer(k, value, 60, 604_800)?
+            }
             "rediscover-after-s" => c.rediscover_after_s = integer(k, value, 0, 31_536_000)?,
             "max-response-bytes" => c.max_response_bytes = integer(k, value, 65_536, 64 << 20)?,
             "max-discovery-bytes" => c.max_discovery_bytes = integer(k, value, 1 << 20, 256 << 20)?,
@@ -796,6 +817,34 @@ mod tests {
         );
         assert!(error_of(r#"{"redfish": {"credentials-file": "f", "password": "x"}}"#)
             .starts_with("parameter 'redfish.password' is unknown; known redfish parameters: credentials-file,"));
+    }
+
+    #[test]
+    fn credential_failure_budget_has_defaults_and_bounds() {
+        let r = Config::from_json(r#"{"redfish": {"credentials-file": "f"}}"#)
+            .unwrap()
+            .redfish
+            .unwrap();
+        assert_eq!(
+            (
+                r.credential_failure_budget,
+                r.credential_failure_window_s,
+                r.credential_suspension_s
+            ),
+            (20, 3600, 1800)
+        );
+        for (key, value, range) in [
+            ("credential-failure-budget", "0", "1..=100000"),
+            ("credential-failure-window-s", "59", "60..=604800"),
+            ("credential-suspension-s", "604801", "60..=604800"),
+        ] {
+            assert_eq!(
+                error_of(&format!(
+                    r#"{{"redfish": {{"credentials-file": "f", "{key}": {value}}}}}"#
+                )),
+                format!("parameter 'redfish.{key}' must be {range}, got {value}")
+            );
+        }
     }
 
     #[test]

@@ -20,11 +20,14 @@ use std::time::Duration;
 
 use crate::clock::unix_s;
 
+mod login_guard;
+
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-/// Bumped when the table changes; older files are migrated at open.
-const SCHEMA_VERSION: i64 = 2;
+/// Bumped when a table changes or is added; older files are migrated at
+/// open. 2: `replace_bmc`. 3: the login guard's tables (`login_guard.rs`).
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bmc (
@@ -108,15 +111,8 @@ pub struct Bmc {
     pub next_attempt_at: Option<i64>,
     pub last_error: Option<String>,
     pub error_class: Option<String>,
-    #[serde(rename = "netbox-device-id")]
-    pub device_id: Option<u64>,
-    pub name: Option<String>,
-    pub site: Option<String>,
-    pub rack: Option<String>,
-    pub unit: Option<u32>,
-    pub manufacturer: Option<String>,
-    pub model: Option<String>,
-    pub serial: Option<String>,
+    #[serde(flatten)]
+    pub found: Found,
     pub first_seen: i64,
     /// When the lease that started the current or last attempt was seen
     /// (Unix milliseconds).
@@ -159,14 +155,16 @@ fn from_row(r: &Row) -> rusqlite::Result<Bmc> {
         next_attempt_at: r.get(6)?,
         last_error: r.get(7)?,
         error_class: r.get(8)?,
-        device_id: r.get(9)?,
-        name: r.get(10)?,
-        site: r.get(11)?,
-        rack: r.get(12)?,
-        unit: r.get(13)?,
-        manufacturer: r.get(14)?,
-        model: r.get(15)?,
-        serial: r.get(16)?,
+        found: Found {
+            device_id: r.get(9)?,
+            name: r.get(10)?,
+            site: r.get(11)?,
+            rack: r.get(12)?,
+            unit: r.get(13)?,
+            manufacturer: r.get(14)?,
+            model: r.get(15)?,
+            serial: r.get(16)?,
+        },
         first_seen: r.get(17)?,
         leased_at_ms: r.get(18)?,
         discovered_at: r.get(19)?,
@@ -211,10 +209,12 @@ pub struct Lease<'a> {
     pub hostname: &'a str,
 }
 
-/// What a successful attempt found and did.
-#[derive(Default)]
-pub struct Success {
-    pub registered: bool,
+/// What the last successful attempt found: the NetBox device it became,
+/// its name and place, and the server.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Found {
+    #[serde(rename = "netbox-device-id")]
     pub device_id: Option<u64>,
     pub name: Option<String>,
     pub site: Option<String>,
@@ -223,6 +223,13 @@ pub struct Success {
     pub manufacturer: Option<String>,
     pub model: Option<String>,
     pub serial: Option<String>,
+}
+
+/// What a successful attempt found and did.
+#[derive(Default)]
+pub struct Success {
+    pub registered: bool,
+    pub found: Found,
     pub discovery_ms: u64,
     pub register_ms: u64,
 }
@@ -266,6 +273,9 @@ pub struct Failure<'a> {
     /// Whether this attempt counts towards `dead`. An outage of NetBox is
     /// not the BMC's fault: it is retried until NetBox is back.
     pub counts: bool,
+    /// When to try again (Unix s) instead of after the backoff: when what
+    /// held the attempt back ends (a credential's suspension).
+    pub retry_at: Option<i64>,
 }
 
 pub struct Store {
@@ -352,6 +362,9 @@ impl Store {
             });
         }
         conn.execute_batch(SCHEMA).map_err(StoreError::from)?;
+        // Schema 3's tables are created here for files of schema 1 and 2.
+        conn.execute_batch(login_guard::SCHEMA)
+            .map_err(StoreError::from)?;
         // Schema 2 added `replace_bmc`; a file of schema 1 gets it here.
         let has_replace: bool = conn
             .query_row(
@@ -520,6 +533,7 @@ impl Store {
         } else {
             State::Discovered
         };
+        let f = &s.found;
         self.conn()
             .query_row(
                 "UPDATE bmc SET state = ?2, attempts = 0, next_attempt_at = NULL, \
@@ -533,14 +547,14 @@ impl Store {
                 params![
                     mac,
                     state.as_str(),
-                    s.device_id,
-                    s.name,
-                    s.site,
-                    s.rack,
-                    s.unit,
-                    s.manufacturer,
-                    s.model,
-                    s.serial,
+                    f.device_id,
+                    f.name,
+                    f.site,
+                    f.rack,
+                    f.unit,
+                    f.manufacturer,
+                    f.model,
+                    f.serial,
                     now,
                     s.registered,
                     s.discovery_ms,
@@ -574,6 +588,8 @@ impl Store {
         let now = unix_s();
         let (state, next) = if attempts >= policy.attempts {
             (State::Dead, None)
+        } else if let Some(at) = f.retry_at {
+            (State::Failed, Some(at.max(now)))
         } else {
             let wait = policy.delay(attempts.max(1)).as_secs() as i64;
             (State::Failed, Some(now + wait))
@@ -801,6 +817,7 @@ mod tests {
             class: "timeout",
             message: "BMC did not answer",
             counts,
+            retry_at: None,
         }
     }
 
@@ -871,8 +888,11 @@ mod tests {
             mac,
             &Success {
                 registered: true,
-                device_id: Some(42),
-                site: Some("us3".into()),
+                found: Found {
+                    device_id: Some(42),
+                    site: Some("us3".into()),
+                    ..Found::default()
+                },
                 ..Success::default()
             },
         )
@@ -899,7 +919,7 @@ mod tests {
             1
         );
         assert_eq!(s.list(None, Some("fra1"), 10).unwrap().len(), 0);
-        assert_eq!(s.get(mac).unwrap().unwrap().device_id, Some(42));
+        assert_eq!(s.get(mac).unwrap().unwrap().found.device_id, Some(42));
     }
 
     fn active(mac: &str, ip: &str, matched: bool) -> ActiveLease {

@@ -6,10 +6,11 @@
 //! answer that stopped it (a bad argument, the state file failing), so that
 //! every step can use `?`. Argument readers are in `args.rs`; `bmc-status`
 //! in `status.rs`; the commands on the state file in `bmcs.rs`; the pool
-//! report in `pools.rs`.
+//! report in `pools.rs`; `bmc-credential-lift` in `credentials.rs`.
 
 mod args;
 mod bmcs;
+mod credentials;
 mod pools;
 mod status;
 
@@ -28,6 +29,7 @@ pub const COMMANDS: &[&str] = &[
     "bmc-reconcile",
     "bmc-inventory",
     "bmc-pool-report",
+    "bmc-credential-lift",
 ];
 
 /// Kea's result codes.
@@ -118,6 +120,7 @@ fn dispatch(request: &[u8], hook: Option<&Hook>) -> Reply {
         }
         "bmc-inventory" => bmcs::inventory(store(hook, name)?, arguments),
         "bmc-pool-report" => pools::pool_report(hook, arguments),
+        "bmc-credential-lift" => credentials::lift(hook, arguments),
         other => Err(Answer::new(
             result::UNSUPPORTED,
             format!(

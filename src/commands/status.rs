@@ -35,6 +35,9 @@ pub fn status(hook: &Hook, arguments: Option<&Value>) -> Reply {
             Err(e) => json!({ "error": e.to_string() }),
         };
     }
+    if let Some(g) = &hook.services().guard {
+        status["credentials"] = json!(g.status());
+    }
     if let Some(l) = &s.latency {
         status["latency"] = json!({
             "lease-to-done": l.lease_to_done,

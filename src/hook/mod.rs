@@ -26,7 +26,7 @@ use crate::telemetry::counters::Stats;
 use crate::telemetry::kea_stats::KeaStats;
 use crate::telemetry::prometheus::MetricsServer;
 use crate::telemetry::snapshot::{Latencies, NetBoxState};
-use crate::telemetry::{QueueStatus, Snapshot};
+use crate::telemetry::{CredentialsState, QueueStatus, Snapshot};
 use crate::work::pipeline::Pipeline;
 use crate::work::pool::WorkerPool;
 use crate::work::scheduler::{Scheduler, StateCounts};
@@ -192,6 +192,16 @@ impl Hook {
                 requests: nb.requests(),
             });
             s.failures = m.failures();
+        }
+        if let Some(g) = &self.services.guard {
+            s.credentials = Some(CredentialsState {
+                entries: g
+                    .status()
+                    .into_iter()
+                    .map(|c| (c.name, c.suspended))
+                    .collect(),
+                suspensions: g.suspensions(),
+            });
         }
         s
     }

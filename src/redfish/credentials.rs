@@ -1,11 +1,11 @@
-//! BMC credentials: the credentials file, which entries apply to a BMC, and
-//! the guard that keeps a wrong password from ever locking an account.
+//! BMC credentials: the credentials file and which entries apply to a BMC;
+//! the guard that keeps a wrong password from ever locking an account, and
+//! an entry from being sprayed over a network, is in `guard`.
 
-use std::collections::HashMap;
+pub mod guard;
+
 use std::fmt;
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -33,6 +33,11 @@ impl fmt::Debug for Secret {
 /// One username/password pair and which BMCs it is for.
 #[derive(Clone, Debug)]
 pub struct Credential {
+    /// What the entry is called in logs, metrics, `bmc-status` and the
+    /// state file: its `name`, else its username (`root#3` for the third
+    /// entry when an earlier one has that username too). Never derived
+    /// from the password.
+    pub name: String,
     pub username: String,
     pub password: Secret,
     /// Only for BMCs of this vendor (`dell`, `hpe`, `lenovo`, `supermicro`,
@@ -76,6 +81,7 @@ pub struct Credentials {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Entry {
+    name: Option<String>,
     username: String,
     password: Option<String>,
     password_file: Option<String>,
@@ -90,6 +96,7 @@ impl Credentials {
     pub fn single(username: &str, password: &str) -> Credentials {
         Credentials {
             entries: vec![Credential {
+                name: username.to_string(),
                 username: username.to_string(),
                 password: Secret::new(password.to_string()),
                 vendor: None,
@@ -99,7 +106,7 @@ impl Credentials {
     }
 
     /// Reads a credentials file: a JSON list of
-    /// `{"username", "password" | "password_file" | "password_env", "vendor"?, "oui"?}`.
+    /// `{"name"?, "username", "password" | "password_file" | "password_env", "vendor"?, "oui"?}`.
     /// Errors name the file and the entry, never a password.
     pub fn load(path: &Path) -> Result<Credentials, String> {
         let shown = path.display();
@@ -115,7 +122,7 @@ impl Credentials {
         let raw: Vec<Entry> = serde_json::from_str(text).map_err(|e| {
             format!(
                 "not a JSON list of {{\"username\", \"password\"}} entries (line {}, column {}); \
-                 allowed keys: username, password, password_file, password_env, vendor, oui",
+                 allowed keys: name, username, password, password_file, password_env, vendor, oui",
                 e.line(),
                 e.column()
             )
@@ -165,7 +172,9 @@ impl Credentials {
                     )
                 })?);
             }
+            let name = entry_name(n, e.name, &e.username, &entries)?;
             entries.push(Credential {
+                name,
                 username: e.username,
                 password: Secret::new(password),
                 vendor: e.vendor.map(|v| v.to_ascii_lowercase()),
@@ -173,6 +182,37 @@ impl Credentials {
             });
         }
         Ok(Credentials { entries })
+    }
+}
+
+/// The name of entry `n` (see `Credential::name`), unique in the file.
+fn entry_name(
+    n: usize,
+    given: Option<String>,
+    username: &str,
+    earlier: &[Credential],
+) -> Result<String, String> {
+    let taken = |name: &str| earlier.iter().position(|c| c.name == name);
+    let name = match given {
+        Some(g) => {
+            let g = g.trim().to_string();
+            if g.is_empty() || g.chars().count() > 64 || g.chars().any(char::is_control) {
+                return Err(format!(
+                    "entry {n} ({username}): 'name' must be 1 to 64 printable characters, got {g:?}"
+                ));
+            }
+            g
+        }
+        None if taken(username).is_none() => username.to_string(),
+        None => format!("{username}#{n}"),
+    };
+    match taken(&name) {
+        Some(i) => Err(format!(
+            "entry {n} ({username}): name {name:?} is already entry {}'s; give each entry \
+             its own 'name'",
+            i + 1
+        )),
+        None => Ok(name),
     }
 }
 
@@ -199,96 +239,6 @@ pub fn permissions_warning(path: &Path) -> Option<String> {
             path.display()
         )
     })
-}
-
-/// Remembers failed logins per (BMC, credential) so that each credential
-/// fails at most once per BMC per window: BMCs lock an account after a few
-/// failures (iDRAC: 3 by default), and a discovery is retried. Also
-/// remembers the credential that last worked, to try it first.
-pub struct LoginGuard {
-    window: Duration,
-    /// Failed logins one BMC may see per window, whatever the usernames:
-    /// iDRAC blocks the client's address for minutes after three.
-    max_failures_per_bmc: usize,
-    state: Mutex<GuardState>,
-}
-
-#[derive(Default)]
-struct GuardState {
-    failed: HashMap<(String, String), Instant>,
-    good: HashMap<String, String>,
-}
-
-impl LoginGuard {
-    pub fn new(window: Duration) -> LoginGuard {
-        LoginGuard::with_limit(window, 2)
-    }
-
-    /// A guard that also stops after `max_failures_per_bmc` failed logins
-    /// on one BMC within the window.
-    pub fn with_limit(window: Duration, max_failures_per_bmc: usize) -> LoginGuard {
-        LoginGuard {
-            window,
-            max_failures_per_bmc: max_failures_per_bmc.max(1),
-            state: Mutex::new(GuardState::default()),
-        }
-    }
-
-    /// Whether `bmc` has had as many failed logins within the window as it
-    /// may.
-    pub fn bmc_exhausted(&self, bmc: &str) -> bool {
-        let st = self.lock();
-        st.failed
-            .iter()
-            .filter(|((b, _), t)| b == bmc && t.elapsed() < self.window)
-            .count()
-            >= self.max_failures_per_bmc
-    }
-
-    pub fn max_failures_per_bmc(&self) -> usize {
-        self.max_failures_per_bmc
-    }
-
-    /// The window, for messages.
-    pub fn window(&self) -> Duration {
-        self.window
-    }
-
-    /// Whether `username` failed on `bmc` within the window.
-    pub fn recently_failed(&self, bmc: &str, username: &str) -> bool {
-        let st = self.lock();
-        st.failed
-            .get(&(bmc.to_string(), username.to_string()))
-            .is_some_and(|t| t.elapsed() < self.window)
-    }
-
-    pub fn record_failure(&self, bmc: &str, username: &str) {
-        let mut st = self.lock();
-        let window = self.window;
-        // Keeps the map bounded by the BMCs seen within one window.
-        st.failed.retain(|_, t| t.elapsed() < window);
-        st.failed
-            .insert((bmc.to_string(), username.to_string()), Instant::now());
-        if st.good.get(bmc).map(String::as_str) == Some(username) {
-            st.good.remove(bmc);
-        }
-    }
-
-    pub fn record_success(&self, bmc: &str, username: &str) {
-        let mut st = self.lock();
-        st.failed.remove(&(bmc.to_string(), username.to_string()));
-        st.good.insert(bmc.to_string(), username.to_string());
-    }
-
-    /// The username that last logged in to `bmc`.
-    pub fn last_good(&self, bmc: &str) -> Option<String> {
-        self.lock().good.get(bmc).cloned()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, GuardState> {
-        // A panic while holding this lock leaves plain maps behind; keep going.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 #[cfg(test)]
@@ -330,6 +280,30 @@ mod tests {
     }
 
     #[test]
+    fn every_entry_has_a_unique_name_that_is_not_its_password() {
+        let c = Credentials::parse(
+            r#"[{"username": "root", "password": "calvin"},
+                {"username": "root", "password": "0penBmc"},
+                {"name": "smc-factory", "username": "ADMIN", "password": "x"}]"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = c.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["root", "root#2", "smc-factory"]);
+        let err = Credentials::parse(
+            r#"[{"username": "root", "password": "a"},
+                {"name": "root", "username": "admin", "password": "b"}]"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "entry 2 (admin): name \"root\" is already entry 1's; give each entry its own 'name'"
+        );
+        let err = Credentials::parse(r#"[{"name": "a\nb", "username": "r", "password": "p"}]"#)
+            .unwrap_err();
+        assert!(err.contains("'name' must be 1 to 64 printable"), "{err}");
+    }
+
+    #[test]
     fn bound_entries_need_the_fact_known_and_matching() {
         let c = Credentials::parse(
             r#"[{"username": "a", "password": "p", "vendor": "dell", "oui": ["14:18:77"]},
@@ -354,23 +328,5 @@ mod tests {
         assert!(!oui.applies(Some("dell"), None), "MAC unknown");
         assert!(!oui.applies(None, Some("94:40:c9:00:00:01")));
         assert!(any.applies(None, None));
-    }
-
-    #[test]
-    fn guard_allows_one_failure_per_window() {
-        let g = LoginGuard::new(Duration::from_secs(60));
-        assert!(!g.recently_failed("bmc1", "root"));
-        g.record_failure("bmc1", "root");
-        assert!(g.recently_failed("bmc1", "root"));
-        assert!(!g.recently_failed("bmc2", "root"));
-        g.record_success("bmc1", "admin");
-        assert_eq!(g.last_good("bmc1").as_deref(), Some("admin"));
-        assert!(!g.bmc_exhausted("bmc1"));
-        g.record_failure("bmc1", "admin");
-        assert!(g.bmc_exhausted("bmc1"), "two failures is the default limit");
-        assert!(!g.bmc_exhausted("bmc2"));
-        let short = LoginGuard::new(Duration::ZERO);
-        short.record_failure("bmc1", "root");
-        assert!(!short.recently_failed("bmc1", "root"));
     }
 }

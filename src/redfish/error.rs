@@ -15,6 +15,11 @@ pub enum FailureKind {
     Tls,
     /// No credential logged in, or all were held back by the login guard.
     Auth,
+    /// Every entry this BMC could be offered was held back because it
+    /// spent its failure budget across all BMCs (`credential-failure-budget`)
+    /// and none was refused: the BMC is tried again when the suspension
+    /// ends, without using up an attempt.
+    CredentialSuspended,
     /// The BMC answered, but not with what Redfish promises (bad status,
     /// malformed or oversized body, redirect loop, missing resources).
     Protocol,
@@ -42,6 +47,24 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every class, for the metrics' help text and its test.
+    pub const ALL: [FailureKind; 14] = [
+        FailureKind::Unreachable,
+        FailureKind::Timeout,
+        FailureKind::Tls,
+        FailureKind::Auth,
+        FailureKind::CredentialSuspended,
+        FailureKind::Protocol,
+        FailureKind::Cancelled,
+        FailureKind::ForeignLink,
+        FailureKind::BudgetRequests,
+        FailureKind::BudgetBytes,
+        FailureKind::BudgetResponse,
+        FailureKind::BudgetMembers,
+        FailureKind::BudgetMemory,
+        FailureKind::BudgetTime,
+    ];
+
     /// Whether trying again later can help without anyone changing
     /// anything. Auth is not: the next attempt would cost a failed login.
     /// A budget or a foreign link is not: the BMC answers the same way.
@@ -52,6 +75,7 @@ impl FailureKind {
                 | FailureKind::Timeout
                 | FailureKind::Protocol
                 | FailureKind::Cancelled
+                | FailureKind::CredentialSuspended
         )
     }
 
@@ -67,6 +91,7 @@ impl FailureKind {
             FailureKind::Timeout => "timeout",
             FailureKind::Tls => "tls",
             FailureKind::Auth => "auth",
+            FailureKind::CredentialSuspended => "credential-suspended",
             FailureKind::Protocol => "protocol",
             FailureKind::Cancelled => "cancelled",
             FailureKind::ForeignLink => "foreign-link",

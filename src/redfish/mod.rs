@@ -32,7 +32,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use credentials::{Credentials, LoginGuard};
+pub use credentials::guard::{GuardPolicy, LoginGuard};
+pub use credentials::Credentials;
 pub use error::{Error, FailureKind};
 pub use inventory::Inventory;
 pub use tls::{PinStore, TlsPolicy};

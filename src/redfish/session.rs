@@ -1,11 +1,13 @@
 //! Logging in to a BMC: a Redfish session where the BMC has one (BMCs have a
 //! handful of session slots, so the session is always deleted), basic auth
 //! where it has not. Credentials are tried in order, each at most once per
-//! BMC per guard window.
+//! BMC per guard window, and not at all while its failure budget across
+//! all BMCs is spent (`credentials::guard`).
 
 use serde_json::{json, Value};
 
-use super::credentials::{Credential, Credentials, LoginGuard};
+use super::credentials::guard::{HeldBack, LoginGuard};
+use super::credentials::{Credential, Credentials};
 use super::error::{Error, FailureKind};
 use super::fetch::Fetcher;
 use super::http::{basic_auth, Auth, Client};
@@ -76,7 +78,7 @@ pub fn login<'a>(
         .collect();
     // The credential that worked last time goes first: fewer failures.
     if let Some(good) = guard.last_good(bmc_key) {
-        if let Some(i) = order.iter().position(|c| c.username == good) {
+        if let Some(i) = order.iter().position(|c| c.name == good) {
             let c = order.remove(i);
             order.insert(0, c);
         }
@@ -97,25 +99,41 @@ pub fn login<'a>(
     }
     let mut tried = Vec::new();
     let mut use_basic = sessions.is_none();
+    // The entries this BMC may still be offered: a suspended one takes
+    // its place too, so a suspension never moves a device further down
+    // the file.
+    let mut slots = guard
+        .max_failures_per_bmc()
+        .saturating_sub(guard.failures_on(bmc_key));
+    let (mut rejected, mut suspended) = (false, false);
     for cred in order {
-        if guard.bmc_exhausted(bmc_key) {
+        if slots == 0 {
             tried.push(format!(
-                "{} (held back: {} failed logins on this BMC within the last {} s, \
-                 the most it may see)",
+                "{} (held back: {} failed logins or suspended entries on this BMC within the \
+                 last {} s, the most it may see)",
                 cred.username,
                 guard.max_failures_per_bmc(),
                 guard.window().as_secs()
             ));
             continue;
         }
-        if guard.recently_failed(bmc_key, &cred.username) {
-            tried.push(format!(
-                "{} (held back: it failed here within the last {} s)",
-                cred.username,
-                guard.window().as_secs()
-            ));
-            continue;
-        }
+        let attempt = match guard.begin(cred, bmc_key) {
+            Ok(a) => a,
+            Err(HeldBack::FailedHere) => {
+                tried.push(format!(
+                    "{} (held back: it failed here within the last {} s)",
+                    cred.username,
+                    guard.window().as_secs()
+                ));
+                continue;
+            }
+            Err(held) => {
+                slots -= 1;
+                suspended = true;
+                tried.push(held_back_text(cred, &held, guard));
+                continue;
+            }
+        };
         if !use_basic {
             let path = sessions.unwrap_or_default();
             let body = json!({"UserName": cred.username, "Password": cred.password.expose()});
@@ -169,7 +187,7 @@ pub fn login<'a>(
                         None => (body_id, None),
                     };
                     client.set_auth(Auth::Token(token));
-                    guard.record_success(bmc_key, &cred.username);
+                    attempt.succeeded();
                     let session = Session {
                         client,
                         location,
@@ -184,7 +202,8 @@ pub fn login<'a>(
                     return Ok(session);
                 }
                 401 | 403 => {
-                    guard.record_failure(bmc_key, &cred.username);
+                    attempt.failed();
+                    (slots, rejected) = (slots - 1, true);
                     tried.push(format!(
                         "{} (rejected: HTTP {})",
                         cred.username, posted.status
@@ -214,7 +233,7 @@ pub fn login<'a>(
         )));
         match f.get(probe) {
             Ok(_) => {
-                guard.record_success(bmc_key, &cred.username);
+                attempt.succeeded();
                 return Ok(Session {
                     client,
                     location: None,
@@ -223,7 +242,8 @@ pub fn login<'a>(
                 });
             }
             Err(401) | Err(403) => {
-                guard.record_failure(bmc_key, &cred.username);
+                attempt.failed();
+                (slots, rejected) = (slots - 1, true);
                 tried.push(format!("{} (rejected by basic auth)", cred.username));
                 // The 401 must not stay cached: the next credential asks again.
                 f.forget(probe);
@@ -239,12 +259,41 @@ pub fn login<'a>(
         }
     }
     client.set_auth(Auth::None);
+    // Held back by a suspension and refused by nothing: nothing is wrong
+    // with this BMC that the end of the suspension does not mend.
+    let kind = if suspended && !rejected {
+        FailureKind::CredentialSuspended
+    } else {
+        FailureKind::Auth
+    };
     Err(Error::new(
-        FailureKind::Auth,
+        kind,
         format!(
             "BMC {}: no credential logged in: {}",
             client.bmc,
             tried.join(", ")
         ),
     ))
+}
+
+/// Why `cred` was held back by its budget, for the discovery's error.
+fn held_back_text(cred: &Credential, held: &HeldBack, guard: &LoginGuard) -> String {
+    let p = guard.policy();
+    match held {
+        HeldBack::Suspended { until_ms } => format!(
+            "{} (held back: entry {:?} is suspended for {} s more: it failed {} logins across \
+             BMCs within {} s; bmc-status shows which, bmc-credential-lift ends it)",
+            cred.username,
+            cred.name,
+            ((until_ms - crate::clock::unix_ms()) / 1000).max(0),
+            p.budget,
+            p.budget_window.as_secs()
+        ),
+        HeldBack::BudgetInUse => format!(
+            "{} (held back: what is left of entry {:?}'s failure budget is taken by logins in \
+             progress)",
+            cred.username, cred.name
+        ),
+        HeldBack::FailedHere => format!("{} (held back: it failed here)", cred.username),
+    }
 }

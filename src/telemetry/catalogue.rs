@@ -121,3 +121,51 @@ pub const HISTOGRAMS: [Metric; 3] = [
         "One NetBox registration.",
     ),
 ];
+
+/// The help of `bmc_discovery_attempt_failures_total`: every failure class
+/// there is (the discovery's, `redfish::FailureKind`, and the
+/// registration's, `work::pipeline`); tests on both sides check it.
+pub const FAILURE_CLASSES_HELP: &str = "Failed attempts by class: discovery (unreachable, \
+    timeout, tls, auth, credential-suspended, protocol, cancelled, foreign-link, \
+    budget-requests, budget-bytes, budget-response, budget-members, budget-memory, budget-time) \
+    and registration (netbox-unavailable, netbox-refused, netbox-conflict, netbox-failed, \
+    cancelled).";
+
+/// Whether `class` is one of the classes [`FAILURE_CLASSES_HELP`] lists.
+pub fn failure_class_listed(class: &str) -> bool {
+    FAILURE_CLASSES_HELP
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .any(|w| w == class)
+}
+
+/// The credentials entries' failure budgets (redfish.credential-failure-budget),
+/// published with discovery. In Kea's statistics the first is the number
+/// of entries suspended; in Prometheus one series per entry.
+pub const CREDENTIALS: [Metric; 2] = [
+    metric(
+        "credentials-suspended",
+        "bmc_discovery_credential_suspended",
+        "1 while a credentials entry is suspended (it failed redfish.credential-failure-budget \
+         logins across BMCs), else 0.",
+    ),
+    metric(
+        "credential-suspensions",
+        "bmc_discovery_credential_suspensions_total",
+        "Suspensions of credentials entries begun since the hook was loaded.",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redfish::FailureKind;
+
+    #[test]
+    fn the_failure_help_lists_every_discovery_class() {
+        for kind in FailureKind::ALL {
+            assert!(failure_class_listed(kind.as_str()), "{}", kind.as_str());
+        }
+        assert!(!failure_class_listed("netbox"));
+        assert!(!failure_class_listed("budget"));
+    }
+}

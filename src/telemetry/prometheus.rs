@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::catalogue::{COUNTERS, GAUGES};
+use super::catalogue::{COUNTERS, CREDENTIALS, FAILURE_CLASSES_HELP, GAUGES};
 use super::latency::{HistogramSnapshot, MS_BOUNDS};
 use super::snapshot::Snapshot;
 use crate::kea::log::kea_log;
@@ -172,7 +172,7 @@ pub fn render(s: &Snapshot, pools: &[PoolGauge], levels: Levels) -> String {
         &mut out,
         "bmc_discovery_attempt_failures_total",
         "counter",
-        "Failed attempts by class (auth, unreachable, timeout, tls, protocol, cancelled, netbox-*).",
+        FAILURE_CLASSES_HELP,
     );
     for (class, n) in &s.failures {
         let _ = writeln!(
@@ -180,6 +180,21 @@ pub fn render(s: &Snapshot, pools: &[PoolGauge], levels: Levels) -> String {
             "bmc_discovery_attempt_failures_total{{class=\"{}\"}} {n}",
             label(class)
         );
+    }
+    if let Some(c) = &s.credentials {
+        let [suspended, suspensions] = &CREDENTIALS;
+        family(&mut out, suspended.prom, "gauge", suspended.help);
+        for (name, on) in &c.entries {
+            let _ = writeln!(
+                out,
+                "{}{{credential=\"{}\"}} {}",
+                suspended.prom,
+                label(name),
+                u8::from(*on)
+            );
+        }
+        family(&mut out, suspensions.prom, "counter", suspensions.help);
+        let _ = writeln!(out, "{} {}", suspensions.prom, c.suspensions);
     }
     pool_families(&mut out, pools, levels);
     out
@@ -409,6 +424,26 @@ mod tests {
     }
 
     #[test]
+    fn suspended_credentials_are_on_the_page_with_discovery() {
+        let mut s = Snapshot::default();
+        let page = render(&s, &[], Levels::default());
+        assert!(!page.contains("bmc_discovery_credential"), "{page}");
+        s.credentials = Some(crate::telemetry::CredentialsState {
+            entries: vec![("root".into(), true), ("ad\"min".into(), false)],
+            suspensions: 3,
+        });
+        let page = render(&s, &[], Levels::default());
+        for line in [
+            "# TYPE bmc_discovery_credential_suspended gauge",
+            "bmc_discovery_credential_suspended{credential=\"root\"} 1",
+            "bmc_discovery_credential_suspended{credential=\"ad\\\"min\"} 0",
+            "bmc_discovery_credential_suspensions_total 3",
+        ] {
+            assert!(page.lines().any(|l| l == line), "{line} not in\n{page}");
+        }
+    }
+
+    #[test]
     fn serves_the_page_and_frees_the_port_when_dropped() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -477,6 +512,7 @@ mod tests {
                 requests: (12, 8),
             }),
             failures: [("auth".to_string(), 2)].into(),
+            credentials: None,
         };
         let pools = [PoolGauge {
             subnet_id: 1,

@@ -45,6 +45,21 @@ pub struct NetBoxState {
     pub requests: (u64, u64),
 }
 
+/// The credentials entries' failure budgets at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialsState {
+    /// (entry name, suspended now), in file order.
+    pub entries: Vec<(String, bool)>,
+    /// Suspensions begun since the load.
+    pub suspensions: u64,
+}
+
+impl CredentialsState {
+    pub fn suspended(&self) -> u64 {
+        self.entries.iter().filter(|(_, s)| *s).count() as u64
+    }
+}
+
 /// Everything `bmc-status`, Kea's statistics and the Prometheus page show,
 /// read at one moment from the atomics the workers and the scheduler keep
 /// (the state file is not read).
@@ -62,6 +77,8 @@ pub struct Snapshot {
     pub netbox: Option<NetBoxState>,
     /// Failed attempts by class.
     pub failures: BTreeMap<String, u64>,
+    /// None without discovery.
+    pub credentials: Option<CredentialsState>,
 }
 
 impl Snapshot {

@@ -12,7 +12,7 @@ pub mod scheduler;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::redfish::PinStore;
+use crate::redfish::{LoginGuard, PinStore};
 use crate::state::Store;
 use crate::subnets::LiveSubnets;
 use crate::telemetry::latency::Metrics;
@@ -34,6 +34,10 @@ pub struct Services {
     /// Kea's live subnet table: the packet path filters with it, the
     /// workflow reads a subnet's prefix and site from it.
     pub subnets: Arc<LiveSubnets>,
+    /// The login guard: failure budgets per credentials entry
+    /// (`bmc-status`, `bmc-credential-lift`, the metrics); None without
+    /// discovery.
+    pub guard: Option<Arc<LoginGuard>>,
     /// How reconciliation judges what it finds.
     pub reconcile: ReconcilePolicy,
 }

@@ -18,8 +18,11 @@ use crate::kea::lease::{LeaseEvent, LeaseKind};
 use crate::kea::log::kea_log;
 use crate::netbox::{self, Identity, NetBox, Options, RegisterError, Registration};
 use crate::placement::PlacementPattern;
-use crate::redfish::{Credentials, Discoverer, Limits, LoginGuard, PinStore, Target, TlsPolicy};
-use crate::state::{self, Failure, Lease, RetryPolicy, Store, StoreError, Success};
+use crate::redfish::{
+    Credentials, Discoverer, FailureKind, GuardPolicy, Limits, LoginGuard, PinStore, Target,
+    TlsPolicy,
+};
+use crate::state::{self, Failure, Found, Lease, RetryPolicy, Store, StoreError, Success};
 use crate::subnets::LiveSubnets;
 use crate::telemetry::latency::Metrics;
 use crate::telemetry::GateLoad;
@@ -97,6 +100,9 @@ pub fn build(config: &Config, mode: Mode) -> Result<(Arc<dyn Pipeline>, Services
                 max_backoff: Duration::from_secs(config.retry_backoff_max_s),
             };
             p.state = open_state(&config.state_file, mode)?;
+            if let Some(store) = &p.state {
+                restore_login_guard(&p.discoverer.guard, store);
+            }
             if let Some(dir) = &config.ansible_inventory_dir {
                 if !Path::new(dir).is_dir() {
                     return Err(bad(
@@ -117,6 +123,7 @@ pub fn build(config: &Config, mode: Mode) -> Result<(Arc<dyn Pipeline>, Services
                     _ => None,
                 },
                 subnets,
+                guard: Some(p.discoverer.guard.clone()),
                 reconcile: ReconcilePolicy {
                     rediscover_after: p.rediscover_after,
                     registers: p.netbox.is_some(),
@@ -143,6 +150,30 @@ fn open_state(file: &str, mode: Mode) -> Result<Option<Arc<Store>>, ConfigError>
         Mode::Load => Store::open(path)
             .map(|s| Some(Arc::new(s)))
             .map_err(|e| bad("state-file", format!("cannot be used: {e}"))),
+    }
+}
+
+/// Gives the login guard back what the state file kept of it (failed
+/// logins, suspensions) and has it write there from now on; logs the
+/// suspensions still running.
+fn restore_login_guard(guard: &Arc<LoginGuard>, store: &Arc<Store>) {
+    let records = match store.login_records() {
+        Ok(r) => r,
+        Err(e) => {
+            kea_log!(BMC_DISCOVERY_STATE_FAILED, e);
+            Default::default()
+        }
+    };
+    let now = crate::clock::unix_ms();
+    for s in guard.restore(records, store.clone()) {
+        kea_log!(
+            BMC_DISCOVERY_CREDENTIAL_STILL_SUSPENDED,
+            s.credential,
+            ((s.until_ms - now) / 1000).max(0),
+            s.failures,
+            s.spent_by.len(),
+            s.spent_by.join(" ")
+        );
     }
 }
 
@@ -310,16 +341,23 @@ impl DiscoveryPipeline {
             parallel_requests: r.parallel_requests,
             ..Limits::default()
         };
+        let names: Vec<&str> = credentials
+            .entries
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        let guard = LoginGuard::with_policy(
+            GuardPolicy {
+                window: Duration::from_secs(r.login_retry_window_s),
+                max_failures_per_bmc: r.max_failed_logins,
+                budget: r.credential_failure_budget,
+                budget_window: Duration::from_secs(r.credential_failure_window_s),
+                suspension: Duration::from_secs(r.credential_suspension_s),
+            },
+            &names,
+        );
         Ok(DiscoveryPipeline {
-            discoverer: Discoverer::with_guard(
-                tls,
-                credentials,
-                limits,
-                LoginGuard::with_limit(
-                    Duration::from_secs(r.login_retry_window_s),
-                    r.max_failed_logins,
-                ),
-            ),
+            discoverer: Discoverer::with_guard(tls, credentials, limits, guard),
             port: r.port,
             rediscover_after: Duration::from_secs(r.rediscover_after_s),
             state: None,
@@ -406,6 +444,7 @@ impl Pipeline for DiscoveryPipeline {
                     class: failure.class,
                     message: &message,
                     counts: failure.counts,
+                    retry_at: failure.retry_at,
                 };
                 let next = self.with_state(|s| s.failed(&mac, &f, &self.retry));
                 Err(match next {
@@ -436,6 +475,28 @@ impl Pipeline for DiscoveryPipeline {
 struct Failed {
     class: &'static str,
     counts: bool,
+    /// When to try again instead of after the backoff (Unix s).
+    retry_at: Option<i64>,
+}
+
+impl Failed {
+    fn new(class: &'static str, counts: bool) -> Failed {
+        Failed {
+            class,
+            counts,
+            retry_at: None,
+        }
+    }
+}
+
+/// The failure class of a registration error (the metrics' label).
+fn register_class(e: &RegisterError) -> &'static str {
+    match e {
+        RegisterError::Unavailable(_) => "netbox-unavailable",
+        RegisterError::Refused(_) => "netbox-refused",
+        RegisterError::Conflict(_) => "netbox-conflict",
+        RegisterError::Failed(_) => "netbox-failed",
+    }
 }
 
 /// When the lease was seen, in Unix milliseconds: the callout's monotonic
@@ -474,11 +535,15 @@ impl DiscoveryPipeline {
         let mut target = Target::new(&ev.ipv4().to_string(), self.port);
         target.mac = Some(mac.to_string());
         let d = self.discoverer.discover(&target).map_err(|e| {
+            // Held back by a suspension: not this BMC's failure; it is
+            // tried again when the suspension ends.
+            let held_back = e.kind == FailureKind::CredentialSuspended;
+            let mut failed = Failed::new(e.kind.as_str(), !held_back);
+            if held_back {
+                failed.retry_at = self.discoverer.guard.next_lift_ms().map(|ms| ms / 1000 + 1);
+            }
             (
-                Failed {
-                    class: e.kind.as_str(),
-                    counts: true,
-                },
+                failed,
                 format!("discovery failed ({}): {}", e.kind.as_str(), e.message),
             )
         })?;
@@ -511,19 +576,19 @@ impl DiscoveryPipeline {
             kea_log!(BMC_DISCOVERY_DISCOVERY_GAP, mac, w);
         }
         let mut success = Success {
-            manufacturer: inv.manufacturer.clone(),
-            model: inv.model.clone(),
-            serial: inv.serial_number.clone(),
+            found: Found {
+                manufacturer: inv.manufacturer.clone(),
+                model: inv.model.clone(),
+                serial: inv.serial_number.clone(),
+                ..Found::default()
+            },
             discovery_ms: d.elapsed_ms,
             ..Success::default()
         };
         if let Some(r) = &self.netbox {
             let _pass = r.gate.enter(leased_at).ok_or_else(|| {
                 (
-                    Failed {
-                        class: "cancelled",
-                        counts: false,
-                    },
+                    Failed::new("cancelled", false),
                     "registration cancelled: the hook is stopping".to_string(),
                 )
             })?;
@@ -534,29 +599,22 @@ impl DiscoveryPipeline {
                 // Any answer, even a refusal, means NetBox is reachable.
                 self.metrics
                     .set_netbox(!matches!(e, RegisterError::Unavailable(_)));
-                let class = match e {
-                    RegisterError::Unavailable(_) => "netbox-unavailable",
-                    RegisterError::Refused(_) => "netbox-refused",
-                    RegisterError::Conflict(_) => "netbox-conflict",
-                    RegisterError::Failed(_) => "netbox-failed",
-                };
+                // NetBox being down is not this BMC's failure: it is
+                // retried until NetBox is back.
+                let counts = !matches!(e, RegisterError::Unavailable(_));
                 (
-                    Failed {
-                        class,
-                        // NetBox being down is not this BMC's failure: it
-                        // is retried until NetBox is back.
-                        counts: !matches!(e, RegisterError::Unavailable(_)),
-                    },
+                    Failed::new(register_class(&e), counts),
                     format!("registration failed: {e}"),
                 )
             })?;
             success.registered = !out.dry_run;
-            success.device_id =
+            let found = &mut success.found;
+            found.device_id =
                 (out.device_id != netbox::client::DRY_RUN_ID).then_some(out.device_id);
-            success.name = Some(reg.name);
-            success.site = reg.placement.site;
-            success.rack = reg.placement.rack;
-            success.unit = reg.placement.position;
+            found.name = Some(reg.name);
+            found.site = reg.placement.site;
+            found.rack = reg.placement.rack;
+            found.unit = reg.placement.position;
             success.register_ms = t.elapsed().as_millis() as u64;
         }
         Ok(success)
@@ -668,5 +726,24 @@ impl DiscoveryPipeline {
             placement: reg.placement.clone(),
         };
         Ok((out, done))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::catalogue::failure_class_listed;
+
+    #[test]
+    fn every_registration_class_is_in_the_metrics_help() {
+        for e in [
+            RegisterError::Unavailable(String::new()),
+            RegisterError::Refused(String::new()),
+            RegisterError::Conflict(String::new()),
+            RegisterError::Failed(String::new()),
+        ] {
+            assert!(failure_class_listed(register_class(&e)), "{e}");
+        }
+        assert!(failure_class_listed("cancelled"));
     }
 }
