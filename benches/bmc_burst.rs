@@ -26,20 +26,15 @@
 //! is long enough). BENCH_KEA_LOG=INFO (default WARN) keeps Kea's per-BMC
 //! lines.
 
-#[path = "../tests/emulator/mod.rs"]
-mod emulator;
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use bmc_test_support::emulator::{Emulator, Faults};
+use bmc_test_support::kea::{config, Hook, Kea, Net};
+use bmc_test_support::netbox::{netbox, reset, RawDevices};
+use bmc_test_support::{env_or, hook_library, perfdhcp, shared, TempDir};
 use dhcp_bmc_discovery::netbox::NetBox;
-use emulator::{Emulator, Faults};
 use serde_json::{json, Value};
-use support::kea::{config, Hook, Kea, Net};
-use support::netbox::{netbox, reset};
-use support::{env_or, hook_library, perfdhcp, TempDir};
 
 const PASS: &str = "emulated-Passw0rd";
 
@@ -261,6 +256,10 @@ fn main() {
     let n = env_or("BENCH_BMCS", 200) as u32;
     let latency = Duration::from_millis(env_or("BENCH_LATENCY_MS", 50));
     let workers = env_or("BENCH_WORKERS", 16);
+    shared::or_exit(
+        "bmc_burst",
+        shared::find_mockups_dir().and(shared::find_netbox_scripts()),
+    );
     let (_guard, inst) = netbox();
 
     let emu = Emulator::start(0);
@@ -290,7 +289,7 @@ fn main() {
     // 1. NetBox's raw capacity, now: one client's latency, then many.
     reset();
     let nb = NetBox::connect(&inst.url, &inst.token).expect("connect");
-    let raw = support::netbox::RawDevices::new(&nb);
+    let raw = RawDevices::new(&nb);
     let write_ms = 1000.0 / raw.create_rate(&nb, 20, 1, "one");
     let read_ms = 1000.0 / raw.read_rate(&nb, 20, 1, "one");
     let clients = workers.min(8) as usize;

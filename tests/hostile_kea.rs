@@ -9,23 +9,19 @@
 //!
 //! Needs root (loopback addresses), kea-dhcp4 and perfdhcp: see README.md.
 
-#[path = "emulator/mod.rs"]
-mod emulator;
-mod support;
-
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use emulator::hostile::Hostile;
-use emulator::{Emulator, Faults};
+use bmc_test_support::emulator::hostile::Hostile;
+use bmc_test_support::emulator::{Emulator, Faults};
+use bmc_test_support::kea::{config, Hook, Kea, Net};
+use bmc_test_support::{hook_library, perfdhcp, TempDir};
 use serde_json::{json, Value};
-use support::kea::{config, Hook, Kea, Net};
-use support::{hook_library, perfdhcp, TempDir};
 
 const PASS: &str = "hostile-Passw0rd";
 
-/// The first addresses of the opted-in pool (support::kea::config).
+/// The first addresses of the opted-in pool (bmc_test_support::kea::config).
 fn pool_addr(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 10)) + i)
 }

@@ -7,22 +7,18 @@
 //!
 //! Needs root (loopback addresses), kea-dhcp4 and perfdhcp: see README.md.
 
-#[path = "emulator/mod.rs"]
-mod emulator;
-mod support;
-
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use emulator::{Emulator, Faults};
+use bmc_test_support::emulator::{Emulator, Faults};
+use bmc_test_support::kea::{config, Hook, Kea, Net};
+use bmc_test_support::{hook_library, perfdhcp, wait_for, TempDir};
 use serde_json::{json, Value};
-use support::kea::{config, Hook, Kea, Net};
-use support::{hook_library, perfdhcp, wait_for, TempDir};
 
 const PASS: &str = "emulated-Passw0rd";
 
-/// The first addresses of the opted-in pool (see support::kea::config).
+/// The first addresses of the opted-in pool (see bmc_test_support::kea::config).
 fn pool_addr(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 10)) + i)
 }

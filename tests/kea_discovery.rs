@@ -4,24 +4,21 @@
 //!
 //! Needs root (loopback addresses), kea-dhcp4 and perfdhcp: see README.md.
 
-#[path = "emulator/mod.rs"]
-mod emulator;
-mod support;
-
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use emulator::{Emulator, Faults};
+use bmc_test_support::emulator::{Emulator, Faults};
+use bmc_test_support::kea::{check_config, config, path_env, Hook, Kea, Net};
+use bmc_test_support::netbox::{netbox, reset};
+use bmc_test_support::proxy::Proxy;
+use bmc_test_support::{hook_library, perfdhcp, wait_for, TempDir};
 use serde_json::{json, Value};
-use support::kea::{check_config, config, Hook, Kea, Net};
-use support::netbox::{netbox, reset};
-use support::{hook_library, perfdhcp, wait_for, TempDir};
 
 const PASS: &str = "emulated-Passw0rd";
 
-/// The first addresses of the opted-in pool (see support::kea::config):
+/// The first addresses of the opted-in pool (see bmc_test_support::kea::config):
 /// Kea hands these out first.
 fn pool_addr(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 10)) + i)
@@ -1014,7 +1011,7 @@ impl CtrlAgent {
             .arg("-c")
             .arg(&file)
             // Kea >= 2.6.3 takes the dhcp4 socket only from KEA_CONTROL_SOCKET_DIR.
-            .envs(support::kea::path_env(&kea.dir))
+            .envs(path_env(&kea.dir))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -1364,7 +1361,7 @@ fn netbox_down_for_a_minute_mid_burst_loses_nothing_and_duplicates_nothing() {
         let hostport = nb.url.trim_start_matches("http://").trim_end_matches('/');
         hostport.to_socket_addrs().unwrap().next().unwrap()
     };
-    let proxy = support::proxy::Proxy::start(upstream);
+    let proxy = Proxy::start(upstream);
     let token_file = dir.path().join("netbox-token");
     std::fs::write(&token_file, format!("{}\n", nb.token)).unwrap();
     let params = json!({

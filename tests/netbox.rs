@@ -2,15 +2,11 @@
 //! ../shared/netbox/netbox-up (the first start installs and migrates it:
 //! about 8 minutes; later ones take seconds).
 
-mod support;
-
-#[path = "emulator/mod.rs"]
-mod emulator;
-use support::netbox::{netbox, reset};
-
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use bmc_test_support::emulator;
+use bmc_test_support::netbox::{netbox, reset, script, Instance};
 use dhcp_bmc_discovery::netbox::{
     register, CustomFields, Identity, NetBox, NetBoxError, Options, RegisterError, Registration,
 };
@@ -119,7 +115,7 @@ fn gone(_: &str) -> Option<String> {
 /// The tests' NetBox, emptied, its lock held, and a client of it.
 fn empty_netbox() -> (
     std::sync::MutexGuard<'static, ()>,
-    &'static support::netbox::Instance,
+    &'static Instance,
     NetBox,
 ) {
     let (guard, inst) = netbox();
@@ -392,7 +388,6 @@ fn netbox_down_mid_run_reports_unavailable_and_the_retry_succeeds() {
     let first = registration(&invs[2].1, 1, "us3-cab1-ru1-a");
     register(&nb, &first, &create_missing()).unwrap();
 
-    let script = support::netbox::script;
     script("netbox-down");
     let second = registration(&invs[5].1, 2, "us3-cab1-ru3-b");
     let e = register(&nb, &second, &create_missing()).unwrap_err();

@@ -4,20 +4,18 @@
 //!
 //! Every test uses its own 127.N.x.y block and its own emulator.
 
-#[path = "emulator/mod.rs"]
-mod emulator;
-
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bmc_test_support::emulator::hostile::{Hostile, Place, Spy};
+use bmc_test_support::emulator::{self, Emulator, Faults};
+use bmc_test_support::shared::mockups_dir;
 use dhcp_bmc_discovery::redfish::values::{is_placeholder, mac};
 use dhcp_bmc_discovery::redfish::{
     Credentials, Discoverer, FailureKind, Limits, PinStore, Target, TlsPolicy,
 };
-use emulator::hostile::{Hostile, Place, Spy};
-use emulator::{Emulator, Faults};
 use serde_json::Value;
 
 const USER: &str = "root";
@@ -36,7 +34,7 @@ fn target(emu: &Emulator, addr: Ipv4Addr) -> Target {
 }
 
 fn read(model: &str, uri: &str) -> Option<Value> {
-    let p = emulator::mockups_dir()
+    let p = mockups_dir()
         .join(model)
         .join(uri.trim_start_matches('/').trim_end_matches('/'))
         .join("index.json");
@@ -44,9 +42,7 @@ fn read(model: &str, uri: &str) -> Option<Value> {
 }
 
 fn children(model: &str, uri: &str) -> Vec<String> {
-    let dir = emulator::mockups_dir()
-        .join(model)
-        .join(uri.trim_start_matches('/'));
+    let dir = mockups_dir().join(model).join(uri.trim_start_matches('/'));
     let mut out: Vec<String> = std::fs::read_dir(&dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
