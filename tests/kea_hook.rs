@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bmc_test_support::kea::{
-    check_config, check_config_with, config, path_env, prepare_dir, Hook, Kea, Net,
+    check_config, check_config_with, config, hook, path_env, prepare_dir, Kea, Net,
 };
 use bmc_test_support::{hook_library, perfdhcp, wait_for, TempDir};
 use serde_json::{json, Value};
@@ -14,13 +14,6 @@ use serde_json::{json, Value};
 /// the hook was built against (which build.rs read).
 fn kea_version() -> (u32, u32, u32) {
     bmc_test_support::kea::kea_version(env!("BMC_KEA_VERSION"))
-}
-
-fn hook(parameters: Value) -> Hook {
-    Hook::Library {
-        path: hook_library(),
-        parameters,
-    }
 }
 
 #[test]

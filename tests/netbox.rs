@@ -131,6 +131,27 @@ fn create_missing() -> Options {
     }
 }
 
+/// After a BMC replacement: the device's BMC interface has `mac` as its
+/// primary MAC address, and `old_mac` is gone from NetBox.
+#[track_caller]
+fn assert_bmc_mac_replaced(nb: &NetBox, device_id: u64, mac: &str, old_mac: &str) {
+    let ifaces = get(nb, &format!("/api/dcim/interfaces/?device_id={device_id}"));
+    assert_eq!(
+        ifaces["results"][0]["primary_mac_address"]["mac_address"]
+            .as_str()
+            .map(str::to_lowercase)
+            .as_deref(),
+        Some(mac)
+    );
+    assert_eq!(
+        get(
+            nb,
+            &format!("/api/dcim/mac-addresses/?mac_address={old_mac}")
+        )["count"],
+        0
+    );
+}
+
 fn get(nb: &NetBox, path: &str) -> Value {
     nb.get(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -328,25 +349,7 @@ fn ip_change_bmc_replacement_conflicts_and_missing_sites() {
     };
     let out = register(&nb, &moved, &create_missing()).unwrap();
     assert_eq!(out.device_id, first.device_id, "found by serial");
-    let ifaces = get(
-        &nb,
-        &format!("/api/dcim/interfaces/?device_id={}", out.device_id),
-    );
-    assert_eq!(
-        ifaces["results"][0]["primary_mac_address"]["mac_address"]
-            .as_str()
-            .map(str::to_lowercase)
-            .as_deref(),
-        Some("02:aa:bb:cc:dd:ee")
-    );
-    let old_mac = reg.bmc_mac.clone();
-    assert_eq!(
-        get(
-            &nb,
-            &format!("/api/dcim/mac-addresses/?mac_address={old_mac}")
-        )["count"],
-        0
-    );
+    assert_bmc_mac_replaced(&nb, out.device_id, "02:aa:bb:cc:dd:ee", &reg.bmc_mac);
 
     // A hand edit the hook does not own stays.
     nb.patch(
@@ -768,24 +771,7 @@ fn takeover_attempts_leave_the_victim_untouched() {
     };
     let out = register(&nb, &rogue, &create_missing()).unwrap();
     assert_eq!(out.device_id, first.device_id);
-    let ifaces = get(
-        &nb,
-        &format!("/api/dcim/interfaces/?device_id={}", out.device_id),
-    );
-    assert_eq!(
-        ifaces["results"][0]["primary_mac_address"]["mac_address"]
-            .as_str()
-            .map(str::to_lowercase)
-            .as_deref(),
-        Some(rogue.bmc_mac.as_str())
-    );
-    assert_eq!(
-        get(
-            &nb,
-            &format!("/api/dcim/mac-addresses/?mac_address={}", victim.bmc_mac)
-        )["count"],
-        0
-    );
+    assert_bmc_mac_replaced(&nb, out.device_id, &rogue.bmc_mac, &victim.bmc_mac);
     // Now found by its own MAC: a re-run, without the flag, writes nothing.
     rogue.identity = Identity::default();
     assert_rerun_writes_nothing(&nb, &rogue, &create_missing());

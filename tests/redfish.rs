@@ -262,26 +262,32 @@ fn instances_of_one_model_have_their_own_serials_and_macs() {
     }
 }
 
-/// One fault on its own address: the discovery ends within its deadline,
-/// with the expected kind of failure, and leaves no session open.
-fn faulty(
-    block: u8,
-    fault: Faults,
-    limits: Limits,
-) -> (
+/// What one discovery of a BMC alone on its emulator gave, how long it
+/// took, and the emulator and address (for its counters).
+type Alone = (
     Result<dhcp_bmc_discovery::redfish::Discovery, dhcp_bmc_discovery::redfish::Error>,
     Duration,
     Emulator,
     Ipv4Addr,
-) {
+);
+
+/// Discovers one BMC of `model` with `faults` at `addr`, alone on its
+/// emulator, within `limits`.
+fn discover_alone(addr: Ipv4Addr, model: &str, faults: Faults, limits: Limits) -> Alone {
     let emu = Emulator::start(0);
-    let addr = Ipv4Addr::new(127, 33, block, 1);
-    emu.add(addr, "hpe-ilo5-dl385gen10plusv2", 0, USER, PASS);
-    emu.set_faults(addr, fault);
+    emu.add(addr, model, 0, USER, PASS);
+    emu.set_faults(addr, faults);
     let d = discoverer(TlsPolicy::Insecure, good_creds(), limits);
     let t = Instant::now();
     let r = d.discover(&target(&emu, addr));
     (r, t.elapsed(), emu, addr)
+}
+
+/// One fault on its own address: the discovery ends within its deadline,
+/// with the expected kind of failure, and leaves no session open.
+fn faulty(block: u8, fault: Faults, limits: Limits) -> Alone {
+    let addr = Ipv4Addr::new(127, 33, block, 1);
+    discover_alone(addr, "hpe-ilo5-dl385gen10plusv2", fault, limits)
 }
 
 fn quick() -> Limits {
@@ -576,30 +582,13 @@ fn tls_modes_verify_pin_and_insecure() {
 
 /// A hostile BMC on its own address in block 127.36.`block`.0, discovered
 /// with the default limits (but a short deadline).
-fn hostile(
-    block: u8,
-    h: Hostile,
-    limits: Limits,
-) -> (
-    Result<dhcp_bmc_discovery::redfish::Discovery, dhcp_bmc_discovery::redfish::Error>,
-    Duration,
-    Emulator,
-    Ipv4Addr,
-) {
-    let emu = Emulator::start(0);
+fn hostile(block: u8, h: Hostile, limits: Limits) -> Alone {
     let addr = Ipv4Addr::new(127, 36, block, 1);
-    emu.add(addr, "dell-idrac9-r750", 0, USER, PASS);
-    emu.set_faults(
-        addr,
-        Faults {
-            hostile: Some(h),
-            ..Faults::default()
-        },
-    );
-    let d = discoverer(TlsPolicy::Insecure, good_creds(), limits);
-    let t = Instant::now();
-    let r = d.discover(&target(&emu, addr));
-    (r, t.elapsed(), emu, addr)
+    let faults = Faults {
+        hostile: Some(h),
+        ..Faults::default()
+    };
+    discover_alone(addr, "dell-idrac9-r750", faults, limits)
 }
 
 #[test]
@@ -673,21 +662,13 @@ fn each_budget_stops_a_hostile_bmc_with_its_own_class() {
         let slow = kind == FailureKind::BudgetTime;
         let (r, took, emu, addr) = if slow {
             // Every answer takes 400 ms: the deadline passes mid-walk.
-            let emu = Emulator::start(0);
+            let faults = Faults {
+                latency: Duration::from_millis(400),
+                hostile: Some(h),
+                ..Faults::default()
+            };
             let addr = Ipv4Addr::new(127, 36, i as u8, 1);
-            emu.add(addr, "dell-idrac9-r750", 0, USER, PASS);
-            emu.set_faults(
-                addr,
-                Faults {
-                    latency: Duration::from_millis(400),
-                    hostile: Some(h),
-                    ..Faults::default()
-                },
-            );
-            let d = discoverer(TlsPolicy::Insecure, good_creds(), limits);
-            let t = Instant::now();
-            let r = d.discover(&target(&emu, addr));
-            (r, t.elapsed(), emu, addr)
+            discover_alone(addr, "dell-idrac9-r750", faults, limits)
         } else {
             hostile(i as u8, h, limits)
         };
