@@ -26,26 +26,15 @@
 //! is long enough). BENCH_KEA_LOG=INFO (default WARN) keeps Kea's per-BMC
 //! lines.
 
-#[path = "../tests/emulator/mod.rs"]
-mod emulator;
-#[path = "../tests/support/mod.rs"]
-mod support;
-
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use bmc_test_support::discovery::{count, pool_addr, redfish_params, PASS};
+use bmc_test_support::emulator::{Emulator, Faults, FleetBmc};
+use bmc_test_support::kea::{config, hook, Kea, Net};
+use bmc_test_support::netbox::{netbox, reset, RawDevices};
+use bmc_test_support::{env_or, perfdhcp, shared, TempDir};
 use dhcp_bmc_discovery::netbox::NetBox;
-use emulator::{Emulator, Faults};
 use serde_json::{json, Value};
-use support::kea::{config, Hook, Kea, Net};
-use support::netbox::{netbox, reset};
-use support::{env_or, hook_library, perfdhcp, TempDir};
-
-const PASS: &str = "emulated-Passw0rd";
-
-fn pool_addr(i: u32) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 10)) + i)
-}
 
 /// CPU seconds by who spent them, read from /proc: NetBox (gunicorn,
 /// Redis, PostgreSQL with its exited per-request backends, which the
@@ -125,27 +114,17 @@ impl Cpu {
     }
 }
 
-fn count(status: &Value, state: &str) -> u64 {
-    status["bmcs"][state].as_u64().unwrap_or(0)
-}
-
 /// Kea with the hook on net block 101: `workers` workers, Redfish to the
 /// emulator, NetBox when given.
 fn start_kea(dir: &TempDir, emu: &Emulator, workers: u64, netbox: Option<&Value>) -> Kea {
     let net = Net::new(101);
-    let creds = dir.path().join("bmc-credentials.json");
-    std::fs::write(
-        &creds,
-        json!([{"username": "root", "password": PASS}]).to_string(),
-    )
-    .unwrap();
-    let ca = dir.path().join("emulator-ca.pem");
-    std::fs::write(&ca, emu.ca_pem()).unwrap();
+    let mut redfish = redfish_params(dir.path(), emu, PASS);
+    redfish["request-timeout-ms"] = json!(10000);
+    redfish["deadline-ms"] = json!(120000);
     let mut params = json!({
         "workers": workers,
         "queue-capacity": 4096,
-        "redfish": {"credentials-file": creds, "port": emu.port, "tls-mode": "verify",
-                    "tls-ca-file": ca, "request-timeout-ms": 10000, "deadline-ms": 120000},
+        "redfish": redfish,
     });
     if let Some(netbox) = netbox {
         let mut netbox = netbox.clone();
@@ -155,12 +134,8 @@ fn start_kea(dir: &TempDir, emu: &Emulator, workers: u64, netbox: Option<&Value>
         netbox.as_object_mut().unwrap().remove("token");
         params["netbox"] = netbox;
     }
-    let hook = Hook::Library {
-        path: hook_library(),
-        parameters: params,
-    };
     let severity = std::env::var("BENCH_KEA_LOG").unwrap_or_else(|_| "WARN".into());
-    Kea::start(dir, &config(net, dir.path(), &[hook], &severity))
+    Kea::start(dir, &config(net, dir.path(), &[hook(params)], &severity))
 }
 
 /// bmc-status, or the end of the run with Kea's log.
@@ -261,6 +236,10 @@ fn main() {
     let n = env_or("BENCH_BMCS", 200) as u32;
     let latency = Duration::from_millis(env_or("BENCH_LATENCY_MS", 50));
     let workers = env_or("BENCH_WORKERS", 16);
+    shared::or_exit(
+        "bmc_burst",
+        shared::find_mockups_dir().and(shared::find_netbox_scripts()),
+    );
     let (_guard, inst) = netbox();
 
     let emu = Emulator::start(0);
@@ -272,15 +251,18 @@ fn main() {
     // address now and then (two packet threads racing for one), and a
     // lease past the fleet would find no BMC (seen at 1,000).
     let fleet = n + n / 20 + 8;
-    emu.add_fleet(pool_addr(0), fleet, &faults, |_| PASS);
-    for i in 0..fleet {
+    emu.add_fleet_with(pool_addr(0), fleet, |i| FleetBmc {
+        password: PASS.into(),
+        faults: faults.clone(),
         // Named as a data centre names them: site, cabinet, unit; ten
         // servers per cabinet, 4 U apart (the models are 1 to 4 U high).
-        emu.set_hostname(
-            pool_addr(i),
-            &format!("us3-cab{:02}-ru{:02}-bmc", i / 10 + 1, (i % 10) * 4 + 1),
-        );
-    }
+        hostname: Some(format!(
+            "us3-cab{:02}-ru{:02}-bmc",
+            i / 10 + 1,
+            (i % 10) * 4 + 1
+        )),
+        ..FleetBmc::default()
+    });
     println!(
         "bmc_burst: {n} BMCs, {} ms per Redfish request, {workers} workers, NetBox at {}",
         latency.as_millis(),
@@ -290,7 +272,7 @@ fn main() {
     // 1. NetBox's raw capacity, now: one client's latency, then many.
     reset();
     let nb = NetBox::connect(&inst.url, &inst.token).expect("connect");
-    let raw = support::netbox::RawDevices::new(&nb);
+    let raw = RawDevices::new(&nb);
     let write_ms = 1000.0 / raw.create_rate(&nb, 20, 1, "one");
     let read_ms = 1000.0 / raw.read_rate(&nb, 20, 1, "one");
     let clients = workers.min(8) as usize;

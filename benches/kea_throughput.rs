@@ -10,16 +10,13 @@
 //! and BENCH_SECONDS (default 8) set the length; each round runs the four in
 //! a rotated order, since position within a round biases results.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use bmc_test_support::kea::{config, stock_hook, Hook, Kea, Net};
+use bmc_test_support::{env_or, hook_library, perfdhcp, target_dir, TempDir};
 use serde_json::{json, Value};
-use support::kea::{config, stock_hook, Hook, Kea, Net};
-use support::{env_or, hook_library, perfdhcp, target_dir, TempDir};
 
 const VARIANTS: [&str; 4] = ["none", "empty", "ours", "run_script"];
 
@@ -102,7 +99,7 @@ fn main() {
             let variant = VARIANTS[i];
             let dir = TempDir::new(&format!("bench-{variant}"));
             // In Kea's directory: Kea 3.0 runs scripts only from
-            // KEA_HOOK_SCRIPTS_PATH, which support::kea sets to it.
+            // KEA_HOOK_SCRIPTS_PATH, which bmc_test_support::kea sets to it.
             let script = dir.path().join("noop.sh");
             std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
             std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))

@@ -13,19 +13,14 @@
 //! Runs only under `cargo bench --bench netbox_registration`. Resets the
 //! test NetBox.
 
-#[path = "../tests/emulator/mod.rs"]
-mod emulator;
-#[path = "../tests/support/netbox.rs"]
-#[allow(dead_code)]
-mod nbsupport;
-
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use bmc_test_support::netbox::{netbox, per_second, reset, RawDevices};
+use bmc_test_support::{emulator, shared};
 use dhcp_bmc_discovery::netbox::{register, NetBox, Options, Registration};
 use dhcp_bmc_discovery::placement::PlacementPattern;
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Inventory, Limits, Target, TlsPolicy};
-use nbsupport::per_second;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -40,7 +35,11 @@ fn main() {
     }
     let servers = env("BENCH_SERVERS", 40);
     let workers = env("BENCH_WORKERS", 4);
-    let (_guard, inst) = nbsupport::netbox();
+    shared::or_exit(
+        "netbox_registration",
+        shared::find_mockups_dir().and(shared::find_netbox_scripts()),
+    );
+    let (_guard, inst) = netbox();
 
     // Inventories of real discoveries (not timed).
     let emu = emulator::Emulator::start(0);
@@ -93,16 +92,16 @@ fn main() {
     );
 
     // 1. Raw capacity: plain device creates.
-    nbsupport::reset();
+    reset();
     let nb = NetBox::connect(&inst.url, &inst.token).expect("connect");
-    let raw = nbsupport::RawDevices::new(&nb);
+    let raw = RawDevices::new(&nb);
     let raw1 = raw.create_rate(&nb, servers, 1, "seq");
     let raw_n = raw.create_rate(&nb, servers, workers, "par");
     println!("raw device creates: {raw1:.1}/s with 1 client, {raw_n:.1}/s with {workers} clients");
 
     // 2. and 3. Registrations, fresh then unchanged.
     for w in [1, workers] {
-        nbsupport::reset();
+        reset();
         let nb = NetBox::connect(&inst.url, &inst.token).expect("connect");
         // The shared objects (tag, sites, racks, types) exist, as in a
         // running installation: register every model once first.

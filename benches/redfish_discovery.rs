@@ -14,9 +14,6 @@
 //! BENCH_BMCS, BENCH_PARALLEL. The emulator runs in a child process so that
 //! the engine's CPU is measured on its own.
 
-#[path = "../tests/emulator/mod.rs"]
-mod emulator;
-
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
@@ -24,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bmc_test_support::{emulator, shared};
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Limits, Target, TlsPolicy};
 
 fn env(name: &str, default: u64) -> u64 {
@@ -97,6 +95,7 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    shared::or_exit("redfish_discovery", shared::find_mockups_dir());
     let models = emulator::all_models();
     let mut child = Command::new(std::env::current_exe().expect("own path"))
         .env("BENCH_EMULATOR_CHILD", "1")

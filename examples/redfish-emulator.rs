@@ -13,19 +13,19 @@
 //! every model, one per address counting up from FIRST_ADDR. Runs until
 //! killed; prints each BMC on stdout.
 
-#[path = "../tests/emulator/mod.rs"]
-mod emulator;
-
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::Duration;
+
+use bmc_test_support::emulator;
+use bmc_test_support::shared::find_mockups_dir;
 
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("redfish-emulator: {e}");
-            let models = match emulator::find_mockups_dir() {
+            let models = match find_mockups_dir() {
                 Ok(_) => emulator::all_models().join(" "),
                 Err(_) => "(give --mockups DIR to list them)".into(),
             };
@@ -52,7 +52,7 @@ fn run() -> Result<(), String> {
         }
         std::env::set_var("REDFISH_MOCKUPS", dir);
     }
-    emulator::find_mockups_dir().map_err(|e| format!("{e} (or give --mockups DIR)"))?;
+    find_mockups_dir().map_err(|e| format!("{e} (or give --mockups DIR)"))?;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));

@@ -10,40 +10,20 @@
 //!
 //! Needs root (loopback addresses), kea-dhcp4 and perfdhcp: see README.md.
 
-#[path = "emulator/mod.rs"]
-mod emulator;
-mod support;
-
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use emulator::{Emulator, Faults};
+use bmc_test_support::discovery::{leases, pool_addr};
+use bmc_test_support::emulator::{Emulator, Faults};
+use bmc_test_support::kea::{config, Hook, Kea, Net};
+use bmc_test_support::prometheus::{promtool_accepts, sample, scrape};
+use bmc_test_support::{hook_library, perfdhcp, wait_for, TempDir};
 use serde_json::{json, Value};
-use support::kea::{config, Hook, Kea, Net};
-use support::{hook_library, perfdhcp, wait_for, TempDir};
 
 const PASS: &str = "budget-Passw0rd";
 const BUDGET: u64 = 5;
 const ROGUES: u32 = 12;
 const MODEL: &str = "dell-idrac9-r750";
-
-/// The opted-in pool's addresses in the order Kea hands them out.
-fn pool_addr(i: u32) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 10)) + i)
-}
-
-/// Leased address -> MAC, from Kea's memfile.
-fn leases(kea: &Kea) -> BTreeMap<Ipv4Addr, String> {
-    let text = std::fs::read_to_string(kea.dir.join("leases4.csv")).unwrap_or_default();
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            Some((f.first()?.parse().ok()?, f.get(1)?.to_string()))
-        })
-        .collect()
-}
 
 fn bmc(kea: &Kea, ip: Ipv4Addr) -> Value {
     let a = kea.command("bmc-get", Some(json!({ "ip": ip.to_string() })));
@@ -63,46 +43,6 @@ fn statistic(kea: &Kea, name: &str) -> Value {
     let name = format!("bmc-discovery.{name}");
     let a = kea.command("statistic-get", Some(json!({ "name": name })));
     a["arguments"][&name][0][0].clone()
-}
-
-fn scrape(url: &str) -> Option<String> {
-    ureq::get(url)
-        .timeout(Duration::from_secs(5))
-        .call()
-        .ok()?
-        .into_string()
-        .ok()
-}
-
-fn sample(page: &str, name: &str) -> Option<f64> {
-    page.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// `promtool check metrics` passes the page (names, types, format).
-fn promtool_accepts(page: &str) {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run promtool (tests/setup.sh installs Debian's prometheus package)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(page.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}\n{page}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn root_entry(kea: &Kea) -> Value {
@@ -180,7 +120,10 @@ fn a_mac_cycling_fleet_spends_the_budget_and_the_entry_is_suspended_until_lifted
     assert!(run.success, "perfdhcp failed:\n{}", run.output);
     let leased = leases(&kea);
     for addr in &rogues {
-        assert!(leased.contains_key(addr), "{addr} not leased: {leased:?}");
+        assert!(
+            leased.contains_key(&addr.to_string()),
+            "{addr} not leased: {leased:?}"
+        );
     }
     let classes = wait_for("every rogue failed", Duration::from_secs(60), || {
         let classes: Vec<String> = rogues
@@ -237,7 +180,10 @@ fn a_mac_cycling_fleet_spends_the_budget_and_the_entry_is_suspended_until_lifted
         .collect();
     assert_eq!(spent_by.len() as u64, BUDGET, "{entry}");
     for mac in &spent_by {
-        let ip = leased.iter().find(|(_, m)| m == mac).map(|(ip, _)| *ip);
+        let ip = leased
+            .iter()
+            .find(|(_, m)| m == mac)
+            .and_then(|(ip, _)| ip.parse::<Ipv4Addr>().ok());
         assert!(
             ip.is_some_and(|ip| rogues.contains(&ip)),
             "{mac} is not a rogue"

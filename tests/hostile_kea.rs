@@ -9,26 +9,17 @@
 //!
 //! Needs root (loopback addresses), kea-dhcp4 and perfdhcp: see README.md.
 
-#[path = "emulator/mod.rs"]
-mod emulator;
-mod support;
-
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use emulator::hostile::Hostile;
-use emulator::{Emulator, Faults};
+use bmc_test_support::discovery::{pool_addr, redfish_params};
+use bmc_test_support::emulator::hostile::Hostile;
+use bmc_test_support::emulator::{Emulator, Faults, FleetBmc};
+use bmc_test_support::kea::{config, hook, Kea, Net};
+use bmc_test_support::{perfdhcp, TempDir};
 use serde_json::{json, Value};
-use support::kea::{config, Hook, Kea, Net};
-use support::{hook_library, perfdhcp, TempDir};
 
 const PASS: &str = "hostile-Passw0rd";
-
-/// The first addresses of the opted-in pool (support::kea::config).
-fn pool_addr(i: u32) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 10)) + i)
-}
 
 /// `VmHWM` (peak resident set) of `pid`, in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -80,41 +71,20 @@ fn hostile_bmcs_cost_kea_bounded_memory_and_lose_no_lease() {
         Hostile::DirtyStrings,
     ];
     let n = 36u32;
-    for i in 0..n {
-        let addr = pool_addr(i);
-        emu.add(addr, "dell-idrac9-r750", i + 1, "root", PASS);
-        emu.set_faults(
-            addr,
-            Faults {
-                hostile: Some(behaviours[i as usize % behaviours.len()].clone()),
-                ..Faults::default()
-            },
-        );
-    }
-    let creds = dir.path().join("bmc-credentials.json");
-    std::fs::write(
-        &creds,
-        json!([{"username": "root", "password": PASS}]).to_string(),
-    )
-    .unwrap();
-    let ca = dir.path().join("emulator-ca.pem");
-    std::fs::write(&ca, emu.ca_pem()).unwrap();
-    let params = json!({
-        "workers": workers,
-        "redfish": {
-            "credentials-file": creds,
-            "port": emu.port,
-            "tls-mode": "verify",
-            "tls-ca-file": ca,
-            "request-timeout-ms": 5000,
-            "deadline-ms": 30000,
-        }
+    emu.add_fleet_with(pool_addr(0), n, |i| FleetBmc {
+        model: Some("dell-idrac9-r750".into()),
+        password: PASS.into(),
+        faults: Faults {
+            hostile: Some(behaviours[i as usize % behaviours.len()].clone()),
+            ..Faults::default()
+        },
+        hostname: None,
     });
-    let hook = Hook::Library {
-        path: hook_library(),
-        parameters: params,
-    };
-    let kea = Kea::start(&dir, &config(net, dir.path(), &[hook], "INFO"));
+    let mut redfish = redfish_params(dir.path(), &emu, PASS);
+    redfish["request-timeout-ms"] = json!(5000);
+    redfish["deadline-ms"] = json!(30000);
+    let params = json!({"workers": workers, "redfish": redfish});
+    let kea = Kea::start(&dir, &config(net, dir.path(), &[hook(params)], "INFO"));
     let before = peak_rss_kib(kea.pid());
     let cpu_before = cpu_s(kea.pid());
 

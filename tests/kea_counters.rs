@@ -7,25 +7,14 @@
 //!
 //! Needs root (loopback addresses), kea-dhcp4 and perfdhcp: see README.md.
 
-#[path = "emulator/mod.rs"]
-mod emulator;
-mod support;
-
-use std::net::Ipv4Addr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use emulator::{Emulator, Faults};
+use bmc_test_support::discovery::{pool_addr, redfish_params, PASS};
+use bmc_test_support::emulator::{Emulator, Faults};
+use bmc_test_support::kea::{config, hook, Kea, Net};
+use bmc_test_support::prometheus::{sample, scrape};
+use bmc_test_support::{perfdhcp, wait_for, TempDir};
 use serde_json::{json, Value};
-use support::kea::{config, Hook, Kea, Net};
-use support::{hook_library, perfdhcp, wait_for, TempDir};
-
-const PASS: &str = "emulated-Passw0rd";
-
-/// The first addresses of the opted-in pool (see support::kea::config).
-fn pool_addr(i: u32) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 1, 0, 10)) + i)
-}
 
 /// BMCs that never let the hook in: every attempt fails, until dead.
 fn locked_out(i: u32) -> bool {
@@ -37,44 +26,9 @@ fn broken_at_first(i: u32) -> bool {
     i % 5 == 4
 }
 
-fn redfish_params(dir: &Path, emu: &Emulator) -> Value {
-    let creds = dir.join("bmc-credentials.json");
-    std::fs::write(
-        &creds,
-        json!([{"username": "root", "password": PASS}]).to_string(),
-    )
-    .unwrap();
-    let ca = dir.join("emulator-ca.pem");
-    std::fs::write(&ca, emu.ca_pem()).unwrap();
-    json!({
-        "credentials-file": creds,
-        "port": emu.port,
-        "tls-mode": "verify",
-        "tls-ca-file": ca,
-        "request-timeout-ms": 2000,
-        "deadline-ms": 20000,
-    })
-}
-
 /// The BMCs per state, as `bmc-status` reports them.
 fn in_state(kea: &Kea, state: &str) -> u64 {
     kea.bmc_status()["bmcs"][state].as_u64().unwrap_or(0)
-}
-
-/// The value of the sample `name` on the Prometheus page `page`.
-fn sample(page: &str, name: &str) -> Option<u64> {
-    page.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
-fn scrape(url: &str) -> Option<String> {
-    ureq::get(url)
-        .timeout(Duration::from_secs(5))
-        .call()
-        .ok()?
-        .into_string()
-        .ok()
 }
 
 /// One of Kea's statistics, by full name.
@@ -108,17 +62,13 @@ fn each_published_counter_means_what_the_docs_say() {
     let metrics = format!("{}:19041", net.server());
     let params = json!({
         "workers": 4,
-        "redfish": redfish_params(dir.path(), &emu),
+        "redfish": redfish_params(dir.path(), &emu, PASS),
         "retry-attempts": 3,
         "retry-backoff-s": 2,
         "retry-backoff-max-s": 2,
         "metrics-listen": metrics,
     });
-    let hook = Hook::Library {
-        path: hook_library(),
-        parameters: params,
-    };
-    let kea = Kea::start(&dir, &config(net, dir.path(), &[hook], "INFO"));
+    let kea = Kea::start(&dir, &config(net, dir.path(), &[hook(params)], "INFO"));
 
     // Successes and first failures.
     let run = perfdhcp::avalanche(net, &net.relay_bmc(), n as usize, "14:18:77:00:41:00");

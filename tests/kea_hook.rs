@@ -2,21 +2,18 @@
 //!
 //! Needs root (loopback addresses), kea-dhcp4 and perfdhcp: see README.md.
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use support::kea::{
-    check_config, check_config_with, config, kea_version, path_env, prepare_dir, Hook, Kea, Net,
+use bmc_test_support::kea::{
+    check_config, check_config_with, config, hook, path_env, prepare_dir, Kea, Net,
 };
-use support::{hook_library, perfdhcp, wait_for, TempDir};
+use bmc_test_support::{hook_library, perfdhcp, wait_for, TempDir};
+use serde_json::{json, Value};
 
-fn hook(parameters: Value) -> Hook {
-    Hook::Library {
-        path: hook_library(),
-        parameters,
-    }
+/// The running kea-dhcp4's version, checked to be the one whose headers
+/// the hook was built against (which build.rs read).
+fn kea_version() -> (u32, u32, u32) {
+    bmc_test_support::kea::kea_version(env!("BMC_KEA_VERSION"))
 }
 
 #[test]

@@ -2,15 +2,11 @@
 //! ../shared/netbox/netbox-up (the first start installs and migrates it:
 //! about 8 minutes; later ones take seconds).
 
-mod support;
-
-#[path = "emulator/mod.rs"]
-mod emulator;
-use support::netbox::{netbox, reset};
-
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use bmc_test_support::emulator;
+use bmc_test_support::netbox::{netbox, reset, script, Instance};
 use dhcp_bmc_discovery::netbox::{
     register, CustomFields, Identity, NetBox, NetBoxError, Options, RegisterError, Registration,
 };
@@ -119,7 +115,7 @@ fn gone(_: &str) -> Option<String> {
 /// The tests' NetBox, emptied, its lock held, and a client of it.
 fn empty_netbox() -> (
     std::sync::MutexGuard<'static, ()>,
-    &'static support::netbox::Instance,
+    &'static Instance,
     NetBox,
 ) {
     let (guard, inst) = netbox();
@@ -133,6 +129,27 @@ fn create_missing() -> Options {
         create_missing: true,
         ..Options::default()
     }
+}
+
+/// After a BMC replacement: the device's BMC interface has `mac` as its
+/// primary MAC address, and `old_mac` is gone from NetBox.
+#[track_caller]
+fn assert_bmc_mac_replaced(nb: &NetBox, device_id: u64, mac: &str, old_mac: &str) {
+    let ifaces = get(nb, &format!("/api/dcim/interfaces/?device_id={device_id}"));
+    assert_eq!(
+        ifaces["results"][0]["primary_mac_address"]["mac_address"]
+            .as_str()
+            .map(str::to_lowercase)
+            .as_deref(),
+        Some(mac)
+    );
+    assert_eq!(
+        get(
+            nb,
+            &format!("/api/dcim/mac-addresses/?mac_address={old_mac}")
+        )["count"],
+        0
+    );
 }
 
 fn get(nb: &NetBox, path: &str) -> Value {
@@ -345,25 +362,7 @@ fn ip_change_bmc_replacement_conflicts_and_missing_sites() {
     };
     let out = register(&nb, &moved, &create_missing()).unwrap();
     assert_eq!(out.device_id, first.device_id, "found by serial");
-    let ifaces = get(
-        &nb,
-        &format!("/api/dcim/interfaces/?device_id={}", out.device_id),
-    );
-    assert_eq!(
-        ifaces["results"][0]["primary_mac_address"]["mac_address"]
-            .as_str()
-            .map(str::to_lowercase)
-            .as_deref(),
-        Some("02:aa:bb:cc:dd:ee")
-    );
-    let old_mac = reg.bmc_mac.clone();
-    assert_eq!(
-        get(
-            &nb,
-            &format!("/api/dcim/mac-addresses/?mac_address={old_mac}")
-        )["count"],
-        0
-    );
+    assert_bmc_mac_replaced(&nb, out.device_id, "02:aa:bb:cc:dd:ee", &reg.bmc_mac);
 
     // A hand edit the hook does not own stays.
     nb.patch(
@@ -405,7 +404,6 @@ fn netbox_down_mid_run_reports_unavailable_and_the_retry_succeeds() {
     let first = registration(&invs[2].1, 1, "us3-cab1-ru1-a");
     register(&nb, &first, &create_missing()).unwrap();
 
-    let script = support::netbox::script;
     script("netbox-down");
     let second = registration(&invs[5].1, 2, "us3-cab1-ru3-b");
     let e = register(&nb, &second, &create_missing()).unwrap_err();
@@ -786,24 +784,7 @@ fn takeover_attempts_leave_the_victim_untouched() {
     };
     let out = register(&nb, &rogue, &create_missing()).unwrap();
     assert_eq!(out.device_id, first.device_id);
-    let ifaces = get(
-        &nb,
-        &format!("/api/dcim/interfaces/?device_id={}", out.device_id),
-    );
-    assert_eq!(
-        ifaces["results"][0]["primary_mac_address"]["mac_address"]
-            .as_str()
-            .map(str::to_lowercase)
-            .as_deref(),
-        Some(rogue.bmc_mac.as_str())
-    );
-    assert_eq!(
-        get(
-            &nb,
-            &format!("/api/dcim/mac-addresses/?mac_address={}", victim.bmc_mac)
-        )["count"],
-        0
-    );
+    assert_bmc_mac_replaced(&nb, out.device_id, &rogue.bmc_mac, &victim.bmc_mac);
     // Now found by its own MAC: a re-run, without the flag, writes nothing.
     rogue.identity = Identity::default();
     assert_rerun_writes_nothing(&nb, &rogue, &create_missing());

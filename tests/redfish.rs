@@ -4,20 +4,18 @@
 //!
 //! Every test uses its own 127.N.x.y block and its own emulator.
 
-#[path = "emulator/mod.rs"]
-mod emulator;
-
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bmc_test_support::emulator::hostile::{Hostile, Place, Spy};
+use bmc_test_support::emulator::{self, Emulator, Faults};
+use bmc_test_support::shared::mockups_dir;
 use dhcp_bmc_discovery::redfish::values::{is_placeholder, mac};
 use dhcp_bmc_discovery::redfish::{
     Credentials, Discoverer, FailureKind, Limits, PinStore, Target, TlsPolicy,
 };
-use emulator::hostile::{Hostile, Place, Spy};
-use emulator::{Emulator, Faults};
 use serde_json::Value;
 
 const USER: &str = "root";
@@ -36,7 +34,7 @@ fn target(emu: &Emulator, addr: Ipv4Addr) -> Target {
 }
 
 fn read(model: &str, uri: &str) -> Option<Value> {
-    let p = emulator::mockups_dir()
+    let p = mockups_dir()
         .join(model)
         .join(uri.trim_start_matches('/').trim_end_matches('/'))
         .join("index.json");
@@ -44,9 +42,7 @@ fn read(model: &str, uri: &str) -> Option<Value> {
 }
 
 fn children(model: &str, uri: &str) -> Vec<String> {
-    let dir = emulator::mockups_dir()
-        .join(model)
-        .join(uri.trim_start_matches('/'));
+    let dir = mockups_dir().join(model).join(uri.trim_start_matches('/'));
     let mut out: Vec<String> = std::fs::read_dir(&dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -266,26 +262,32 @@ fn instances_of_one_model_have_their_own_serials_and_macs() {
     }
 }
 
-/// One fault on its own address: the discovery ends within its deadline,
-/// with the expected kind of failure, and leaves no session open.
-fn faulty(
-    block: u8,
-    fault: Faults,
-    limits: Limits,
-) -> (
+/// What one discovery of a BMC alone on its emulator gave, how long it
+/// took, and the emulator and address (for its counters).
+type Alone = (
     Result<dhcp_bmc_discovery::redfish::Discovery, dhcp_bmc_discovery::redfish::Error>,
     Duration,
     Emulator,
     Ipv4Addr,
-) {
+);
+
+/// Discovers one BMC of `model` with `faults` at `addr`, alone on its
+/// emulator, within `limits`.
+fn discover_alone(addr: Ipv4Addr, model: &str, faults: Faults, limits: Limits) -> Alone {
     let emu = Emulator::start(0);
-    let addr = Ipv4Addr::new(127, 33, block, 1);
-    emu.add(addr, "hpe-ilo5-dl385gen10plusv2", 0, USER, PASS);
-    emu.set_faults(addr, fault);
+    emu.add(addr, model, 0, USER, PASS);
+    emu.set_faults(addr, faults);
     let d = discoverer(TlsPolicy::Insecure, good_creds(), limits);
     let t = Instant::now();
     let r = d.discover(&target(&emu, addr));
     (r, t.elapsed(), emu, addr)
+}
+
+/// One fault on its own address: the discovery ends within its deadline,
+/// with the expected kind of failure, and leaves no session open.
+fn faulty(block: u8, fault: Faults, limits: Limits) -> Alone {
+    let addr = Ipv4Addr::new(127, 33, block, 1);
+    discover_alone(addr, "hpe-ilo5-dl385gen10plusv2", fault, limits)
 }
 
 fn quick() -> Limits {
@@ -580,30 +582,13 @@ fn tls_modes_verify_pin_and_insecure() {
 
 /// A hostile BMC on its own address in block 127.36.`block`.0, discovered
 /// with the default limits (but a short deadline).
-fn hostile(
-    block: u8,
-    h: Hostile,
-    limits: Limits,
-) -> (
-    Result<dhcp_bmc_discovery::redfish::Discovery, dhcp_bmc_discovery::redfish::Error>,
-    Duration,
-    Emulator,
-    Ipv4Addr,
-) {
-    let emu = Emulator::start(0);
+fn hostile(block: u8, h: Hostile, limits: Limits) -> Alone {
     let addr = Ipv4Addr::new(127, 36, block, 1);
-    emu.add(addr, "dell-idrac9-r750", 0, USER, PASS);
-    emu.set_faults(
-        addr,
-        Faults {
-            hostile: Some(h),
-            ..Faults::default()
-        },
-    );
-    let d = discoverer(TlsPolicy::Insecure, good_creds(), limits);
-    let t = Instant::now();
-    let r = d.discover(&target(&emu, addr));
-    (r, t.elapsed(), emu, addr)
+    let faults = Faults {
+        hostile: Some(h),
+        ..Faults::default()
+    };
+    discover_alone(addr, "dell-idrac9-r750", faults, limits)
 }
 
 #[test]
@@ -677,21 +662,13 @@ fn each_budget_stops_a_hostile_bmc_with_its_own_class() {
         let slow = kind == FailureKind::BudgetTime;
         let (r, took, emu, addr) = if slow {
             // Every answer takes 400 ms: the deadline passes mid-walk.
-            let emu = Emulator::start(0);
+            let faults = Faults {
+                latency: Duration::from_millis(400),
+                hostile: Some(h),
+                ..Faults::default()
+            };
             let addr = Ipv4Addr::new(127, 36, i as u8, 1);
-            emu.add(addr, "dell-idrac9-r750", 0, USER, PASS);
-            emu.set_faults(
-                addr,
-                Faults {
-                    latency: Duration::from_millis(400),
-                    hostile: Some(h),
-                    ..Faults::default()
-                },
-            );
-            let d = discoverer(TlsPolicy::Insecure, good_creds(), limits);
-            let t = Instant::now();
-            let r = d.discover(&target(&emu, addr));
-            (r, t.elapsed(), emu, addr)
+            discover_alone(addr, "dell-idrac9-r750", faults, limits)
         } else {
             hostile(i as u8, h, limits)
         };

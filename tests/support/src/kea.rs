@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{wait_for, TempDir};
+use crate::{hook_library, wait_for, TempDir};
 
 /// Loopback addresses of one test's Kea: server, relay of the opted-in
 /// subnet, relay of the other subnet.
@@ -115,6 +115,14 @@ pub enum Hook {
     Library { path: PathBuf, parameters: Value },
 }
 
+/// The hook cargo built ([`hook_library`]) with `parameters`.
+pub fn hook(parameters: Value) -> Hook {
+    Hook::Library {
+        path: hook_library(),
+        parameters,
+    }
+}
+
 /// Kea's configuration for a test: subnet 1 (127.1.0.0/16) is opted in via
 /// user-context and relayed by .2; subnet 2 (127.2.0.0/16) is not, relayed by .3.
 /// Every file Kea itself opens lives in `dir`; the hook libraries are
@@ -186,8 +194,11 @@ pub fn check_config_with(dir: &Path, config: &Value, flag: &str) -> Output {
         .expect("run kea-dhcp4 (install Debian's kea-dhcp4-server)")
 }
 
-/// The Kea version `kea-dhcp4 -v` reports, as (major, minor, patch).
-pub fn kea_version() -> (u32, u32, u32) {
+/// The Kea version `kea-dhcp4 -v` reports, as (major, minor, patch),
+/// checked to be `built`: the version of the headers the hook was compiled
+/// against, which only the hook's build script knows (callers pass
+/// `env!("BMC_KEA_VERSION")`; this crate is built without that script).
+pub fn kea_version(built: &str) -> (u32, u32, u32) {
     let out = Command::new("kea-dhcp4")
         .arg("-v")
         .output()
@@ -203,8 +214,6 @@ pub fn kea_version() -> (u32, u32, u32) {
         parts.next().unwrap_or(0),
     );
     assert!(version.0 >= 2, "cannot read kea-dhcp4 -v: {text:?}");
-    // build.rs read this from the headers the hook was compiled against.
-    let built = env!("BMC_KEA_VERSION");
     assert!(
         text.trim() == built,
         "the hook was built against Kea {built}'s headers but kea-dhcp4 here is {}: \

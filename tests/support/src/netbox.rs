@@ -1,9 +1,11 @@
-//! The real NetBox the tests share, from ../shared/netbox (started once per
-//! test binary; the first start on a machine installs and migrates it).
+//! The real NetBox the tests share, run by the shared folder's NetBox
+//! scripts ([`crate::shared::find_netbox_scripts`]; started once per test
+//! binary; the first start on a machine installs and migrates it).
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use crate::shared::netbox_scripts;
 
 pub struct Instance {
     pub url: String,
@@ -15,13 +17,6 @@ pub struct Instance {
 /// NetBox's default, is also kea-ctrl-agent's). tests/setup.sh agrees.
 pub fn port() -> String {
     std::env::var("NETBOX_PORT").unwrap_or_else(|_| "18000".into())
-}
-
-pub fn scripts() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    std::env::var_os("NETBOX_SCRIPTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| here.join("../shared/netbox"))
 }
 
 /// NetBox, started once per test binary. Tests hold `LOCK` for their whole
@@ -63,10 +58,10 @@ pub fn reset() {
     script("netbox-reset");
 }
 
-/// Runs one of ../shared/netbox's scripts against the tests' NetBox,
+/// Runs one of the shared NetBox scripts against the tests' NetBox,
 /// panicking with its stderr if it fails.
 pub fn script(name: &str) {
-    let out = Command::new(scripts().join(name))
+    let out = Command::new(netbox_scripts().join(name))
         .env("NETBOX_PORT", port())
         .output()
         .unwrap_or_else(|e| panic!("run {name}: {e}"));

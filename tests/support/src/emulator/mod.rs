@@ -1,8 +1,8 @@
 //! A Redfish emulator for tests and benchmarks: one HTTPS listener on
 //! 0.0.0.0 that answers as many BMCs, each picked by the local address it
 //! was reached on (any 127.x.y.z reaches `lo` on Linux). Each BMC serves the
-//! real payloads of one model folder in ../shared/redfish-mockups, with its
-//! own serials and MACs, its own certificate (signed by the emulator's CA),
+//! real payloads of one model folder of the shared Redfish mockups
+//! ([`crate::shared::find_mockups_dir`]), with its own serials and MACs, its own certificate (signed by the emulator's CA),
 //! real session and basic-auth checks, and faults that can be switched on
 //! per BMC.
 //!
@@ -10,14 +10,11 @@
 //! vendor data: sessions, `$expand`, error statuses, and the per-instance
 //! identity rewrite (instance 0 of a model serves the files unchanged).
 
-#![allow(dead_code)]
-
 pub mod hostile;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -25,35 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// The shared mockups, relative to the repository root.
-/// The shared mockups: `REDFISH_MOCKUPS`, else `../shared/redfish-mockups`
-/// beside the repository, else `shared/redfish-mockups` inside it.
-pub fn find_mockups_dir() -> Result<PathBuf, String> {
-    if let Some(d) = std::env::var_os("REDFISH_MOCKUPS") {
-        return Ok(PathBuf::from(d));
-    }
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        here.join("../shared/redfish-mockups"),
-        here.join("shared/redfish-mockups"),
-    ];
-    candidates
-        .iter()
-        .find(|c| c.is_dir())
-        .cloned()
-        .ok_or_else(|| {
-            format!(
-                "the Redfish mockups are not at {} or {}; set REDFISH_MOCKUPS to their folder",
-                candidates[0].display(),
-                candidates[1].display()
-            )
-        })
-}
-
-/// `find_mockups_dir`, for tests: a missing folder fails the test.
-pub fn mockups_dir() -> PathBuf {
-    find_mockups_dir().unwrap_or_else(|e| panic!("{e}"))
-}
+use crate::shared::mockups_dir;
 
 /// Every model folder in the mockups.
 pub fn all_models() -> Vec<String> {
@@ -102,6 +71,18 @@ pub struct Faults {
     pub hostile: Option<hostile::Hostile>,
 }
 
+/// One BMC of a fleet ([`Emulator::add_fleet_with`]): what sets it apart.
+#[derive(Clone, Debug, Default)]
+pub struct FleetBmc {
+    /// Its model folder; None: every model in turn.
+    pub model: Option<String>,
+    /// The password of its user root.
+    pub password: String,
+    pub faults: Faults,
+    /// Its host name ([`Emulator::set_hostname`]); None: the model's.
+    pub hostname: Option<String>,
+}
+
 /// Counters per BMC.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct BmcStats {
@@ -113,7 +94,6 @@ pub struct BmcStats {
 }
 
 struct Model {
-    name: String,
     files: HashMap<String, String>,
     sessions_path: String,
     session_template: Option<Value>,
@@ -122,7 +102,6 @@ struct Model {
 }
 
 struct Bmc {
-    addr: Ipv4Addr,
     model: Arc<Model>,
     instance: u32,
     username: String,
@@ -194,7 +173,6 @@ impl Emulator {
         let model = self.model(model);
         let (tls, fp) = self.server_config(addr);
         let bmc = Arc::new(Bmc {
-            addr,
             model,
             instance,
             username: username.into(),
@@ -220,17 +198,28 @@ impl Emulator {
         faults: &Faults,
         password: impl Fn(u32) -> &'a str,
     ) {
+        self.add_fleet_with(first, n, |i| FleetBmc {
+            password: password(i).to_string(),
+            faults: faults.clone(),
+            ..FleetBmc::default()
+        });
+    }
+
+    /// A fleet as [`add_fleet`](Self::add_fleet) makes it, BMC `i` set up
+    /// as `bmc(i)` says (model, password, faults, host name).
+    pub fn add_fleet_with(&self, first: Ipv4Addr, n: u32, mut bmc: impl FnMut(u32) -> FleetBmc) {
         let models = all_models();
         for i in 0..n {
             let addr = Ipv4Addr::from(u32::from(first) + i);
-            self.add(
-                addr,
-                &models[i as usize % models.len()],
-                i + 1,
-                "root",
-                password(i),
-            );
-            self.set_faults(addr, faults.clone());
+            let b = bmc(i);
+            let model = b
+                .model
+                .unwrap_or_else(|| models[i as usize % models.len()].clone());
+            self.add(addr, &model, i + 1, "root", &b.password);
+            self.set_faults(addr, b.faults);
+            if let Some(name) = b.hostname {
+                self.set_hostname(addr, &name);
+            }
         }
     }
 
@@ -413,7 +402,6 @@ fn load_model(name: &str) -> Model {
     // Longest first, so a serial containing another is replaced whole.
     serials.sort_by_key(|s| std::cmp::Reverse(s.len()));
     Model {
-        name: name.into(),
         files,
         sessions_path,
         session_template,

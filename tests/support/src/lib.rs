@@ -1,14 +1,22 @@
-//! Test support: a real kea-dhcp4 with the built hook on its own loopback
-//! addresses, perfdhcp, and the control socket.
+//! Test support shared by the tests, the benchmarks and
+//! examples/redfish-emulator.rs: a real kea-dhcp4 with the built hook on its
+//! own loopback addresses ([`kea`]), perfdhcp ([`perfdhcp`]), the shared
+//! NetBox ([`netbox`]) and a proxy that cuts it ([`proxy`]), the Redfish
+//! emulator ([`emulator`]), BMC fleets behind a test Kea ([`discovery`]),
+//! the hook's Prometheus page ([`prometheus`]), and the team's shared folder
+//! ([`shared`]).
 //!
 //! Each Kea gets a block 127.0.N.0/24 of its own (server .1, relays .2/.3),
 //! so tests in one binary can run in parallel. Traffic never leaves 127/8.
-#![allow(dead_code)]
 
+pub mod discovery;
+pub mod emulator;
 pub mod kea;
 pub mod netbox;
 pub mod perfdhcp;
+pub mod prometheus;
 pub mod proxy;
+pub mod shared;
 
 /// A benchmark setting: the environment variable `name` as a number, else
 /// `default`.

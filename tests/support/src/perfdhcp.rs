@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::kea::Net;
+use crate::kea::Net;
 
 /// What a perfdhcp run reported.
 #[derive(Debug)]
