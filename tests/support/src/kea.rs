@@ -4,11 +4,25 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::{hook_library, wait_for, TempDir};
+
+/// Kea reads lo's addresses again when it opens its DHCP sockets (at
+/// start-up, after the hooks have loaded, and at a config-reload) and binds
+/// every address added since it read `lo/<address>` from its configuration:
+/// another test's server or relay address, whose own Kea or perfdhcp then
+/// cannot bind port 67 (seen on 2.2 and 3.0, one run in a few with the
+/// tests in parallel). So addresses are added, and Kea opens its sockets,
+/// one at a time, under this lock.
+static LO_ADDRESSES: Mutex<()> = Mutex::new(());
+
+fn lo_addresses() -> MutexGuard<'static, ()> {
+    LO_ADDRESSES.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Loopback addresses of one test's Kea: server, relay of the opted-in
 /// subnet, relay of the other subnet.
@@ -21,6 +35,7 @@ impl Net {
     /// Claims 127.0.`block`.0/24 and puts its addresses on `lo`.
     pub fn new(block: u8) -> Net {
         let net = Net { block };
+        let _lo = lo_addresses();
         for host in [1, 2, 3] {
             let addr = format!("{}/32", net.addr(host));
             let out = Command::new("ip")
@@ -238,6 +253,7 @@ impl Kea {
         std::fs::write(&config_file, serde_json::to_string_pretty(config).unwrap()).unwrap();
         let _ = std::fs::remove_file(dir.join("kea.sock"));
         prepare_dir(&dir);
+        let lo = lo_addresses();
         let child = Command::new("kea-dhcp4")
             .arg("-c")
             .arg(&config_file)
@@ -261,6 +277,7 @@ impl Kea {
             }
             kea.try_command("version-get", None).ok()
         });
+        drop(lo);
         kea.report_socket_trouble();
         kea
     }
@@ -299,6 +316,7 @@ impl Kea {
 
     /// Sends a command over the control socket; the answer or an I/O error.
     pub fn try_command(&self, command: &str, arguments: Option<Value>) -> std::io::Result<Value> {
+        let _lo = matches!(command, "config-reload" | "config-set").then(lo_addresses);
         let mut request = json!({"command": command});
         if let Some(arguments) = arguments {
             request["arguments"] = arguments;
