@@ -286,7 +286,7 @@ run_bench() {
     flock 9
     run_step "$suite" bench
   ) || return 1
-  sed -n '/^kea_throughput: Kea/p; /^load average/p; /^median/,/^hook callout/p' "$cache/logs/$suite/bench.log" |
+  sed -n '/^$/d; /^kea_throughput: Kea/p; /^load average/p; /^median/,/^hook callout/p' "$cache/logs/$suite/bench.log" |
     sed "s/^/kea-matrix: $suite: /" >&2
 }
 
