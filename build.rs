@@ -21,9 +21,10 @@ const SHIM_SOURCES: &[&str] = &["src/shim/callouts.cc", "src/shim/log.cc"];
 /// The Kea series this tree builds and is tested against, as (major, minor):
 /// every patch release of a series has its own hooks version (2.6.3 is
 /// 20603) but the same API. 3.2 is not in the list: no Debian package exists
-/// to test it on, and its headers were only read, not compiled against
-/// (README.md, the support table). `BMC_KEA_UNTESTED=1` builds against
-/// an unlisted Kea anyway, for someone trying it out.
+/// to test it on; tests/kea-headers-check.sh compiles the shim against its
+/// headers from ISC's source, but nothing links or runs it (README.md, the
+/// support table). `BMC_KEA_UNTESTED=1` builds against an unlisted Kea
+/// anyway, for someone trying it out.
 const SUPPORTED: &[(u32, u32)] = &[(2, 2), (2, 6), (3, 0)];
 const SUPPORTED_TEXT: &str = "2.2.x, 2.6.x, 3.0.x";
 
@@ -143,8 +144,14 @@ fn detect_kea(kea_include: &Path) -> Result<KeaVersion, String> {
                 "cargo:warning=building against Kea {text} (hooks version {hooks}), which this tree does not support (supported: {SUPPORTED_TEXT}); BMC_KEA_UNTESTED=1 was set"
             );
         } else {
+            // A newer Kea may just work: say how to try, and what is known.
+            let newer = if hooks >= 30100 {
+                "; BMC_KEA_UNTESTED=1 builds anyway, untested (the shim compiles against Kea 3.2.0's headers: tests/kea-headers-check.sh)"
+            } else {
+                ""
+            };
             return Err(format!(
-                "unsupported Kea {text} (KEA_HOOKS_VERSION {hooks} in {}): this tree supports Kea {SUPPORTED_TEXT}",
+                "unsupported Kea {text} (KEA_HOOKS_VERSION {hooks} in {}): this tree supports Kea {SUPPORTED_TEXT}{newer}",
                 hooks_h.display()
             ));
         }

@@ -8,13 +8,18 @@
 //!
 //! `cargo bench --bench kea_throughput` (as root). BENCH_ROUNDS (default 5)
 //! and BENCH_SECONDS (default 8) set the length; each round runs the four in
-//! a rotated order, since position within a round biases results.
+//! a rotated order, since position within a round biases results. It runs on
+//! whichever Kea it was built against (2.2 on the host; 2.6 and 3.0 inside
+//! the matrix roots: `KEA_MATRIX_STEPS="build bench" bash tests/kea-matrix.sh`).
+//! Besides the medians it prints each round's ratio to the empty hook and
+//! their spread: on a shared machine the rounds move, the ratio within a
+//! round moves less, and the callout histogram hardly at all.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use bmc_test_support::kea::{config, stock_hook, Hook, Kea, Net};
+use bmc_test_support::kea::{config, kea_version, stock_hook, Hook, Kea, Net};
 use bmc_test_support::{env_or, hook_library, perfdhcp, target_dir, TempDir};
 use serde_json::{json, Value};
 
@@ -39,10 +44,17 @@ fn build_empty_hook() -> PathBuf {
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/empty_hook.cc"))
         .arg("-o")
         .arg(&out)
-        .args(["-lkea-hooks", "-lkea-exceptions"])
+        // -z defs: every symbol resolved at link time, so a library name
+        // this Kea lacks fails here, not at Kea's dlopen. The same two names
+        // on 2.2, 2.6 and 3.0.
+        .args(["-Wl,-z,defs", "-lkea-hooks", "-lkea-exceptions"])
         .status()
         .expect("run g++");
-    assert!(status.success(), "building the empty hook failed");
+    assert!(
+        status.success(),
+        "building benches/empty_hook.cc against {} failed (g++'s errors above)",
+        kea_include
+    );
     out
 }
 
@@ -75,6 +87,22 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+fn min_max(v: &[f64]) -> (f64, f64) {
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(*x), hi.max(*x))
+        })
+}
+
+/// The machine's 1-minute load average: the bench's figures move with it,
+/// so it is printed beside them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn main() {
     // `cargo test --all-targets` builds and runs benches without `--bench`:
     // compile-checked there, measured only under `cargo bench`.
@@ -85,10 +113,15 @@ fn main() {
     let rounds = env_or("BENCH_ROUNDS", 5) as usize;
     let seconds = env_or("BENCH_SECONDS", 8);
     let net = Net::new(100);
+    // Also asserts that the hook was built against this kea-dhcp4.
+    let (major, minor, patch) = kea_version(env!("BMC_KEA_VERSION"));
     let empty = build_empty_hook();
 
     println!(
-        "kea_throughput: {rounds} rounds x {seconds} s per variant, perfdhcp -r 12000 -R 20000"
+        "kea_throughput: Kea {major}.{minor}.{patch}, {rounds} rounds x {seconds} s per variant, \
+         perfdhcp -r 12000 -R 20000, load average {} on {} CPUs",
+        load_average(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
     let mut costs: Vec<Value> = Vec::new();
@@ -131,15 +164,42 @@ fn main() {
         println!("{line}");
     }
 
+    // Within a round the variants ran seconds apart, so the per-round ratio
+    // cancels most of what the machine's other load does to whole rounds.
+    let per_round = |a: usize, b: usize| -> Vec<f64> {
+        rates[a].iter().zip(&rates[b]).map(|(x, y)| x / y).collect()
+    };
+    let at = |name: &str| VARIANTS.iter().position(|v| *v == name).unwrap();
+    let mut ours_empty = per_round(at("ours"), at("empty"));
+    let mut empty_none = per_round(at("empty"), at("none"));
+    let round_spread: Vec<String> = rates
+        .iter()
+        .map(|r| {
+            let (lo, hi) = min_max(r);
+            format!("{:.0} %", (hi - lo) / lo * 100.0)
+        })
+        .collect();
     let medians: Vec<f64> = rates.iter_mut().map(|r| median(r)).collect();
-    println!("\nmedian 4-way exchanges/s (ratio to no hook, ratio to empty hook):");
-    for (variant, m) in VARIANTS.iter().zip(&medians) {
+    println!("load average at the end: {}", load_average());
+    println!(
+        "\nmedian 4-way exchanges/s (ratio to no hook, ratio to empty hook, \
+         spread of the rounds (max-min)/min):"
+    );
+    for ((variant, m), s) in VARIANTS.iter().zip(&medians).zip(&round_spread) {
         println!(
-            "  {variant:<10} {m:>8.0}   {:.3}   {:.3}",
+            "  {variant:<10} {m:>8.0}   {:.3}   {:.3}   {s}",
             m / medians[0],
             m / medians[1]
         );
     }
+    let (oe_lo, oe_hi) = min_max(&ours_empty);
+    let (en_lo, en_hi) = min_max(&empty_none);
+    println!(
+        "per-round ratios, median (min..max): ours/empty {:.3} ({oe_lo:.3}..{oe_hi:.3}), \
+         empty/none {:.3} ({en_lo:.3}..{en_hi:.3})",
+        median(&mut ours_empty),
+        median(&mut empty_none)
+    );
     let mut p50: Vec<f64> = costs
         .iter()
         .map(|s| s["callout-cost"]["p50-ns"].as_f64().unwrap())
@@ -156,9 +216,11 @@ fn main() {
         .iter()
         .map(|s| s["callout-cost"]["count"].as_u64().unwrap())
         .sum();
+    let (p99_lo, p99_hi) = min_max(&p99);
     println!(
         "\nhook callout path (copy + filter + try_send), from bmc-status, median over rounds \
-         ({events} events): p50 <= {:.0} ns, p99 <= {:.0} ns, mean {:.0} ns",
+         ({events} events): p50 <= {:.0} ns, p99 <= {:.0} ns (rounds {p99_lo:.0}..{p99_hi:.0}), \
+         mean {:.0} ns",
         median(&mut p50),
         median(&mut p99),
         median(&mut mean)

@@ -17,6 +17,10 @@
 # tests/quickstart.sh), package (tests/matrix/package.sh: packaging/
 # check-deb.sh in the root), kea_upgrade (packaging/check-kea-upgrade.sh: apt
 # upgrade of Kea with the hook installed, in a throwaway overlay of the root).
+# Opt-in, never in the default steps: bench (benches/kea_throughput.rs in the
+# root, after every suite's tests, one suite at a time; BENCH_ROUNDS and
+# BENCH_SECONDS, default 5 and 5, about 3 minutes a suite), e.g.
+# KEA_MATRIX_STEPS="build bench" bash tests/kea-matrix.sh.
 # Prints one line per step (seconds, ok/FAIL) and exits non-zero if any step
 # failed, with the tail of the failing step's log; whole logs are in
 # $KEA_MATRIX_CACHE/logs/<suite>/.
@@ -230,12 +234,22 @@ step_cmd() { # the command of step $2 for suite $1, run in the root
     quickstart) echo "bash tests/quickstart.sh" ;;
     package) echo "bash tests/matrix/package.sh" ;;
     kea_upgrade) echo "KEA_UPGRADE_CHECK_THROWAWAY=1 bash packaging/check-kea-upgrade.sh" ;;
+    bench)
+      echo "BENCH_ROUNDS=$bench_rounds BENCH_SECONDS=$bench_seconds" \
+        "cargo bench --locked --bench kea_throughput"
+      ;;
   esac
 }
 
-all_steps=(root build kea_hook kea_discovery smoke quickstart package kea_upgrade)
+all_steps=(root build kea_hook kea_discovery smoke quickstart package kea_upgrade bench)
 test_steps=(kea_hook kea_discovery smoke quickstart package kea_upgrade)
 wants() { [[ " ${steps[*]} " == *" $1 "* ]]; }
+# The bench's length (they go into a command line run in the root).
+bench_rounds=${BENCH_ROUNDS:-5}
+bench_seconds=${BENCH_SECONDS:-5}
+if wants bench && ! [[ "$bench_rounds" =~ ^[1-9][0-9]?$ && "$bench_seconds" =~ ^[1-9][0-9]?$ ]]; then
+  die "BENCH_ROUNDS and BENCH_SECONDS must be 1..99, got '$bench_rounds' and '$bench_seconds'"
+fi
 
 # run_step SUITE STEP: runs it with its output in logs/SUITE/STEP.log, prints
 # its line, and leaves "ok|FAIL SECONDS" in logs/SUITE/STEP.result (steps run
@@ -265,6 +279,20 @@ run_tests() {
     wants "$step" && { run_step "$suite" "$step" || true; }
   done
   return 0
+}
+
+# One suite's bench, alone: after every suite's build and tests (and under
+# the tests' lock, so not beside another run's tests either), since
+# anything else on the CPU moves Kea's throughput. Prints its figures.
+run_bench() {
+  local suite=$1
+  (
+    exec 9>"$cache/.tests.lock"
+    flock 9
+    run_step "$suite" bench
+  ) || return 1
+  sed -n '/^$/d; /^kea_throughput: Kea/p; /^load average/p; /^median/,/^hook callout/p' "$cache/logs/$suite/bench.log" |
+    sed "s/^/kea-matrix: $suite: /" >&2
 }
 
 # Background jobs get a process group of their own (set -m), so that an
@@ -304,6 +332,7 @@ if wants root; then
   done
 fi
 test_jobs=()
+ready=()
 for suite in "${suites[@]}"; do
   if wants root; then
     wait "${root_job[$suite]}" || true
@@ -322,10 +351,16 @@ for suite in "${suites[@]}"; do
   fi
   background run_tests "$suite"
   test_jobs+=("${jobs_started[-1]}")
+  ready+=("$suite")
 done
 for j in "${test_jobs[@]}"; do
   wait "$j" || true
 done
+if wants bench; then
+  for suite in "${ready[@]}"; do
+    run_bench "$suite" || true
+  done
+fi
 
 failed=()
 left=$(findmnt -rn -o TARGET | grep "^$cache" || true)
