@@ -235,7 +235,8 @@ fn config_reload_under_load_leaks_nothing() {
         &config(net, dir.path(), &[hook(json!({"workers": 4}))], "WARN"),
     );
     let baseline_threads = kea.threads();
-    let baseline_fds = kea.fds();
+    let baseline_fd_targets = kea.fd_targets();
+    let baseline_fds = baseline_fd_targets.len();
 
     // Background load for the whole loop: 200 exchanges/s over 2000 clients.
     let load = {
@@ -299,7 +300,18 @@ fn config_reload_under_load_leaks_nothing() {
     });
     assert!(
         settled,
-        "file descriptors leaked across reloads: {baseline_fds} -> {fds}"
+        "file descriptors leaked across reloads: {baseline_fds} -> {fds}; new: {:?}; udp port 67: {}",
+        kea.fd_targets()
+            .into_iter()
+            .filter(|t| !baseline_fd_targets.contains(t))
+            .collect::<Vec<_>>(),
+        String::from_utf8_lossy(
+            &std::process::Command::new("ss")
+                .args(["-uanpe", "sport", "=", ":67"])
+                .output()
+                .map(|o| o.stdout)
+                .unwrap_or_default()
+        )
     );
     eprintln!(
         "config-reload x100 under load: threads {baseline_threads} -> {threads}, fds {baseline_fds} -> {fds}, \

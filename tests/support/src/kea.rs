@@ -352,9 +352,19 @@ impl Kea {
 
     /// Number of open file descriptors of the Kea process.
     pub fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+        self.fd_targets().len()
+    }
+
+    /// What each open descriptor of the Kea process points to
+    /// (`socket:[inode]`, a path, ...), sorted: compare two to name a leak.
+    pub fn fd_targets(&self) -> Vec<String> {
+        let mut targets: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .unwrap()
-            .count()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|t| t.display().to_string())
+            .collect();
+        targets.sort();
+        targets
     }
 
     /// Resident set size in KiB.
