@@ -609,8 +609,7 @@ impl DiscoveryPipeline {
             })?;
             success.registered = !out.dry_run;
             let found = &mut success.found;
-            found.device_id =
-                (out.device_id != netbox::client::DRY_RUN_ID).then_some(out.device_id);
+            found.device_id = out.device_id.real();
             found.name = Some(reg.name);
             found.site = reg.placement.site;
             found.rack = reg.placement.rack;
@@ -696,11 +695,7 @@ impl DiscoveryPipeline {
                 ev.mac_string(),
                 ev.ipv4(),
                 name,
-                if out.device_id == netbox::client::DRY_RUN_ID {
-                    "new".to_string()
-                } else {
-                    out.device_id.to_string()
-                },
+                out.device_id.to_string(),
                 out.changes.join("; ")
             );
         } else if out.changes.is_empty() {
