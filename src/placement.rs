@@ -10,11 +10,9 @@
 
 use regex_automata::meta::Regex;
 
-/// The default placement pattern (case-insensitive).
-/// Without a rack unit, a third token is required: vendors' default names
-/// (`idrac-F54P1G3`) have two and must not become site "idrac", rack
-/// "F54P1G3".
-pub const DEFAULT_PATTERN: &str = r"(?i)^(?P<site>[a-z0-9_]+)-(?P<rack>[a-z0-9_]+)(?:-ru(?P<ru>\d{1,3})(?:-(?P<ru_last>\d{1,3}))?(?:-.*)?|-.+)$";
+/// The default placement pattern (`netbox.placement-pattern` in the
+/// parameters' table, which says why it reads as it does).
+pub const DEFAULT_PATTERN: &str = crate::config::defaults::NETBOX_PLACEMENT_PATTERN.default;
 
 /// The groups a placement pattern may name.
 const GROUPS: &[&str] = &["site", "rack", "ru", "ru_last"];

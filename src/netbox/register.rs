@@ -27,6 +27,7 @@ use std::net::Ipv4Addr;
 use serde_json::{json, Map, Value};
 
 use super::client::{NetBox, NetBoxError, ObjectId};
+use crate::config::defaults;
 use crate::kea::log::kea_log;
 use crate::placement::{slug, Placement};
 use crate::redfish::Inventory;
@@ -160,6 +161,13 @@ pub enum CustomFields {
     Create,
 }
 
+impl Default for CustomFields {
+    fn default() -> CustomFields {
+        CustomFields::parse(defaults::NETBOX_CUSTOM_FIELDS.default)
+            .expect("the default is a choice")
+    }
+}
+
 impl CustomFields {
     /// The `netbox.custom-fields` parameter's value: "off", "use", "create".
     pub fn parse(text: &str) -> Option<CustomFields> {
@@ -209,13 +217,13 @@ pub const FIELDS: &[CustomField] = &[
 impl Default for Options {
     fn default() -> Options {
         Options {
-            role: "Server".into(),
-            create_missing: false,
-            tag: "bmc-discovery".into(),
-            interface: "bmc".into(),
-            custom_fields: CustomFields::Use,
-            journal: true,
-            place_by_bmc_hostname: false,
+            role: defaults::NETBOX_ROLE.default.into(),
+            create_missing: defaults::NETBOX_CREATE_MISSING.default,
+            tag: defaults::NETBOX_TAG.default.into(),
+            interface: defaults::NETBOX_INTERFACE.default.into(),
+            custom_fields: CustomFields::default(),
+            journal: defaults::NETBOX_JOURNAL.default,
+            place_by_bmc_hostname: defaults::NETBOX_PLACE_BY_BMC_HOSTNAME.default,
         }
     }
 }
