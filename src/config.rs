@@ -63,8 +63,9 @@ pub struct NetBoxConfig {
     /// Create sites and racks the hostnames name but NetBox lacks (true),
     /// or refuse those registrations with the reason (false).
     pub create_missing: bool,
-    /// Regex with named groups site/rack/ru/ru_last, on the BMC hostname.
-    pub placement_pattern: String,
+    /// Regex with named groups site/rack/ru/ru_last, on the BMC hostname;
+    /// compiled here, once.
+    pub placement_pattern: crate::placement::PlacementPattern,
     /// Name of the BMC interface on the device.
     pub interface: String,
     /// The tag marking what the hook owns.
@@ -394,7 +395,7 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
         token_file: String::new(),
         role: defaults::NETBOX_ROLE.default.into(),
         create_missing: defaults::NETBOX_CREATE_MISSING.default,
-        placement_pattern: defaults::NETBOX_PLACEMENT_PATTERN.default.into(),
+        placement_pattern: crate::placement::PlacementPattern::default_pattern(),
         interface: defaults::NETBOX_INTERFACE.default.into(),
         tag: defaults::NETBOX_TAG.default.into(),
         custom_fields: crate::netbox::CustomFields::default(),
@@ -438,8 +439,8 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
             }
             "placement-pattern" => {
                 let p = text(k, value)?;
-                crate::placement::PlacementPattern::new(&p).map_err(|e| err(k, e))?;
-                c.placement_pattern = p;
+                c.placement_pattern =
+                    crate::placement::PlacementPattern::new(&p).map_err(|e| err(k, e))?;
             }
             "interface" => c.interface = text(k, value)?,
             "tag" => c.tag = text(k, value)?,
@@ -895,7 +896,10 @@ mod tests {
         let n = c.netbox.unwrap();
         assert!(n.create_missing);
         assert_eq!(n.role, "BMC host");
-        assert_eq!(n.placement_pattern, crate::placement::DEFAULT_PATTERN);
+        assert_eq!(
+            n.placement_pattern.as_str(),
+            crate::placement::DEFAULT_PATTERN
+        );
         assert_eq!(n.custom_fields, crate::netbox::CustomFields::Use);
         assert!(!n.place_by_bmc_hostname, "off unless asked for");
         let c = Config::from_json(

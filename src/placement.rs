@@ -33,10 +33,22 @@ pub struct Placement {
     pub height: Option<u32>,
 }
 
-#[derive(Debug)]
+/// A placement pattern, compiled once when the configuration is parsed.
+#[derive(Clone, Debug)]
 pub struct PlacementPattern {
     re: Regex,
+    /// As the configuration wrote it.
+    source: String,
 }
+
+/// Two patterns are the same when they are written the same.
+impl PartialEq for PlacementPattern {
+    fn eq(&self, other: &PlacementPattern) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for PlacementPattern {}
 
 impl PlacementPattern {
     /// Compiles `pattern`; it must name at least one of the groups `site`,
@@ -62,11 +74,25 @@ impl PlacementPattern {
         {
             return Err("names none of the groups site, rack, ru: it would place nothing".into());
         }
-        Ok(PlacementPattern { re })
+        Ok(PlacementPattern {
+            re,
+            source: pattern.to_string(),
+        })
     }
 
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// The default pattern, compiled once per process (a clone shares it).
     pub fn default_pattern() -> PlacementPattern {
-        PlacementPattern::new(DEFAULT_PATTERN).expect("the default pattern compiles")
+        static DEFAULT: std::sync::OnceLock<PlacementPattern> = std::sync::OnceLock::new();
+        DEFAULT
+            .get_or_init(|| {
+                PlacementPattern::new(DEFAULT_PATTERN).expect("the default pattern compiles")
+            })
+            .clone()
     }
 
     /// The placement `hostname` names; None when the pattern does not match.

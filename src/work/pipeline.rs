@@ -205,12 +205,10 @@ impl Registrar {
                 format!("{} is empty", c.token_file),
             ));
         }
-        let pattern = PlacementPattern::new(&c.placement_pattern)
-            .map_err(|e| bad("netbox.placement-pattern", e))?;
         Ok(Registrar {
             url: c.url.clone(),
             token,
-            pattern,
+            pattern: c.placement_pattern.clone(),
             options: Options {
                 role: c.role.clone(),
                 create_missing: c.create_missing,
