@@ -607,8 +607,7 @@ fn device_fields(
     Ok(want)
 }
 
-/// The BMC's interface on the device: created on a new device, else found
-/// or created.
+/// The BMC's interface on the device: found, else created.
 fn ensure_interface(
     cx: &mut Ctx,
     opts: &Options,
@@ -624,11 +623,8 @@ fn ensure_interface(
     let body = json!({"device": device_id, "name": opts.interface, "type": "1000base-t",
                "mgmt_only": true, "description": "BMC", "tags": [tag]});
     let what = format!("interface {}", opts.interface);
-    let iface = if new_device {
-        cx.create("dcim/interfaces", &filter, body, &what)?
-    } else {
-        cx.get_or_create("dcim/interfaces", &filter, body, &what)?
-    };
+    // On a device just created there is nothing to find.
+    let iface = cx.ensure("dcim/interfaces", &filter, body, &what, !new_device)?;
     id(Some(&iface), &what)?;
     Ok(iface)
 }

@@ -153,7 +153,7 @@ impl<'a> Ctx<'a> {
             None => {}
         }
         let found = match create {
-            Some(body) => Some(self.get_or_create(endpoint, filter, body, what)?),
+            Some(body) => Some(self.ensure(endpoint, filter, body, what, true)?),
             None => self.find(endpoint, filter)?,
         };
         match &found {
@@ -198,30 +198,22 @@ impl<'a> Ctx<'a> {
             .collect())
     }
 
-    /// Finds by `filter`, else creates `body`; a create that loses a race
-    /// (uniqueness error) reads the winner's object.
-    pub fn get_or_create(
+    /// The object `filter` finds (when it `may_exist`), else `body`
+    /// created; a create that loses a race to an identical object
+    /// (uniqueness error) reads the winner's.
+    pub fn ensure(
         &mut self,
         endpoint: &str,
         filter: &[(&str, &str)],
         body: Value,
         what: &str,
+        may_exist: bool,
     ) -> Result<Value, RegisterError> {
-        if let Some(v) = self.find(endpoint, filter)? {
-            return Ok(v);
+        if may_exist {
+            if let Some(v) = self.find(endpoint, filter)? {
+                return Ok(v);
+            }
         }
-        self.create(endpoint, filter, body, what)
-    }
-
-    /// Creates `body`; one that loses a race to an identical object
-    /// (uniqueness error) reads the winner's, found by `filter`.
-    pub fn create(
-        &mut self,
-        endpoint: &str,
-        filter: &[(&str, &str)],
-        body: Value,
-        what: &str,
-    ) -> Result<Value, RegisterError> {
         match self.nb.post(&format!("/api/{endpoint}/"), &body) {
             Ok(v) => {
                 self.changes.push(format!("created {what}"));
