@@ -3,11 +3,15 @@
 //! Every error names the parameter, the value and what would be accepted,
 //! because Kea prints exactly this line when it refuses the configuration.
 
+pub mod defaults;
+
 use std::fmt;
 
 use serde_json::{Map, Value};
 
-/// Validated hook parameters. Defaults are in [`Config::default`].
+use defaults::{Choice, Flag, Integer};
+
+/// Validated hook parameters. Defaults are in the table of [`defaults`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Worker threads that process accepted leases.
@@ -48,9 +52,6 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
-/// Where Debian's Kea keeps its state (owned by Kea's user `_kea`).
-pub const DEFAULT_STATE_FILE: &str = "/var/lib/kea/bmc-discovery.sqlite";
-
 /// The `netbox` map: where discovered servers are registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetBoxConfig {
@@ -62,8 +63,9 @@ pub struct NetBoxConfig {
     /// Create sites and racks the hostnames name but NetBox lacks (true),
     /// or refuse those registrations with the reason (false).
     pub create_missing: bool,
-    /// Regex with named groups site/rack/ru/ru_last, on the BMC hostname.
-    pub placement_pattern: String,
+    /// Regex with named groups site/rack/ru/ru_last, on the BMC hostname;
+    /// compiled here, once.
+    pub placement_pattern: crate::placement::PlacementPattern,
     /// Name of the BMC interface on the device.
     pub interface: String,
     /// The tag marking what the hook owns.
@@ -82,21 +84,6 @@ pub struct NetBoxConfig {
     /// lease first.
     pub parallel_registrations: usize,
 }
-
-pub const NETBOX_KNOWN: &[&str] = &[
-    "url",
-    "token-file",
-    "role",
-    "create-missing",
-    "placement-pattern",
-    "interface",
-    "tag",
-    "custom-fields",
-    "journal",
-    "dry-run",
-    "parallel-registrations",
-    "place-by-bmc-hostname",
-];
 
 /// The `redfish` map: how workers reach and trust BMCs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +131,12 @@ pub enum TlsMode {
     Insecure,
 }
 
+impl Default for TlsMode {
+    fn default() -> TlsMode {
+        TlsMode::parse(defaults::REDFISH_TLS_MODE.default).expect("the default is a mode")
+    }
+}
+
 impl TlsMode {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -152,77 +145,37 @@ impl TlsMode {
             TlsMode::Insecure => "insecure",
         }
     }
+
+    /// The `redfish.tls-mode` parameter's value (`defaults::REDFISH_TLS_MODE`).
+    pub fn parse(text: &str) -> Option<TlsMode> {
+        [TlsMode::Pin, TlsMode::Verify, TlsMode::Insecure]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+    }
 }
-
-/// Where Debian's Kea keeps its state; the pin file's default home.
-pub const DEFAULT_PIN_FILE: &str = "/var/lib/kea/bmc-discovery-tls-pins.json";
-
-/// Keys of the `redfish` map.
-pub const REDFISH_KNOWN: &[&str] = &[
-    "credentials-file",
-    "port",
-    "tls-mode",
-    "tls-ca-file",
-    "tls-pin-file",
-    "request-timeout-ms",
-    "deadline-ms",
-    "retries",
-    "parallel-requests",
-    "login-retry-window-s",
-    "max-failed-logins",
-    "credential-failure-budget",
-    "credential-failure-window-s",
-    "credential-suspension-s",
-    "max-response-bytes",
-    "max-discovery-bytes",
-    "max-requests",
-    "max-collection-members",
-    "max-parsed-bytes",
-    "rediscover-after-s",
-];
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            workers: 4,
-            queue_capacity: 1024,
+            workers: defaults::WORKERS.default as usize,
+            queue_capacity: defaults::QUEUE_CAPACITY.default as usize,
             subnet_ids: Vec::new(),
             hostname_pattern: None,
             vendor_class_patterns: Vec::new(),
             mac_ouis: Vec::new(),
             redfish: None,
             netbox: None,
-            state_file: DEFAULT_STATE_FILE.into(),
-            retry_attempts: 3,
-            retry_backoff_s: 30,
-            retry_backoff_max_s: 3600,
-            reconcile_interval_s: 600,
+            state_file: defaults::STATE_FILE.default.into(),
+            retry_attempts: defaults::RETRY_ATTEMPTS.default as u32,
+            retry_backoff_s: defaults::RETRY_BACKOFF_S.default,
+            retry_backoff_max_s: defaults::RETRY_BACKOFF_MAX_S.default,
+            reconcile_interval_s: defaults::RECONCILE_INTERVAL_S.default,
             ansible_inventory_dir: None,
             pool_alert_levels: crate::pool_report::Levels::default(),
             metrics_listen: None,
         }
     }
 }
-
-/// Every parameter the hook knows, for the "unknown parameter" message.
-pub const KNOWN: &[&str] = &[
-    "workers",
-    "queue-capacity",
-    "subnet-ids",
-    "hostname-pattern",
-    "vendor-class-patterns",
-    "mac-ouis",
-    "redfish",
-    "netbox",
-    "state-file",
-    "retry-attempts",
-    "retry-backoff-s",
-    "retry-backoff-max-s",
-    "reconcile-interval-s",
-    "ansible-inventory-dir",
-    "pool-alert-levels",
-    "metrics-listen",
-];
 
 /// A parameter Kea's configuration got wrong. `Display` is the line Kea logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,9 +237,9 @@ impl Config {
             let (name, _, value) = entry?;
             let key = name.as_str();
             match key {
-                "workers" => config.workers = integer(key, value, 1, 256)? as usize,
+                "workers" => config.workers = int(&defaults::WORKERS, value)? as usize,
                 "queue-capacity" => {
-                    config.queue_capacity = integer(key, value, 1, 1 << 20)? as usize
+                    config.queue_capacity = int(&defaults::QUEUE_CAPACITY, value)? as usize
                 }
                 "subnet-ids" => {
                     config.subnet_ids = list(key, value)?
@@ -312,13 +265,17 @@ impl Config {
                 "redfish" => config.redfish = Some(redfish(value)?),
                 "netbox" => config.netbox = Some(netbox(value)?),
                 "state-file" => config.state_file = text(key, value)?,
-                "retry-attempts" => config.retry_attempts = integer(key, value, 1, 100)? as u32,
-                "retry-backoff-s" => config.retry_backoff_s = integer(key, value, 0, 86_400)?,
+                "retry-attempts" => {
+                    config.retry_attempts = int(&defaults::RETRY_ATTEMPTS, value)? as u32
+                }
+                "retry-backoff-s" => {
+                    config.retry_backoff_s = int(&defaults::RETRY_BACKOFF_S, value)?
+                }
                 "retry-backoff-max-s" => {
-                    config.retry_backoff_max_s = integer(key, value, 0, 604_800)?
+                    config.retry_backoff_max_s = int(&defaults::RETRY_BACKOFF_MAX_S, value)?
                 }
                 "reconcile-interval-s" => {
-                    config.reconcile_interval_s = integer(key, value, 0, 604_800)?
+                    config.reconcile_interval_s = int(&defaults::RECONCILE_INTERVAL_S, value)?
                 }
                 "ansible-inventory-dir" => config.ansible_inventory_dir = Some(text(key, value)?),
                 "pool-alert-levels" => config.pool_alert_levels = alert_levels(key, value)?,
@@ -343,7 +300,10 @@ impl Config {
                 _ => {
                     return Err(err(
                         key,
-                        format!("is unknown; known parameters: {}", KNOWN.join(", ")),
+                        format!(
+                            "is unknown; known parameters: {}",
+                            defaults::keys("").join(", ")
+                        ),
                     ))
                 }
             }
@@ -433,21 +393,16 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
     let mut c = NetBoxConfig {
         url: String::new(),
         token_file: String::new(),
-        role: "Server".into(),
-        create_missing: false,
-        placement_pattern: crate::placement::DEFAULT_PATTERN.into(),
-        interface: "bmc".into(),
-        tag: "bmc-discovery".into(),
-        custom_fields: crate::netbox::CustomFields::Use,
-        journal: true,
-        dry_run: false,
-        parallel_registrations: 8,
-        place_by_bmc_hostname: false,
-    };
-    let boolean = |k: &str, value: &Value| {
-        value
-            .as_bool()
-            .ok_or_else(|| err(k, format!("must be true or false, got {}", shown(value))))
+        role: defaults::NETBOX_ROLE.default.into(),
+        create_missing: defaults::NETBOX_CREATE_MISSING.default,
+        placement_pattern: crate::placement::PlacementPattern::default_pattern(),
+        interface: defaults::NETBOX_INTERFACE.default.into(),
+        tag: defaults::NETBOX_TAG.default.into(),
+        custom_fields: crate::netbox::CustomFields::default(),
+        journal: defaults::NETBOX_JOURNAL.default,
+        dry_run: defaults::NETBOX_DRY_RUN.default,
+        parallel_registrations: defaults::NETBOX_PARALLEL_REGISTRATIONS.default as usize,
+        place_by_bmc_hostname: defaults::NETBOX_PLACE_BY_BMC_HOSTNAME.default,
     };
     for entry in entries(map, "netbox") {
         let (name, key, value) = entry?;
@@ -465,29 +420,27 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
             }
             "token-file" => c.token_file = text(k, value)?,
             "role" => c.role = text(k, value)?,
-            "create-missing" => c.create_missing = boolean(k, value)?,
-            "journal" => c.journal = boolean(k, value)?,
-            "dry-run" => c.dry_run = boolean(k, value)?,
-            "place-by-bmc-hostname" => c.place_by_bmc_hostname = boolean(k, value)?,
+            "create-missing" => c.create_missing = flag(&defaults::NETBOX_CREATE_MISSING, value)?,
+            "journal" => c.journal = flag(&defaults::NETBOX_JOURNAL, value)?,
+            "dry-run" => c.dry_run = flag(&defaults::NETBOX_DRY_RUN, value)?,
+            "place-by-bmc-hostname" => {
+                c.place_by_bmc_hostname = flag(&defaults::NETBOX_PLACE_BY_BMC_HOSTNAME, value)?
+            }
             "parallel-registrations" => {
-                c.parallel_registrations = integer(k, value, 1, 64)? as usize
+                c.parallel_registrations =
+                    int(&defaults::NETBOX_PARALLEL_REGISTRATIONS, value)? as usize
             }
             "custom-fields" => {
-                let v = text(k, value)?;
-                c.custom_fields = crate::netbox::CustomFields::parse(&v).ok_or_else(|| {
-                    err(
-                        k,
-                        format!(
-                            "must be \"off\", \"use\" or \"create\", got {}",
-                            shown(value)
-                        ),
-                    )
-                })?;
+                c.custom_fields = choice(
+                    &defaults::NETBOX_CUSTOM_FIELDS,
+                    value,
+                    crate::netbox::CustomFields::parse,
+                )?
             }
             "placement-pattern" => {
                 let p = text(k, value)?;
-                crate::placement::PlacementPattern::new(&p).map_err(|e| err(k, e))?;
-                c.placement_pattern = p;
+                c.placement_pattern =
+                    crate::placement::PlacementPattern::new(&p).map_err(|e| err(k, e))?;
             }
             "interface" => c.interface = text(k, value)?,
             "tag" => c.tag = text(k, value)?,
@@ -496,7 +449,7 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
                     k,
                     format!(
                         "is unknown; known netbox parameters: {}",
-                        NETBOX_KNOWN.join(", ")
+                        defaults::keys("netbox").join(", ")
                     ),
                 ))
             }
@@ -515,80 +468,83 @@ fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
     let mut credentials_file = None;
     let mut c = RedfishConfig {
         credentials_file: String::new(),
-        port: 443,
-        tls_mode: TlsMode::Pin,
+        port: defaults::REDFISH_PORT.default as u16,
+        tls_mode: TlsMode::default(),
         tls_ca_file: None,
-        tls_pin_file: DEFAULT_PIN_FILE.into(),
-        request_timeout_ms: 10_000,
-        deadline_ms: 60_000,
-        retries: 2,
-        parallel_requests: 6,
-        login_retry_window_s: 1800,
-        max_failed_logins: 2,
-        credential_failure_budget: crate::redfish::credentials::guard::DEFAULT_BUDGET,
-        credential_failure_window_s: crate::redfish::credentials::guard::DEFAULT_BUDGET_WINDOW_S,
-        credential_suspension_s: crate::redfish::credentials::guard::DEFAULT_SUSPENSION_S,
-        // The budgets' defaults are redfish::Limits::default()'s.
-        max_response_bytes: 1 << 20,
-        max_discovery_bytes: 4 << 20,
-        max_requests: 400,
-        max_collection_members: 1000,
-        max_parsed_bytes: 16 << 20,
-        rediscover_after_s: 86_400,
+        tls_pin_file: defaults::REDFISH_TLS_PIN_FILE.default.into(),
+        request_timeout_ms: defaults::REDFISH_REQUEST_TIMEOUT_MS.default,
+        deadline_ms: defaults::REDFISH_DEADLINE_MS.default,
+        retries: defaults::REDFISH_RETRIES.default as u32,
+        parallel_requests: defaults::REDFISH_PARALLEL_REQUESTS.default as usize,
+        login_retry_window_s: defaults::REDFISH_LOGIN_RETRY_WINDOW_S.default,
+        max_failed_logins: defaults::REDFISH_MAX_FAILED_LOGINS.default as usize,
+        credential_failure_budget: defaults::REDFISH_CREDENTIAL_FAILURE_BUDGET.default as u32,
+        credential_failure_window_s: defaults::REDFISH_CREDENTIAL_FAILURE_WINDOW_S.default,
+        credential_suspension_s: defaults::REDFISH_CREDENTIAL_SUSPENSION_S.default,
+        max_response_bytes: defaults::REDFISH_MAX_RESPONSE_BYTES.default,
+        max_discovery_bytes: defaults::REDFISH_MAX_DISCOVERY_BYTES.default,
+        max_requests: defaults::REDFISH_MAX_REQUESTS.default as u32,
+        max_collection_members: defaults::REDFISH_MAX_COLLECTION_MEMBERS.default as usize,
+        max_parsed_bytes: defaults::REDFISH_MAX_PARSED_BYTES.default,
+        rediscover_after_s: defaults::REDFISH_REDISCOVER_AFTER_S.default,
     };
     for entry in entries(map, "redfish") {
         let (name, key, value) = entry?;
         let k = name.as_str();
         match key {
             "credentials-file" => credentials_file = Some(text(k, value)?),
-            "port" => c.port = integer(k, value, 1, 65535)? as u16,
-            "tls-mode" => {
-                c.tls_mode = match text(k, value)?.as_str() {
-                    "pin" => TlsMode::Pin,
-                    "verify" => TlsMode::Verify,
-                    "insecure" => TlsMode::Insecure,
-                    _ => {
-                        return Err(err(
-                            k,
-                            format!(
-                                "must be \"pin\", \"verify\" or \"insecure\", got {}",
-                                shown(value)
-                            ),
-                        ))
-                    }
-                }
-            }
+            "port" => c.port = int(&defaults::REDFISH_PORT, value)? as u16,
+            "tls-mode" => c.tls_mode = choice(&defaults::REDFISH_TLS_MODE, value, TlsMode::parse)?,
             "tls-ca-file" => c.tls_ca_file = Some(text(k, value)?),
             "tls-pin-file" => c.tls_pin_file = text(k, value)?,
-            "request-timeout-ms" => c.request_timeout_ms = integer(k, value, 100, 600_000)?,
-            "deadline-ms" => c.deadline_ms = integer(k, value, 1000, 3_600_000)?,
-            "retries" => c.retries = integer(k, value, 0, 10)? as u32,
-            "parallel-requests" => c.parallel_requests = integer(k, value, 1, 32)? as usize,
-            "login-retry-window-s" => c.login_retry_window_s = integer(k, value, 0, 86_400)?,
-            "max-failed-logins" => c.max_failed_logins = integer(k, value, 1, 10)? as usize,
+            "request-timeout-ms" => {
+                c.request_timeout_ms = int(&defaults::REDFISH_REQUEST_TIMEOUT_MS, value)?
+            }
+            "deadline-ms" => c.deadline_ms = int(&defaults::REDFISH_DEADLINE_MS, value)?,
+            "retries" => c.retries = int(&defaults::REDFISH_RETRIES, value)? as u32,
+            "parallel-requests" => {
+                c.parallel_requests = int(&defaults::REDFISH_PARALLEL_REQUESTS, value)? as usize
+            }
+            "login-retry-window-s" => {
+                c.login_retry_window_s = int(&defaults::REDFISH_LOGIN_RETRY_WINDOW_S, value)?
+            }
+            "max-failed-logins" => {
+                c.max_failed_logins = int(&defaults::REDFISH_MAX_FAILED_LOGINS, value)? as usize
+            }
             "credential-failure-budget" => {
-                c.credential_failure_budget = integer(k, value, 1, 100_000)? as u32
+                c.credential_failure_budget =
+                    int(&defaults::REDFISH_CREDENTIAL_FAILURE_BUDGET, value)? as u32
             }
             "credential-failure-window-s" => {
-                c.credential_failure_window_s = integer(k, value, 60, 604_800)?
+                c.credential_failure_window_s =
+                    int(&defaults::REDFISH_CREDENTIAL_FAILURE_WINDOW_S, value)?
             }
             "credential-suspension-s" => {
-                c.credential_suspension_s = integer(k, value, 60, 604_800)?
+                c.credential_suspension_s = int(&defaults::REDFISH_CREDENTIAL_SUSPENSION_S, value)?
             }
-            "rediscover-after-s" => c.rediscover_after_s = integer(k, value, 0, 31_536_000)?,
-            "max-response-bytes" => c.max_response_bytes = integer(k, value, 65_536, 64 << 20)?,
-            "max-discovery-bytes" => c.max_discovery_bytes = integer(k, value, 1 << 20, 256 << 20)?,
-            "max-requests" => c.max_requests = integer(k, value, 50, 10_000)? as u32,
+            "rediscover-after-s" => {
+                c.rediscover_after_s = int(&defaults::REDFISH_REDISCOVER_AFTER_S, value)?
+            }
+            "max-response-bytes" => {
+                c.max_response_bytes = int(&defaults::REDFISH_MAX_RESPONSE_BYTES, value)?
+            }
+            "max-discovery-bytes" => {
+                c.max_discovery_bytes = int(&defaults::REDFISH_MAX_DISCOVERY_BYTES, value)?
+            }
+            "max-requests" => c.max_requests = int(&defaults::REDFISH_MAX_REQUESTS, value)? as u32,
             "max-collection-members" => {
-                c.max_collection_members = integer(k, value, 100, 100_000)? as usize
+                c.max_collection_members =
+                    int(&defaults::REDFISH_MAX_COLLECTION_MEMBERS, value)? as usize
             }
-            "max-parsed-bytes" => c.max_parsed_bytes = integer(k, value, 4 << 20, 1 << 30)?,
+            "max-parsed-bytes" => {
+                c.max_parsed_bytes = int(&defaults::REDFISH_MAX_PARSED_BYTES, value)?
+            }
             _ => {
                 return Err(err(
                     k,
                     format!(
                         "is unknown; known redfish parameters: {}",
-                        REDFISH_KNOWN.join(", ")
+                        defaults::keys("redfish").join(", ")
                     ),
                 ))
             }
@@ -625,6 +581,41 @@ fn redfish(value: &Value) -> Result<RedfishConfig, ConfigError> {
         ));
     }
     Ok(c)
+}
+
+/// The integer parameter `p`, within its range.
+fn int(p: &Integer, value: &Value) -> Result<u64, ConfigError> {
+    integer(p.name, value, p.min, p.max)
+}
+
+fn flag(p: &Flag, value: &Value) -> Result<bool, ConfigError> {
+    value.as_bool().ok_or_else(|| {
+        err(
+            p.name,
+            format!("must be true or false, got {}", shown(value)),
+        )
+    })
+}
+
+/// One of the words of `p`, as the value `parse` makes of it.
+fn choice<T>(p: &Choice, value: &Value, parse: fn(&str) -> Option<T>) -> Result<T, ConfigError> {
+    let wrong = || {
+        let quoted: Vec<String> = p.choices.iter().map(|c| format!("{c:?}")).collect();
+        let (last, rest) = quoted.split_last().expect("a choice has words");
+        err(
+            p.name,
+            format!(
+                "must be {} or {last}, got {}",
+                rest.join(", "),
+                shown(value)
+            ),
+        )
+    };
+    let text = text(p.name, value)?;
+    Some(text.as_str())
+        .filter(|v| p.choices.contains(v))
+        .and_then(parse)
+        .ok_or_else(wrong)
 }
 
 fn integer(key: &str, value: &Value, min: u64, max: u64) -> Result<u64, ConfigError> {
@@ -798,7 +789,7 @@ mod tests {
         let r = c.redfish.unwrap();
         assert_eq!(r.port, 8443);
         assert_eq!(r.tls_mode, TlsMode::Verify);
-        assert_eq!(r.tls_pin_file, DEFAULT_PIN_FILE);
+        assert_eq!(r.tls_pin_file, defaults::REDFISH_TLS_PIN_FILE.default);
         assert_eq!(
             error_of(r#"{"redfish": {}}"#),
             "parameter 'redfish.credentials-file' is required to discover BMCs: a JSON file of {\"username\", \"password\"} entries"
@@ -905,7 +896,10 @@ mod tests {
         let n = c.netbox.unwrap();
         assert!(n.create_missing);
         assert_eq!(n.role, "BMC host");
-        assert_eq!(n.placement_pattern, crate::placement::DEFAULT_PATTERN);
+        assert_eq!(
+            n.placement_pattern.as_str(),
+            crate::placement::DEFAULT_PATTERN
+        );
         assert_eq!(n.custom_fields, crate::netbox::CustomFields::Use);
         assert!(!n.place_by_bmc_hostname, "off unless asked for");
         let c = Config::from_json(
@@ -957,6 +951,96 @@ mod tests {
             error_of(r#"{"netbox": {"url": "http://n", "token-file": "t", "token": "x"}}"#)
                 .starts_with("parameter 'netbox.token' is unknown; known netbox parameters: url,")
         );
+    }
+
+    /// The login guard keeps constants of its own for the credential
+    /// budget (redfish/credentials/guard.rs); until it reads the table,
+    /// they must say the same.
+    #[test]
+    fn the_guard_defaults_are_the_table_defaults() {
+        use crate::redfish::credentials::guard;
+        assert_eq!(
+            (
+                u64::from(guard::DEFAULT_BUDGET),
+                guard::DEFAULT_BUDGET_WINDOW_S,
+                guard::DEFAULT_SUSPENSION_S
+            ),
+            (
+                defaults::REDFISH_CREDENTIAL_FAILURE_BUDGET.default,
+                defaults::REDFISH_CREDENTIAL_FAILURE_WINDOW_S.default,
+                defaults::REDFISH_CREDENTIAL_SUSPENSION_S.default
+            )
+        );
+    }
+
+    #[test]
+    fn every_choice_in_the_table_parses() {
+        for mode in defaults::REDFISH_TLS_MODE.choices {
+            assert_eq!(TlsMode::parse(mode).map(TlsMode::as_str), Some(*mode));
+        }
+        for fields in defaults::NETBOX_CUSTOM_FIELDS.choices {
+            assert!(
+                crate::netbox::CustomFields::parse(fields).is_some(),
+                "{fields}"
+            );
+        }
+        assert_eq!(TlsMode::default(), TlsMode::Pin);
+    }
+
+    /// Each parameter given its table default parses to what leaving it
+    /// out gives: the parser knows every key of the table, and the
+    /// defaults the code starts from are the table's.
+    #[test]
+    fn the_table_defaults_are_the_defaults() {
+        use defaults::{Parameter, Unset};
+        let mut top = Map::new();
+        let mut sections: [(&str, Map<String, Value>); 2] =
+            [("redfish", Map::new()), ("netbox", Map::new())];
+        for p in defaults::PARAMETERS {
+            let value = match p {
+                Parameter::Integer(i) => Value::from(i.default),
+                Parameter::Flag(f) => Value::from(f.default),
+                Parameter::Text(t) => Value::from(t.default),
+                Parameter::Choice(c) => Value::from(c.default),
+                Parameter::Percentages(l) => Value::from(l.default.to_vec()),
+                Parameter::Unset(_, Unset::Empty) => Value::Array(Vec::new()),
+                Parameter::Unset(..) => continue,
+            };
+            let (section, key) = p.name().split_once('.').unwrap_or(("", p.name()));
+            match sections.iter_mut().find(|(s, _)| *s == section) {
+                Some((_, map)) => map.insert(key.into(), value),
+                None => top.insert(key.into(), value),
+            };
+        }
+        let required = [
+            ("redfish", "credentials-file", "f"),
+            ("netbox", "url", "http://n"),
+            ("netbox", "token-file", "t"),
+        ];
+        let mut bare = Map::new();
+        for (section, map) in &mut sections {
+            let mut minimal = Map::new();
+            for (_, k, v) in required.iter().filter(|(s, ..)| s == section) {
+                map.insert(k.to_string(), Value::from(*v));
+                minimal.insert(k.to_string(), Value::from(*v));
+            }
+            top.insert(section.to_string(), Value::Object(map.clone()));
+            bare.insert(section.to_string(), Value::Object(minimal));
+        }
+        let explicit = Config::from_map(&top).unwrap();
+        assert_eq!(explicit, Config::from_map(&bare).unwrap());
+        let Config {
+            redfish, netbox, ..
+        } = explicit.clone();
+        assert_eq!(
+            Config {
+                redfish: None,
+                netbox: None,
+                ..explicit
+            },
+            Config::default()
+        );
+        assert!(redfish.is_some() && netbox.is_some());
     }
 
     #[test]

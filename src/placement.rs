@@ -10,11 +10,9 @@
 
 use regex_automata::meta::Regex;
 
-/// The default placement pattern (case-insensitive).
-/// Without a rack unit, a third token is required: vendors' default names
-/// (`idrac-F54P1G3`) have two and must not become site "idrac", rack
-/// "F54P1G3".
-pub const DEFAULT_PATTERN: &str = r"(?i)^(?P<site>[a-z0-9_]+)-(?P<rack>[a-z0-9_]+)(?:-ru(?P<ru>\d{1,3})(?:-(?P<ru_last>\d{1,3}))?(?:-.*)?|-.+)$";
+/// The default placement pattern (`netbox.placement-pattern` in the
+/// parameters' table, which says why it reads as it does).
+pub const DEFAULT_PATTERN: &str = crate::config::defaults::NETBOX_PLACEMENT_PATTERN.default;
 
 /// The groups a placement pattern may name.
 const GROUPS: &[&str] = &["site", "rack", "ru", "ru_last"];
@@ -35,10 +33,22 @@ pub struct Placement {
     pub height: Option<u32>,
 }
 
-#[derive(Debug)]
+/// A placement pattern, compiled once when the configuration is parsed.
+#[derive(Clone, Debug)]
 pub struct PlacementPattern {
     re: Regex,
+    /// As the configuration wrote it.
+    source: String,
 }
+
+/// Two patterns are the same when they are written the same.
+impl PartialEq for PlacementPattern {
+    fn eq(&self, other: &PlacementPattern) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for PlacementPattern {}
 
 impl PlacementPattern {
     /// Compiles `pattern`; it must name at least one of the groups `site`,
@@ -64,11 +74,25 @@ impl PlacementPattern {
         {
             return Err("names none of the groups site, rack, ru: it would place nothing".into());
         }
-        Ok(PlacementPattern { re })
+        Ok(PlacementPattern {
+            re,
+            source: pattern.to_string(),
+        })
     }
 
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// The default pattern, compiled once per process (a clone shares it).
     pub fn default_pattern() -> PlacementPattern {
-        PlacementPattern::new(DEFAULT_PATTERN).expect("the default pattern compiles")
+        static DEFAULT: std::sync::OnceLock<PlacementPattern> = std::sync::OnceLock::new();
+        DEFAULT
+            .get_or_init(|| {
+                PlacementPattern::new(DEFAULT_PATTERN).expect("the default pattern compiles")
+            })
+            .clone()
     }
 
     /// The placement `hostname` names; None when the pattern does not match.

@@ -26,10 +26,11 @@ pub struct Levels {
 
 impl Default for Levels {
     fn default() -> Self {
+        let [warning, high, critical] = crate::config::defaults::POOL_ALERT_LEVELS.default;
         Levels {
-            warning: 80,
-            high: 90,
-            critical: 95,
+            warning,
+            high,
+            critical,
         }
     }
 }

@@ -45,10 +45,18 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("calls into Kea, lease event, log bridge", &["kea"]),
     // check_process (is this `kea-dhcp4 -T`?) comes with the Kea-versions
-    // work; it reads only the process's own command line.
+    // work; it reads only the process's own command line. config::defaults,
+    // the parameters' table, imports nothing: every part reads its
+    // defaults there.
     (
         "shared small types, facts about the process",
-        &["clock", "mac", "check_process", "untrusted"],
+        &[
+            "clock",
+            "mac",
+            "check_process",
+            "untrusted",
+            "config::defaults",
+        ],
     ),
 ];
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 use bmc_test_support::emulator;
 use bmc_test_support::netbox::{netbox, reset, script, Instance};
 use dhcp_bmc_discovery::netbox::{
-    register, CustomFields, Identity, NetBox, NetBoxError, Options, RegisterError, Registration,
+    register, CustomFields, Identity, NetBox, NetBoxError, ObjectId, Options, RegisterError,
+    Registration,
 };
 use dhcp_bmc_discovery::placement::{Placement, PlacementPattern};
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Inventory, Limits, Target, TlsPolicy};
@@ -134,7 +135,7 @@ fn create_missing() -> Options {
 /// After a BMC replacement: the device's BMC interface has `mac` as its
 /// primary MAC address, and `old_mac` is gone from NetBox.
 #[track_caller]
-fn assert_bmc_mac_replaced(nb: &NetBox, device_id: u64, mac: &str, old_mac: &str) {
+fn assert_bmc_mac_replaced(nb: &NetBox, device_id: ObjectId, mac: &str, old_mac: &str) {
     let ifaces = get(nb, &format!("/api/dcim/interfaces/?device_id={device_id}"));
     assert_eq!(
         ifaces["results"][0]["primary_mac_address"]["mac_address"]
@@ -268,7 +269,7 @@ fn concurrent_registrations_of_one_server_converge() {
     )
     .unwrap();
     let reg = registration(inv, 1, "us3-cab1-ru10-r750");
-    let results: Vec<Result<u64, RegisterError>> = std::thread::scope(|s| {
+    let results: Vec<Result<ObjectId, RegisterError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..20)
             .map(|_| {
                 s.spawn(|| {
@@ -292,7 +293,7 @@ fn concurrent_registrations_of_one_server_converge() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let ids: Vec<u64> = results
+    let ids: Vec<ObjectId> = results
         .iter()
         .map(|r| r.clone().unwrap_or_else(|e| panic!("{e}")))
         .collect();
@@ -511,7 +512,7 @@ fn hostnames_multi_unit_long_non_ascii_and_missing_racks() {
     assert_eq!(dev["position"].as_f64(), Some(5.0));
 }
 
-fn journal_count(nb: &NetBox, device_id: u64) -> u64 {
+fn journal_count(nb: &NetBox, device_id: impl std::fmt::Display) -> u64 {
     get(
         nb,
         &format!(
@@ -674,7 +675,7 @@ fn remembered_objects_deleted_in_netbox_are_read_again() {
 /// Everything NetBox holds on a device: the device, its interfaces, their
 /// MAC and IP objects, its journal. `last_updated` is in each, so any
 /// write shows.
-fn snapshot(nb: &NetBox, device_id: u64) -> Value {
+fn snapshot(nb: &NetBox, device_id: ObjectId) -> Value {
     let ifaces = nb
         .list(&format!("/api/dcim/interfaces/?device_id={device_id}"))
         .unwrap();

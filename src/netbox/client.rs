@@ -57,9 +57,76 @@ pub struct NetBox {
     pub(super) shared: SharedObjects,
 }
 
-/// The id a dry run gives the objects it would have created. NetBox ids
-/// start at 1, and a filter on this id is answered here, never sent.
-pub const DRY_RUN_ID: u64 = 0;
+/// The number a dry run gives the objects it would have created, in the
+/// bodies it answers and in the paths and filters that name them. NetBox
+/// numbers its objects from 1, and a filter on this one is answered here,
+/// never sent. Outside this module a planned object is `ObjectId::Planned`.
+const DRY_RUN_ID: u64 = 0;
+
+/// A NetBox object's id, or the mark of an object a dry run only planned:
+/// the two never pass for each other (a planned object has no number
+/// NetBox knows, and is never remembered, looked up or shown as one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectId {
+    /// An object NetBox holds.
+    Real(u64),
+    /// An object a dry run would have created.
+    Planned,
+}
+
+impl ObjectId {
+    /// The id of `object`, as NetBox (or a dry run) answered it; None when
+    /// it has none.
+    pub fn of(object: &Value) -> Option<ObjectId> {
+        object
+            .get("id")
+            .and_then(Value::as_u64)
+            .map(ObjectId::from_wire)
+    }
+
+    fn from_wire(n: u64) -> ObjectId {
+        if n == DRY_RUN_ID {
+            ObjectId::Planned
+        } else {
+            ObjectId::Real(n)
+        }
+    }
+
+    /// The number to put in a request's path, filter or body. A request
+    /// naming a planned object is a dry run's, answered by this client
+    /// without asking NetBox.
+    pub fn wire(self) -> u64 {
+        match self {
+            ObjectId::Real(n) => n,
+            ObjectId::Planned => DRY_RUN_ID,
+        }
+    }
+
+    /// The id of an object NetBox holds; None for a planned one.
+    pub fn real(self) -> Option<u64> {
+        match self {
+            ObjectId::Real(n) => Some(n),
+            ObjectId::Planned => None,
+        }
+    }
+}
+
+/// The number, or "new" for a planned object.
+impl std::fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ObjectId::Real(n) => write!(f, "{n}"),
+            ObjectId::Planned => f.write_str("new"),
+        }
+    }
+}
+
+/// In request bodies: the number (`wire`).
+impl serde::Serialize for ObjectId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.wire())
+    }
+}
 
 /// How long shared objects (sites, racks, device types...) are remembered.
 const SHARED_TTL: Duration = Duration::from_secs(300);
@@ -145,7 +212,7 @@ impl NetBox {
     }
 
     /// From now on, plan writes instead of sending them: POST answers the
-    /// body with id `DRY_RUN_ID`, PATCH the body with the object's id,
+    /// body with a planned object's id, PATCH the body with the object's id,
     /// DELETE nothing. Reads still go to NetBox.
     pub fn set_dry_run(&mut self, on: bool) {
         self.dry_run = on;
@@ -380,5 +447,23 @@ mod tests {
         assert!(!f("/api/dcim/interfaces/?device_id=10&name=bmc"));
         assert!(!f("/api/dcim/devices/?serial=AB_id=0"));
         assert!(!f("/api/dcim/devices/0/"));
+    }
+
+    #[test]
+    fn planned_objects_are_not_numbered() {
+        use super::ObjectId;
+        let planned = super::planned(&serde_json::json!({"name": "x"}), super::DRY_RUN_ID);
+        assert_eq!(ObjectId::of(&planned), Some(ObjectId::Planned));
+        assert_eq!(ObjectId::Planned.real(), None);
+        assert_eq!(
+            ObjectId::of(&serde_json::json!({"id": 7})),
+            Some(ObjectId::Real(7))
+        );
+        assert_eq!(ObjectId::of(&serde_json::json!({"name": "x"})), None);
+        assert_eq!(
+            serde_json::json!({"device": ObjectId::Real(7)}),
+            serde_json::json!({"device": 7})
+        );
+        assert_eq!(ObjectId::Planned.to_string(), "new");
     }
 }

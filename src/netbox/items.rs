@@ -8,17 +8,16 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::client::{NetBox, NetBoxError};
+use super::client::{NetBox, NetBoxError, ObjectId};
 use crate::placement::MAX_DEVICE_NAME;
 use crate::redfish::Inventory;
 
 /// Whether a NetBox object carries the tag with id `tag_id`: the mark of
 /// what the hook owns.
-pub(super) fn has_tag(v: &Value, tag_id: u64) -> bool {
-    v.get("tags").and_then(Value::as_array).is_some_and(|t| {
-        t.iter()
-            .any(|t| t.get("id").and_then(Value::as_u64) == Some(tag_id))
-    })
+pub(super) fn has_tag(v: &Value, tag_id: ObjectId) -> bool {
+    v.get("tags")
+        .and_then(Value::as_array)
+        .is_some_and(|t| t.iter().any(|t| ObjectId::of(t) == Some(tag_id)))
 }
 
 /// One desired item: NetBox's `name`, `part_id`, `serial`, `description`.
@@ -202,14 +201,15 @@ pub fn desired(inv: &Inventory) -> Vec<Item> {
 /// items already (false for one just created: nothing to read).
 pub fn sync(
     nb: &NetBox,
-    device_id: u64,
-    tag_id: u64,
+    device_id: ObjectId,
+    tag_id: ObjectId,
     want: &[Item],
     existing: bool,
 ) -> Result<Vec<String>, NetBoxError> {
     let have = if existing {
         nb.list(&format!(
-            "/api/dcim/inventory-items/?device_id={device_id}&limit=1000"
+            "/api/dcim/inventory-items/?device_id={}&limit=1000",
+            device_id.wire()
         ))?
     } else {
         Vec::new()

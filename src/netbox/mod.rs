@@ -6,7 +6,7 @@ pub mod items;
 pub mod register;
 mod shared;
 
-pub use client::{NetBox, NetBoxError};
+pub use client::{NetBox, NetBoxError, ObjectId};
 pub use register::{
     register, CustomFields, Identity, Options, Outcome, RegisterError, Registration,
 };

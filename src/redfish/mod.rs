@@ -42,6 +42,7 @@ use fetch::Fetcher;
 use generic::Found;
 use http::Client;
 
+use crate::config::defaults;
 use crate::kea::log::kea_log;
 
 /// Time, size and retry bounds for one BMC. The budgets (requests, bytes,
@@ -80,18 +81,18 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            request_timeout: Duration::from_secs(10),
-            deadline: Duration::from_secs(60),
+            request_timeout: Duration::from_millis(defaults::REDFISH_REQUEST_TIMEOUT_MS.default),
+            deadline: Duration::from_millis(defaults::REDFISH_DEADLINE_MS.default),
             max_body_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_discovery_bytes: DEFAULT_MAX_DISCOVERY_BYTES,
             max_requests: DEFAULT_MAX_REQUESTS,
             max_members: DEFAULT_MAX_MEMBERS,
             max_parsed_bytes: DEFAULT_MAX_PARSED_BYTES,
-            retries: 2,
+            retries: defaults::REDFISH_RETRIES.default as u32,
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(10),
             max_redirects: 3,
-            parallel_requests: 6,
+            parallel_requests: defaults::REDFISH_PARALLEL_REQUESTS.default as usize,
         }
     }
 }
@@ -160,11 +161,12 @@ pub struct Discovery {
 // 4-fold margin): an answer of at most 39 KB (the DGX's ComputerSystem),
 // a whole discovery of at most 238 KB read, 44 requests, 3.5 MB parsed,
 // 151 elements in one array or object.
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1 << 20;
-pub const DEFAULT_MAX_DISCOVERY_BYTES: u64 = 4 << 20;
-pub const DEFAULT_MAX_REQUESTS: u32 = 400;
-pub const DEFAULT_MAX_MEMBERS: usize = 1000;
-pub const DEFAULT_MAX_PARSED_BYTES: u64 = 16 << 20;
+// The values are the parameters' table's (`config::defaults`).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = defaults::REDFISH_MAX_RESPONSE_BYTES.default;
+pub const DEFAULT_MAX_DISCOVERY_BYTES: u64 = defaults::REDFISH_MAX_DISCOVERY_BYTES.default;
+pub const DEFAULT_MAX_REQUESTS: u32 = defaults::REDFISH_MAX_REQUESTS.default as u32;
+pub const DEFAULT_MAX_MEMBERS: usize = defaults::REDFISH_MAX_COLLECTION_MEMBERS.default as usize;
+pub const DEFAULT_MAX_PARSED_BYTES: u64 = defaults::REDFISH_MAX_PARSED_BYTES.default;
 
 /// The paths Redfish services conventionally use, for BMCs whose service
 /// root is missing (seen on a Supermicro X10 capture).

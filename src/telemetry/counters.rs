@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 use serde::Serialize;
 
+use super::latency::{Buckets, Counts, OPEN};
+
 /// What is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(usize)]
@@ -50,30 +52,14 @@ const COUNTERS: usize = Counter::Panics as usize + 1;
 /// Upper bounds (ns) of the callout-cost histogram buckets; the last bucket
 /// is everything above the previous bound.
 pub const COST_BOUNDS_NS: [u64; 16] = [
-    250,
-    500,
-    750,
-    1_000,
-    1_500,
-    2_000,
-    3_000,
-    4_000,
-    5_000,
-    7_500,
-    10_000,
-    20_000,
-    50_000,
-    100_000,
-    1_000_000,
-    u64::MAX,
+    250, 500, 750, 1_000, 1_500, 2_000, 3_000, 4_000, 5_000, 7_500, 10_000, 20_000, 50_000,
+    100_000, 1_000_000, OPEN,
 ];
 
 #[derive(Default)]
 struct Shard {
     counters: [AtomicU64; COUNTERS],
-    cost_buckets: [AtomicU64; COST_BOUNDS_NS.len()],
-    cost_sum_ns: AtomicU64,
-    cost_max_ns: AtomicU64,
+    cost: Buckets<{ COST_BOUNDS_NS.len() }>,
 }
 
 const SHARDS: usize = 16;
@@ -181,11 +167,7 @@ impl Stats {
     /// Records the cost of one callout.
     #[inline]
     pub fn record_cost(&self, ns: u64) {
-        let shard = self.shard();
-        let bucket = COST_BOUNDS_NS.partition_point(|&b| b < ns);
-        shard.cost_buckets[bucket.min(COST_BOUNDS_NS.len() - 1)].fetch_add(1, Ordering::Relaxed);
-        shard.cost_sum_ns.fetch_add(ns, Ordering::Relaxed);
-        shard.cost_max_ns.fetch_max(ns, Ordering::Relaxed);
+        self.shard().cost.record(&COST_BOUNDS_NS, ns);
     }
 
     fn total(&self, counter: Counter) -> u64 {
@@ -219,16 +201,11 @@ impl Stats {
 
     /// Current callout-cost distribution.
     pub fn cost(&self) -> CostSnapshot {
-        let mut counts = [0u64; COST_BOUNDS_NS.len()];
-        let mut sum = 0u64;
-        let mut max = 0u64;
+        let mut all = Counts::default();
         for s in self.shards.iter() {
-            for (c, b) in counts.iter_mut().zip(s.cost_buckets.iter()) {
-                *c += b.load(Ordering::Relaxed);
-            }
-            sum += s.cost_sum_ns.load(Ordering::Relaxed);
-            max = max.max(s.cost_max_ns.load(Ordering::Relaxed));
+            s.cost.add_to(&mut all);
         }
+        let Counts { counts, sum, max } = all;
         let count: u64 = counts.iter().sum();
         let percentile =
             |q| crate::telemetry::latency::percentile(&counts, &COST_BOUNDS_NS, max, q);
@@ -245,7 +222,7 @@ impl Stats {
                 .zip(counts.iter())
                 .filter(|(_, c)| **c > 0)
                 .map(|(b, c)| Bucket {
-                    le_ns: if *b == u64::MAX {
+                    le_ns: if *b == OPEN {
                         serde_json::json!("+Inf")
                     } else {
                         serde_json::json!(b)

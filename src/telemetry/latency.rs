@@ -13,29 +13,70 @@ use serde::Serialize;
 /// Upper bounds (ms) of the latency buckets; the last is open-ended. Fine
 /// below 3 s, where the goals are (p50 < 1 s, p99 < 3 s).
 pub const MS_BOUNDS: [u64; 22] = [
-    25,
-    50,
-    100,
-    150,
-    200,
-    300,
-    400,
-    500,
-    750,
-    1_000,
-    1_500,
-    2_000,
-    3_000,
-    5_000,
-    10_000,
-    30_000,
-    60_000,
-    120_000,
-    300_000,
-    600_000,
-    3_600_000,
-    u64::MAX,
+    25, 50, 100, 150, 200, 300, 400, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 30_000,
+    60_000, 120_000, 300_000, 600_000, 3_600_000, OPEN,
 ];
+
+/// The last bucket's bound: it holds everything above the one before.
+pub const OPEN: u64 = u64::MAX;
+
+/// A distribution counted into `N` buckets by upper bound, with its sum
+/// and max, written without a lock: each latency histogram, and each
+/// shard of the callout cost (counters.rs).
+pub struct Buckets<const N: usize> {
+    counts: [AtomicU64; N],
+    sum: AtomicU64,
+    max: AtomicU64,
+}
+
+impl<const N: usize> Default for Buckets<N> {
+    fn default() -> Self {
+        Buckets {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What buckets held at one moment, or several buckets summed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counts<const N: usize> {
+    pub counts: [u64; N],
+    pub sum: u64,
+    pub max: u64,
+}
+
+impl<const N: usize> Default for Counts<N> {
+    fn default() -> Self {
+        Counts {
+            counts: [0; N],
+            sum: 0,
+            max: 0,
+        }
+    }
+}
+
+impl<const N: usize> Buckets<N> {
+    /// Counts `value` in the first bucket whose bound in `bounds` is at
+    /// least `value` (the last one past them all).
+    #[inline]
+    pub fn record(&self, bounds: &[u64; N], value: u64) {
+        let i = bounds.partition_point(|&b| b < value);
+        self.counts[i.min(N - 1)].fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(value, Ordering::Relaxed);
+        self.max.fetch_max(value, Ordering::Relaxed);
+    }
+
+    /// Adds what these buckets hold to `into`.
+    pub fn add_to(&self, into: &mut Counts<N>) {
+        for (c, b) in into.counts.iter_mut().zip(&self.counts) {
+            *c += b.load(Ordering::Relaxed);
+        }
+        into.sum += self.sum.load(Ordering::Relaxed);
+        into.max = into.max.max(self.max.load(Ordering::Relaxed));
+    }
+}
 
 /// Where the rank-`q` observation lies: its bucket's index, the
 /// observations in the buckets below, and the rank. None when empty or
@@ -89,20 +130,9 @@ pub fn interpolated_percentile(counts: &[u64], bounds: &[u64], max: u64, q: f64)
 }
 
 /// A latency histogram in milliseconds.
+#[derive(Default)]
 pub struct Histogram {
-    buckets: [AtomicU64; MS_BOUNDS.len()],
-    sum: AtomicU64,
-    max: AtomicU64,
-}
-
-impl Default for Histogram {
-    fn default() -> Histogram {
-        Histogram {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum: AtomicU64::new(0),
-            max: AtomicU64::new(0),
-        }
-    }
+    buckets: Buckets<{ MS_BOUNDS.len() }>,
 }
 
 /// A histogram at one moment.
@@ -122,22 +152,16 @@ pub struct HistogramSnapshot {
 
 impl Histogram {
     pub fn record(&self, ms: u64) {
-        let i = MS_BOUNDS.partition_point(|&b| b < ms);
-        self.buckets[i.min(MS_BOUNDS.len() - 1)].fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(ms, Ordering::Relaxed);
-        self.max.fetch_max(ms, Ordering::Relaxed);
+        self.buckets.record(&MS_BOUNDS, ms);
     }
 
     pub fn snapshot(&self) -> HistogramSnapshot {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        let max = self.max.load(Ordering::Relaxed);
+        let mut read = Counts::default();
+        self.buckets.add_to(&mut read);
+        let (counts, max) = (read.counts.to_vec(), read.max);
         HistogramSnapshot {
             count: counts.iter().sum(),
-            sum_ms: self.sum.load(Ordering::Relaxed),
+            sum_ms: read.sum,
             p50_ms: interpolated_percentile(&counts, &MS_BOUNDS, max, 0.50),
             p90_ms: interpolated_percentile(&counts, &MS_BOUNDS, max, 0.90),
             p99_ms: interpolated_percentile(&counts, &MS_BOUNDS, max, 0.99),

@@ -205,12 +205,10 @@ impl Registrar {
                 format!("{} is empty", c.token_file),
             ));
         }
-        let pattern = PlacementPattern::new(&c.placement_pattern)
-            .map_err(|e| bad("netbox.placement-pattern", e))?;
         Ok(Registrar {
             url: c.url.clone(),
             token,
-            pattern,
+            pattern: c.placement_pattern.clone(),
             options: Options {
                 role: c.role.clone(),
                 create_missing: c.create_missing,
@@ -609,8 +607,7 @@ impl DiscoveryPipeline {
             })?;
             success.registered = !out.dry_run;
             let found = &mut success.found;
-            found.device_id =
-                (out.device_id != netbox::client::DRY_RUN_ID).then_some(out.device_id);
+            found.device_id = out.device_id.real();
             found.name = Some(reg.name);
             found.site = reg.placement.site;
             found.rack = reg.placement.rack;
@@ -696,11 +693,7 @@ impl DiscoveryPipeline {
                 ev.mac_string(),
                 ev.ipv4(),
                 name,
-                if out.device_id == netbox::client::DRY_RUN_ID {
-                    "new".to_string()
-                } else {
-                    out.device_id.to_string()
-                },
+                out.device_id.to_string(),
                 out.changes.join("; ")
             );
         } else if out.changes.is_empty() {

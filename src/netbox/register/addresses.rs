@@ -1,0 +1,243 @@
+//! What hangs off the device's BMC interface: the MAC address object (the
+//! interface's primary MAC), the IP address object (the device's
+//! `oob_ip`), and the removal of the hook's stale ones; beside them, the
+//! device's inventory items.
+
+use serde_json::{json, Map, Value};
+
+use super::identity::list_macs;
+use super::writes::{id, joined, oldest, Ctx};
+use super::{RegisterError, Registration};
+use crate::netbox::client::ObjectId;
+use crate::netbox::items::{self, has_tag};
+
+/// Which of the hook's other objects on the BMC interface go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stale {
+    /// None: the device was just created, there are none to look for.
+    Keep,
+    /// Only duplicates of this BMC's own MAC or address (a concurrent
+    /// registration's): the device's identity is not proven.
+    Duplicates,
+    /// All: the device was found by this BMC's MAC, or the old BMC is gone.
+    Remove,
+}
+
+impl Stale {
+    /// For a device just created (`new_device`) or found, proven this
+    /// server's (`verified`) or not.
+    pub fn of(new_device: bool, verified: bool) -> Stale {
+        match (new_device, verified) {
+            (true, _) => Stale::Keep,
+            (false, true) => Stale::Remove,
+            (false, false) => Stale::Duplicates,
+        }
+    }
+}
+
+/// The device and its BMC interface, as the chains below need them.
+pub(super) struct Attached<'v> {
+    pub device: &'v Value,
+    pub device_id: ObjectId,
+    pub iface: &'v Value,
+    pub tag: ObjectId,
+    /// The device was created by this registration: nothing is on it yet.
+    pub new_device: bool,
+    pub stale: Stale,
+}
+
+/// Three chains need only the device and the interface, not each other:
+/// the MAC (then the interface's primary MAC), the address (then the
+/// device's oob_ip) and the inventory items. Each runs on its own thread
+/// with its own list of changes, merged in this order.
+pub(super) fn attach(
+    cx: &mut Ctx,
+    reg: &Registration,
+    on: &Attached,
+    macs: Vec<Value>,
+    ip: Option<Value>,
+) -> Result<(), RegisterError> {
+    let iface_id = id(Some(on.iface), "the BMC interface")?;
+    let wanted_items = items::desired(reg.inventory);
+    let (mac_chain, ip_chain, items_chain) = std::thread::scope(|s| {
+        let mut mac_cx = cx.branch();
+        let mac_chain = s.spawn(move || {
+            mac_steps(&mut mac_cx, reg, macs, on)?;
+            Ok(mac_cx)
+        });
+        let nb = cx.nb;
+        let items_chain = s.spawn(move || {
+            items::sync(nb, on.device_id, on.tag, &wanted_items, !on.new_device)
+                .map_err(RegisterError::from)
+        });
+        let mut ip_cx = cx.branch();
+        let ip_chain = ip_steps(&mut ip_cx, reg, ip, iface_id, on).map(|()| ip_cx);
+        (joined(mac_chain), ip_chain, joined(items_chain))
+    });
+    for part in [mac_chain?, ip_chain?] {
+        cx.merge(part);
+    }
+    cx.changes.extend(items_chain?);
+    Ok(())
+}
+
+/// The MAC: NetBox does not keep MACs unique, so after a create the oldest
+/// object for this MAC wins and the others are removed. Then it is the
+/// interface's primary MAC, and (on a device that existed) the hook's
+/// older MACs on the interface go.
+fn mac_steps(
+    cx: &mut Ctx,
+    reg: &Registration,
+    macs: Vec<Value>,
+    on: &Attached,
+) -> Result<(), RegisterError> {
+    let iface_id = id(Some(on.iface), "the BMC interface")?;
+    let mac = mac_object(cx, &reg.bmc_mac, macs, iface_id, on.tag)?;
+    let mac_id = id(Some(&mac), &format!("MAC address {}", reg.bmc_mac))?;
+    let mut want = Map::new();
+    want.insert("primary_mac_address".into(), json!(mac_id));
+    cx.update("dcim/interfaces", on.iface, &want, "interface primary MAC")?;
+    remove_stale(
+        cx,
+        "dcim/mac-addresses",
+        iface_id,
+        Some(mac_id),
+        ("MAC address", "mac_address", &reg.bmc_mac),
+        on,
+    )
+}
+
+/// The IP address, then the device's out-of-band IP.
+fn ip_steps(
+    cx: &mut Ctx,
+    reg: &Registration,
+    found: Option<Value>,
+    iface_id: ObjectId,
+    on: &Attached,
+) -> Result<(), RegisterError> {
+    let ip = ip_object(cx, reg, found, iface_id, on)?;
+    let mut want = Map::new();
+    want.insert("oob_ip".into(), json!(ObjectId::of(&ip)));
+    cx.update("dcim/devices", on.device, &want, "device oob_ip")?;
+    Ok(())
+}
+
+/// The MAC's object on the interface: the oldest of those `existing`
+/// (read with the other lookups), else a new one.
+fn mac_object(
+    cx: &mut Ctx,
+    mac: &str,
+    existing: Vec<Value>,
+    iface_id: ObjectId,
+    tag: ObjectId,
+) -> Result<Value, RegisterError> {
+    let obj = match oldest(&existing) {
+        Some(m) => m.clone(),
+        None => {
+            let created = cx.nb.post(
+                "/api/dcim/mac-addresses/",
+                &json!({"mac_address": mac, "assigned_object_type": "dcim.interface",
+                        "assigned_object_id": iface_id, "tags": [tag]}),
+            )?;
+            cx.changes.push(format!("created MAC address {mac}"));
+            // A concurrent registration may have created one too.
+            let all = list_macs(cx, mac)?;
+            let oldest = oldest(&all).cloned().unwrap_or(created.clone());
+            if ObjectId::of(&oldest) != ObjectId::of(&created) {
+                cx.remove("dcim/mac-addresses", &created)?;
+                cx.changes.pop();
+            }
+            oldest
+        }
+    };
+    let mut want = Map::new();
+    want.insert("assigned_object_type".into(), json!("dcim.interface"));
+    want.insert("assigned_object_id".into(), json!(iface_id));
+    want.insert("tags".into(), json!([tag]));
+    // A replaced BMC's old MAC, if the hook made it, goes (after the new
+    // one is the interface's primary: see the caller).
+    cx.update(
+        "dcim/mac-addresses",
+        &obj,
+        &want,
+        &format!("MAC address {mac}"),
+    )
+}
+
+/// The BMC's address on the interface: `found` (the object NetBox had for
+/// the address, read with the other lookups) updated, else created.
+fn ip_object(
+    cx: &mut Ctx,
+    reg: &Registration,
+    found: Option<Value>,
+    iface_id: ObjectId,
+    on: &Attached,
+) -> Result<Value, RegisterError> {
+    let ip = reg.bmc_ip.to_string();
+    let address = format!("{ip}/{}", reg.prefix_len);
+    let mut want = Map::new();
+    want.insert("address".into(), json!(address));
+    want.insert("assigned_object_type".into(), json!("dcim.interface"));
+    want.insert("assigned_object_id".into(), json!(iface_id));
+    // NetBox stores DNS names lower-cased; sending them so keeps re-runs
+    // write-free.
+    want.insert(
+        "dns_name".into(),
+        json!(reg
+            .dns_name
+            .clone()
+            .unwrap_or_default()
+            .to_ascii_lowercase()),
+    );
+    want.insert("tags".into(), json!([on.tag]));
+    let (obj, _) = cx.upsert(
+        "ipam/ip-addresses",
+        found,
+        &[("address", &ip)],
+        &want,
+        &format!("IP address {address}"),
+    )?;
+    // The BMC's earlier addresses on this interface, if the hook made them,
+    // are gone from DHCP: remove them.
+    remove_stale(
+        cx,
+        "ipam/ip-addresses",
+        iface_id,
+        ObjectId::of(&obj),
+        ("IP address", "address", &ip),
+        on,
+    )?;
+    Ok(obj)
+}
+
+/// Removes objects at `endpoint` on the interface that carry the hook's tag
+/// and are not `keep` (with `Stale::Duplicates`, only those whose `label`
+/// field is this BMC's `value`: `what` names them).
+fn remove_stale(
+    cx: &mut Ctx,
+    endpoint: &str,
+    iface_id: ObjectId,
+    keep: Option<ObjectId>,
+    (what, label, value): (&str, &str, &str),
+    on: &Attached,
+) -> Result<(), RegisterError> {
+    if on.stale == Stale::Keep {
+        return Ok(());
+    }
+    for old in cx.on_interface(endpoint, iface_id)? {
+        let shown = old.get(label).and_then(Value::as_str).unwrap_or("?");
+        // An address is `ip/len`; a MAC is upper-cased by NetBox.
+        let same = shown
+            .split('/')
+            .next()
+            .is_some_and(|v| v.eq_ignore_ascii_case(value));
+        if ObjectId::of(&old) != keep
+            && has_tag(&old, on.tag)
+            && (on.stale == Stale::Remove || same)
+        {
+            cx.remove(endpoint, &old)?;
+            cx.changes.push(format!("removed old {what} {shown}"));
+        }
+    }
+    Ok(())
+}
