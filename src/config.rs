@@ -953,26 +953,6 @@ mod tests {
         );
     }
 
-    /// The login guard keeps constants of its own for the credential
-    /// budget (redfish/credentials/guard.rs); until it reads the table,
-    /// they must say the same.
-    #[test]
-    fn the_guard_defaults_are_the_table_defaults() {
-        use crate::redfish::credentials::guard;
-        assert_eq!(
-            (
-                u64::from(guard::DEFAULT_BUDGET),
-                guard::DEFAULT_BUDGET_WINDOW_S,
-                guard::DEFAULT_SUSPENSION_S
-            ),
-            (
-                defaults::REDFISH_CREDENTIAL_FAILURE_BUDGET.default,
-                defaults::REDFISH_CREDENTIAL_FAILURE_WINDOW_S.default,
-                defaults::REDFISH_CREDENTIAL_SUSPENSION_S.default
-            )
-        );
-    }
-
     #[test]
     fn every_choice_in_the_table_parses() {
         for mode in defaults::REDFISH_TLS_MODE.choices {

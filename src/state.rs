@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::clock::unix_s;
+use crate::config::defaults;
 
 mod login_guard;
 
@@ -186,9 +187,9 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> RetryPolicy {
         RetryPolicy {
-            attempts: 3,
-            backoff: Duration::from_secs(30),
-            max_backoff: Duration::from_secs(3600),
+            attempts: defaults::RETRY_ATTEMPTS.default as u32,
+            backoff: Duration::from_secs(defaults::RETRY_BACKOFF_S.default),
+            max_backoff: Duration::from_secs(defaults::RETRY_BACKOFF_MAX_S.default),
         }
     }
 }

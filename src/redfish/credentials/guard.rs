@@ -30,15 +30,16 @@ use std::time::Duration;
 
 use super::Credential;
 use crate::clock::unix_ms;
+use crate::config::defaults;
 use crate::kea::log::kea_log;
 
 /// Failed logins an entry may have across all BMCs within the budget
 /// window before it is suspended (`redfish.credential-failure-budget`).
-pub const DEFAULT_BUDGET: u32 = 20;
+pub const DEFAULT_BUDGET: u32 = defaults::REDFISH_CREDENTIAL_FAILURE_BUDGET.default as u32;
 /// `redfish.credential-failure-window-s`.
-pub const DEFAULT_BUDGET_WINDOW_S: u64 = 3600;
+pub const DEFAULT_BUDGET_WINDOW_S: u64 = defaults::REDFISH_CREDENTIAL_FAILURE_WINDOW_S.default;
 /// `redfish.credential-suspension-s`.
-pub const DEFAULT_SUSPENSION_S: u64 = 1800;
+pub const DEFAULT_SUSPENSION_S: u64 = defaults::REDFISH_CREDENTIAL_SUSPENSION_S.default;
 /// The BMCs a suspension remembers as the ones that spent the budget.
 const SPENT_BY_KEPT: usize = 16;
 
@@ -402,7 +403,7 @@ pub struct LoginGuard {
 impl LoginGuard {
     /// A guard allowing two failed logins per BMC per `window`.
     pub fn new(window: Duration) -> LoginGuard {
-        LoginGuard::with_limit(window, 2)
+        LoginGuard::with_limit(window, defaults::REDFISH_MAX_FAILED_LOGINS.default as usize)
     }
 
     /// A guard that also stops after `max_failures_per_bmc` failed logins
