@@ -376,3 +376,109 @@ fn netbox_registrations_take_turns_oldest_lease_first() {
         status["latency"]["lease-to-done"]["max-ms"],
     );
 }
+
+/// A BMC board replaced in the same server, through Kea: the new board
+/// (another MAC, the same serial) is a conflict while the old board's
+/// lease is live, and NetBox keeps the old record untouched; the
+/// operator's `bmc-retry {"mac": .., "replace-bmc": true}` makes the new
+/// board the device's BMC, and the old MAC's objects go.
+#[test]
+fn a_replaced_bmc_board_conflicts_until_bmc_retry_replace_bmc() {
+    let (_guard, nb) = netbox();
+    reset();
+    let net = Net::new(47);
+    let dir = TempDir::new("discovery-replace-bmc");
+    let emu = bmc_test_support::emulator::Emulator::start(0);
+    // Two boards of one server: one model, one instance, so one serial.
+    for i in 0..2 {
+        emu.add(pool_addr(i), "dell-idrac9-r750", 7, "root", PASS);
+    }
+    let token_file = dir.path().join("netbox-token");
+    std::fs::write(&token_file, format!("{}\n", nb.token)).unwrap();
+    let params = json!({
+        "workers": 2,
+        "redfish": redfish_params(dir.path(), &emu, PASS),
+        "netbox": {"url": nb.url, "token-file": token_file, "create-missing": true},
+        // The default backoff (30 s): the conflict must still be failed,
+        // not already retrying, when the operator's bmc-retry comes.
+    });
+    let kea = Kea::start(&dir, &config(net, dir.path(), &[hook(params)], "INFO"));
+    let bmc = |mac: &str| {
+        let a = kea.command("bmc-get", Some(json!({ "mac": mac })));
+        a["arguments"].clone()
+    };
+    let when = |mac: &str, state: &str| {
+        wait_for(&format!("{mac} {state}"), Duration::from_secs(120), || {
+            (bmc(mac)["state"] == state).then(|| bmc(mac))
+        })
+    };
+    let old_mac = "14:18:77:47:00:00";
+    let new_mac = "14:18:77:47:01:00";
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), 1, old_mac);
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    when(old_mac, "registered");
+    let client = dhcp_bmc_discovery::netbox::NetBox::connect(&nb.url, &nb.token).unwrap();
+    let devices = || {
+        client
+            .list("/api/dcim/devices/?tag=bmc-discovery&limit=10")
+            .unwrap()
+    };
+    let before = devices();
+    assert_eq!(before.len(), 1, "{before:?}");
+    let device_id = before[0]["id"].as_u64().unwrap();
+    let macs_of = |mac: &str| {
+        client
+            .list(&format!("/api/dcim/mac-addresses/?mac_address={mac}"))
+            .unwrap()
+            .len()
+    };
+
+    // The new board takes a lease while the old one's is live.
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), 1, new_mac);
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    let leased = leases(&kea);
+    assert_eq!(leased.len(), 2, "{leased:?}");
+    let conflict = when(new_mac, "failed");
+    assert_eq!(conflict["error-class"], "netbox-conflict", "{conflict}");
+    assert!(
+        conflict["last-error"]
+            .as_str()
+            .is_some_and(|e| e.contains("replace-bmc")),
+        "the error says how to accept the board: {conflict}"
+    );
+    let device = || {
+        client
+            .get(&format!("/api/dcim/devices/{device_id}/"))
+            .unwrap()
+    };
+    assert_eq!(devices().len(), 1);
+    assert_eq!(
+        device(),
+        before[0].clone(),
+        "the record changed on a conflict"
+    );
+    assert_eq!(macs_of(new_mac), 0);
+    assert_eq!(macs_of(old_mac), 1);
+
+    // The operator says it is the replacement.
+    let a = kea.command(
+        "bmc-retry",
+        Some(json!({ "mac": new_mac, "replace-bmc": true })),
+    );
+    assert_eq!(a["result"], 0, "{a}");
+    let done = when(new_mac, "registered");
+    assert_eq!(devices().len(), 1, "{done}");
+    let dev = device();
+    assert_eq!(
+        dev["oob_ip"]["address"],
+        format!("{}/16", pool_addr(1)),
+        "{dev}"
+    );
+    assert_eq!(macs_of(new_mac), 1);
+    assert_eq!(
+        macs_of(old_mac),
+        0,
+        "the old board's MAC is still in NetBox"
+    );
+    assert!(kea.child_alive());
+}
