@@ -5,6 +5,10 @@
 # runs each for FUZZ_SECONDS. Fails on the first crash, leak, timeout or
 # out-of-memory, naming the input that caused it.
 #
+#   bash tests/fuzz.sh          build, then run every target
+#   bash tests/fuzz.sh build    only build (tests/run.sh builds while it
+#                               waits for NetBox, and runs them later)
+#
 #   FUZZ_SECONDS   seconds per target (default 20: the CI run, all targets
 #                  and the build within ~5 minutes on 2 cores)
 #   FUZZ_TARGETS   targets to run (default: all), space-separated
@@ -23,6 +27,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/shared-dir.sh
 
+case "${1:-}" in
+  "" | build) ;;
+  *) echo "fuzz: unknown argument '$1'; usage: bash tests/fuzz.sh [build]" >&2; exit 2 ;;
+esac
 seconds="${FUZZ_SECONDS:-20}"
 cache="${FUZZ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kea-hook-bmc-discovery/fuzz}"
 all="redfish_inventory redfish_json placement lease_event command_args credentials hook_config"
@@ -46,6 +54,7 @@ target_dir="${FUZZ_TARGET_DIR:-$cache/target}"
 cargo fuzz build --fuzz-dir tests/fuzz -O -a --target-dir "$target_dir"
 bin="$target_dir/$(rustc -vV | sed -n 's/^host: //p')/release"
 echo "fuzz: built in $((SECONDS - started)) s"
+[[ "${1:-}" != build ]] || exit 0
 
 rm -rf "$cache/seeds"
 python3 tests/fuzz/seed.py "$REDFISH_MOCKUPS" "$cache/seeds"

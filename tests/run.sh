@@ -20,15 +20,16 @@ step() { # step NAME COMMAND...: runs COMMAND, then says how long it took
 logs=${BMC_RUN_LOGS:-${XDG_CACHE_HOME:-$HOME/.cache}/kea-hook-bmc-discovery/run}
 mkdir -p "$logs"
 
-step setup env BMC_SETUP_NETBOX=later bash tests/setup.sh
+step setup-packages bash tests/setup.sh packages
 # The tests serve ../shared/redfish-mockups and start ../shared/netbox.
 source tests/shared-dir.sh
 
 # Two slow things wait mostly on one core, the network or dpkg rather than
 # on both cores: NetBox's first start (pip install and 336 migrations, ~8
-# minutes when cold, a second when up) and the matrix's Debian roots
-# (debootstrap + apt, minutes when cold, a second when kept). Both start
-# now and run while the host compiles; each is waited for where needed.
+# minutes alone when cold, a second when up) and the matrix's Debian roots
+# (debootstrap + apt, ~4.5 minutes when cold, a second when kept). Both
+# start now and run while the tools and the host's build compile; each is
+# waited for where it is needed.
 background() { # background NAME COMMAND...: output in $logs/NAME.log
   local name=$1
   shift
@@ -59,13 +60,17 @@ if [[ -n "${NETBOX_SCRIPTS:-}" && -x "$NETBOX_SCRIPTS/netbox-up" ]]; then
 else
   echo "run: netbox-up not found; the NetBox tests will fail (set SHARED_DIR or NETBOX_SCRIPTS)" >&2
 fi
-# A failed root here is made again by the matrix step at the end.
+step setup-tools bash tests/setup.sh tools
+# After the tools: the matrix needs cargo and cargo-deb on the host. A
+# failed root here is made again by the matrix step at the end.
 background matrix-roots env KEA_MATRIX_STEPS=root bash tests/kea-matrix.sh
 roots_pid=$!
-
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets -- -D warnings
 step test-build cargo test --all-targets --no-run
+# The fuzz build (every crate again, with the sanitizer) while NetBox may
+# still be migrating on one core.
+step fuzz-build bash tests/fuzz.sh build
 [[ -z "$netbox_pid" ]] || wait_for_background netbox-up "$netbox_pid"
 step test cargo test --all-targets
 # Every parser of what a device or a client sends, fuzzed for a bounded time
