@@ -119,11 +119,12 @@ next=$(awk -F. '{printf "%d.%d.%d", $1, $2, $3 + 1}' <<<"${upstream#*:}")
 newer="$next-${old#*-}"
 fake_update "$newer"
 say "a fake upstream update $newer of the same packages"
-"${apt[@]}" upgrade -y -qq >"$work/upgrade2.log" 2>&1 || { cat "$work/upgrade2.log"; fail "apt upgrade to $newer"; }
+# -q, not -qq: apt names what it keeps back.
+"${apt[@]}" upgrade -y -q >"$work/upgrade2.log" 2>&1 || { cat "$work/upgrade2.log"; fail "apt upgrade to $newer"; }
 now=$(dpkg-query -W -f '${Version}' kea-common)
 [[ "$now" == "$new" ]] || fail "apt upgrade moved Kea to $now beside a hook built for $upstream"
 hook_installed || fail "apt upgrade removed $pkg: $(cat "$work/upgrade2.log")"
-say "apt upgrade: Kea held back at $now (kept back: $(sed -n '/kept back/{n;p}' "$work/upgrade2.log" | xargs)), $pkg kept"
+say "apt upgrade: Kea held back at $now (kept back: $(sed -n '/kept back:/,/^[^ ]/{/^ /p}' "$work/upgrade2.log" | xargs)), $pkg kept"
 loads_hook "with Kea held back"
 # The operator's configuration, which stays when the package goes.
 cp "$example" "$work/kea-dhcp4.conf"
@@ -138,6 +139,6 @@ else
   ! config_test "$work/kea-dhcp4.conf" || fail "kea-dhcp4 -t passed a configuration naming the removed $lib"
   say "apt full-upgrade: Kea $now installed and $pkg REMOVED (dpkg status" \
     "$(dpkg-query -W -f '${db:Status-Abbrev}' $pkg | xargs)); a kea-dhcp4.conf naming it is then refused" \
-    "until the hook built for $next is installed: $(grep -m1 -o 'ERROR.*' "$work/t.log" | cut -c1-160)"
+    "until the hook built for $next is installed: $(grep -m1 -o 'HOOKS_OPEN_ERROR.*' "$work/t.log" | cut -c1-240)"
 fi
 say "ok"
