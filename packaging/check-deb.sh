@@ -73,6 +73,11 @@ depends=$(dpkg-query -W -f '${Depends}' $pkg)
 upstream=${kea%%-*}
 [[ "$depends" == *"kea-dhcp4-server (>= $upstream)"* && "$depends" == *"kea-common (>= $upstream)"* ]] ||
   fail "Depends do not name this Kea ($upstream) as the lowest: $depends"
+# ... and nothing from the next upstream version on (Kea refuses a hook built
+# for another upstream version).
+next=$(awk -F. '{printf "%d.%d.%d~", $1, $2, $3 + 1}' <<<"$upstream")
+[[ "$depends" == *"kea-dhcp4-server (<< $next)"* && "$depends" == *"kea-common (<< $next)"* ]] ||
+  fail "Depends do not stop below the next upstream Kea ($next): $depends"
 # Any Debian revision of this upstream Kea, not one exactly (Cargo.toml: why).
 [[ "$depends" != *"kea-common (="* ]] || fail "Depends pin kea-common to one Debian revision: $depends"
 [[ -f "$lib" ]] || fail "$lib missing"

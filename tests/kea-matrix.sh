@@ -6,8 +6,10 @@
 #
 #   bash tests/kea-matrix.sh [SUITE...]      # default: trixie forky
 #
-#   trixie  Debian 13, Kea 2.6.3
-#   forky   Debian testing, Kea 3.0.x
+#   trixie            Debian 13, Kea 2.6.3
+#   forky             Debian testing, Kea 3.0.x
+#   trixie-backports  Debian 13 with Kea 3.0.3 from trixie-backports (not
+#                     in the default list: bash tests/kea-matrix.sh trixie-backports)
 #
 # Per suite: root (debootstrap + apt, kept between runs), build (the hook
 # against that Kea), kea_hook (the hook core's Kea integration tests),
@@ -71,8 +73,22 @@ die() {
 }
 ((EUID == 0)) || die "run as root (debootstrap, chroot, namespaces): sudo bash tests/kea-matrix.sh"
 for s in "${suites[@]}"; do
-  [[ "$s" =~ ^[a-z]+$ ]] || die "suite '$s' is not a Debian suite name (trixie, forky, ...)"
+  [[ "$s" =~ ^[a-z]+(-backports)?$ ]] ||
+    die "suite '$s' is not a Debian suite name (trixie, forky, trixie-backports, ...)"
 done
+
+# A SUITE-backports root is a SUITE root (debootstrap SUITE) whose apt also
+# has SUITE-backports, and whose Kea comes from there: every binary package
+# of the isc-kea source is pinned to SUITE-backports (Pin-Priority 990; the
+# rest of the root stays SUITE's). Pinned rather than `apt-get -t`: -t would
+# prefer backports for every package of that one command (g++, clang,
+# lintian, ... too, wherever backports has them) and be forgotten after it,
+# while the pin names exactly the packages that come from backports and
+# stays in the root for every later apt run (check-deb.sh's install of the
+# package, check-kea-upgrade.sh's upgrade), as on an operator's machine that
+# follows backports for Kea.
+base_suite() { echo "${1%-backports}"; }
+backports_of() { [[ "$1" == *-backports ]]; }
 
 # The Debian mirror this host's apt uses (deb822 or one-line sources).
 host_mirror() {
@@ -124,7 +140,7 @@ vendor_crates() {
 # tmpfs /tmp.
 in_root() {
   local suite=$1 net=$2 command=$3 flags=(--mount --propagation private --pid --fork --kill-child)
-  local scratch= overlay=
+  local scratch='' overlay=''
   # check-kea-upgrade.sh replaces the root's Kea: in an overlay, thrown away.
   [[ "$command" == *check-kea-upgrade.sh* ]] && overlay=$cache/overlay/$suite
   if [[ "$net" == net ]]; then
@@ -149,6 +165,7 @@ assert_unmounted() {
 
 root_stamp() { # what the root of suite $1 is made of
   printf 'suite %s\nmirror %s\npackages %s\nformat 1\n' "$1" "$mirror" "${packages[*]}"
+  if backports_of "$1"; then printf 'pin src:isc-kea %s 990\n' "$1"; fi
 }
 
 # A root older than this is made again, so that the matrix follows its
@@ -163,7 +180,11 @@ root_ok() {
   local status
   status=$(chroot "$root" dpkg-query -W -f '${db:Status-Abbrev}\n' "${packages[@]}" 2>&1) || return 1
   ! grep -qv '^ii' <<<"$status" || return 1
-  [[ -z "$(chroot "$root" dpkg --audit 2>&1)" ]]
+  [[ -z "$(chroot "$root" dpkg --audit 2>&1)" ]] || return 1
+  # A backports root's Kea is backports' (Debian's ~bpo revision).
+  if backports_of "$1"; then
+    ! chroot "$root" dpkg-query -W -f '${Version}\n' kea-dhcp4-server kea-dev | grep -qv '~bpo' || return 1
+  fi
 }
 
 make_root() {
@@ -174,13 +195,21 @@ make_root() {
   fi
   assert_unmounted "$root"
   rm -rf "$root"
+  local base
+  base=$(base_suite "$suite")
   # bookworm's debootstrap knows no suites after trixie; sid's script fits them.
-  [[ -e "/usr/share/debootstrap/scripts/$suite" ]] || script=/usr/share/debootstrap/scripts/sid
-  echo "debootstrap --variant=minbase $suite $root $mirror $script"
+  [[ -e "/usr/share/debootstrap/scripts/$base" ]] || script=/usr/share/debootstrap/scripts/sid
+  echo "debootstrap --variant=minbase $base $root $mirror $script"
   # In a mount namespace of its own: if it is killed, its /proc and /sys
   # mounts in the new root go with it.
-  unshare --mount --propagation private debootstrap --variant=minbase "$suite" "$root" "$mirror" $script ||
+  unshare --mount --propagation private debootstrap --variant=minbase "$base" "$root" "$mirror" $script ||
     return 1
+  if backports_of "$suite"; then
+    echo "deb $mirror $suite main" >"$root/etc/apt/sources.list.d/kea-matrix-backports.list"
+    printf 'Package: src:isc-kea\nPin: release n=%s\nPin-Priority: 990\n' "$suite" \
+      >"$root/etc/apt/preferences.d/kea-matrix-backports"
+    cat "$root/etc/apt/sources.list.d/kea-matrix-backports.list" "$root/etc/apt/preferences.d/kea-matrix-backports"
+  fi
   # No daemon starts inside (the tests start their own Kea); dpkg need not
   # fsync a throwaway root.
   printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
