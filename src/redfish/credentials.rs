@@ -282,8 +282,8 @@ mod tests {
     #[test]
     fn every_entry_has_a_unique_name_that_is_not_its_password() {
         let c = Credentials::parse(
-            r#"[{"username": "root", "password": "calvin"},
-                {"username": "root", "password": "0penBmc"},
+            r#"[{"username": "root", "password": "x"},
+                {"username": "root", "password": "y"},
                 {"name": "smc-factory", "username": "ADMIN", "password": "x"}]"#,
         )
         .unwrap();

@@ -185,7 +185,7 @@ mod tests {
         let path = dir.join("state.sqlite");
         let _ = std::fs::remove_file(&path);
         let creds = Credentials::parse(
-            r#"[{"username": "root", "password": "calvin"},
+            r#"[{"username": "root", "password": "y"},
                 {"username": "admin", "password": "x"}]"#,
         )
         .unwrap();
