@@ -13,7 +13,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use bmc_test_support::discovery::{leases, pool_addr};
+use bmc_test_support::discovery::{leases, pool_addr, redfish_params};
 use bmc_test_support::emulator::{Emulator, Faults};
 use bmc_test_support::kea::{config, Hook, Kea, Net};
 use bmc_test_support::prometheus::{promtool_accepts, sample, scrape};
@@ -77,29 +77,15 @@ fn a_mac_cycling_fleet_spends_the_budget_and_the_entry_is_suspended_until_lifted
     for addr in rogues.iter().chain([&late_rogue]) {
         emu.set_faults(*addr, refuses.clone());
     }
-    let creds = dir.path().join("bmc-credentials.json");
-    std::fs::write(
-        &creds,
-        json!([{"username": "root", "password": PASS}]).to_string(),
-    )
-    .unwrap();
-    let ca = dir.path().join("emulator-ca.pem");
-    std::fs::write(&ca, emu.ca_pem()).unwrap();
+    let mut redfish = redfish_params(dir.path(), &emu, PASS);
+    redfish["credential-failure-budget"] = json!(BUDGET);
     let listen = format!("{}:19043", net.server());
     let params = json!({
         "workers": 4,
         "retry-backoff-s": 1,
         "retry-backoff-max-s": 2,
         "metrics-listen": listen,
-        "redfish": {
-            "credentials-file": creds,
-            "port": emu.port,
-            "tls-mode": "verify",
-            "tls-ca-file": ca,
-            "request-timeout-ms": 2000,
-            "deadline-ms": 20000,
-            "credential-failure-budget": BUDGET,
-        }
+        "redfish": redfish,
     });
     let hook = Hook::Library {
         path: hook_library(),
