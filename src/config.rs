@@ -83,6 +83,9 @@ pub struct NetBoxConfig {
     /// Registrations talking to NetBox at once; the others wait, oldest
     /// lease first.
     pub parallel_registrations: usize,
+    /// What happens to the leased address or the BMC's MAC when NetBox
+    /// has it on another device's interface: moved, or a conflict.
+    pub address_moves: crate::netbox::AddressMoves,
 }
 
 /// The `redfish` map: how workers reach and trust BMCs.
@@ -403,6 +406,7 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
         dry_run: defaults::NETBOX_DRY_RUN.default,
         parallel_registrations: defaults::NETBOX_PARALLEL_REGISTRATIONS.default as usize,
         place_by_bmc_hostname: defaults::NETBOX_PLACE_BY_BMC_HOSTNAME.default,
+        address_moves: crate::netbox::AddressMoves::default(),
     };
     for entry in entries(map, "netbox") {
         let (name, key, value) = entry?;
@@ -435,6 +439,13 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
                     &defaults::NETBOX_CUSTOM_FIELDS,
                     value,
                     crate::netbox::CustomFields::parse,
+                )?
+            }
+            "address-moves" => {
+                c.address_moves = choice(
+                    &defaults::NETBOX_ADDRESS_MOVES,
+                    value,
+                    crate::netbox::AddressMoves::parse,
                 )?
             }
             "placement-pattern" => {
@@ -907,6 +918,21 @@ mod tests {
         )
         .unwrap();
         assert!(c.netbox.unwrap().place_by_bmc_hostname);
+        assert_eq!(n.address_moves, crate::netbox::AddressMoves::Move);
+        let c = Config::from_json(
+            r#"{"netbox": {"url": "https://n", "token-file": "t", "address-moves": "conflict"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.netbox.unwrap().address_moves,
+            crate::netbox::AddressMoves::Conflict
+        );
+        assert_eq!(
+            error_of(
+                r#"{"netbox": {"url": "http://n", "token-file": "t", "address-moves": "steal"}}"#
+            ),
+            "parameter 'netbox.address-moves' must be \"move\" or \"conflict\", got \"steal\""
+        );
         for (text, want) in [
             ("off", crate::netbox::CustomFields::Off),
             ("create", crate::netbox::CustomFields::Create),
@@ -957,6 +983,12 @@ mod tests {
     fn every_choice_in_the_table_parses() {
         for mode in defaults::REDFISH_TLS_MODE.choices {
             assert_eq!(TlsMode::parse(mode).map(TlsMode::as_str), Some(*mode));
+        }
+        for moves in defaults::NETBOX_ADDRESS_MOVES.choices {
+            assert!(
+                crate::netbox::AddressMoves::parse(moves).is_some(),
+                "{moves}"
+            );
         }
         for fields in defaults::NETBOX_CUSTOM_FIELDS.choices {
             assert!(

@@ -1,8 +1,9 @@
 //! Discovered BMCs registered in the real NetBox from inside the real
 //! kea-dhcp4: every lease ends one device with its MAC and address (and in
 //! the Ansible inventory and on the metrics page), a NetBox outage mid-burst
-//! loses and duplicates nothing, and registrations take turns oldest lease
-//! first.
+//! loses and duplicates nothing, registrations take turns oldest lease
+//! first, and an address the pool hands from one BMC to another moves
+//! between their devices.
 //!
 //! Needs root (loopback addresses), kea-dhcp4, perfdhcp and the tests'
 //! NetBox (bmc_test_support::netbox): see README.md.
@@ -480,5 +481,109 @@ fn a_replaced_bmc_board_conflicts_until_bmc_retry_replace_bmc() {
         0,
         "the old board's MAC is still in NetBox"
     );
+    assert!(kea.child_alive());
+}
+
+/// The pool hands an expired lease's address to another BMC, through Kea:
+/// one address in the pool, a 4 s lease; BMC A registers, its lease
+/// expires, BMC B (another server) gets the same address. The address
+/// moves to B's device in NetBox (A loses it as oob_ip, both journals say
+/// so); no error, no retry.
+#[test]
+fn an_expired_lease_handed_to_another_bmc_moves_the_address_in_netbox() {
+    let (_guard, nb) = netbox();
+    reset();
+    let net = Net::new(51);
+    let dir = TempDir::new("discovery-address-moves");
+    let emu = bmc_test_support::emulator::Emulator::start(0);
+    let x = pool_addr(0);
+    // Two servers of one model: instances 1 and 2, their own serials and
+    // MACs. A answers on the address first.
+    emu.add(x, "dell-idrac9-r750", 1, "root", PASS);
+    let token_file = dir.path().join("netbox-token");
+    std::fs::write(&token_file, format!("{}\n", nb.token)).unwrap();
+    let params = json!({
+        "workers": 2,
+        "redfish": redfish_params(dir.path(), &emu, PASS),
+        "netbox": {"url": nb.url, "token-file": token_file, "create-missing": true},
+    });
+    let mut cfg = config(net, dir.path(), &[hook(params)], "INFO");
+    let subnet = &mut cfg["Dhcp4"]["subnet4"][0];
+    subnet["pools"] = json!([{"pool": format!("{x} - {x}")}]);
+    subnet["valid-lifetime"] = json!(4);
+    let kea = Kea::start(&dir, &cfg);
+    let bmc = |mac: &str| kea.command("bmc-get", Some(json!({ "mac": mac })))["arguments"].clone();
+    let when = |mac: &str, state: &str| {
+        wait_for(&format!("{mac} {state}"), Duration::from_secs(120), || {
+            (bmc(mac)["state"] == state).then(|| bmc(mac))
+        })
+    };
+    let (mac_a, mac_b) = ("14:18:77:51:00:00", "14:18:77:51:01:00");
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), 1, mac_a);
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    when(mac_a, "registered");
+    let client = dhcp_bmc_discovery::netbox::NetBox::connect(&nb.url, &nb.token).unwrap();
+    let device_at = |ip: Ipv4Addr| {
+        let ips = client
+            .list(&format!("/api/ipam/ip-addresses/?address={ip}"))
+            .unwrap();
+        assert_eq!(ips.len(), 1, "{ips:?}");
+        ips[0]["assigned_object"]["device"]["id"].as_u64().unwrap()
+    };
+    let a = device_at(x);
+
+    // A's lease expires; B powers on and gets the same address, and the
+    // emulator answers there as B.
+    std::thread::sleep(Duration::from_secs(5));
+    emu.add(x, "dell-idrac9-r750", 2, "root", PASS);
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), 1, mac_b);
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    assert_eq!(
+        leases(&kea).get(&x.to_string()).map(String::as_str),
+        Some(mac_b),
+        "the pool's one address went to B"
+    );
+    when(mac_b, "registered");
+    let status = kea.bmc_status();
+    assert!(
+        status["failures"]
+            .as_object()
+            .is_none_or(|f| f.values().all(|n| n == 0)),
+        "no attempt failed, none was retried: {status}"
+    );
+    let b = device_at(x);
+    assert_ne!(a, b, "B is its own device");
+    let dev = |id: u64| client.get(&format!("/api/dcim/devices/{id}/")).unwrap();
+    assert_eq!(dev(b)["oob_ip"]["address"], format!("{x}/16"));
+    assert!(dev(a)["oob_ip"].is_null(), "{}", dev(a));
+    let journal = |id: u64| {
+        client
+            .list(&format!(
+                "/api/extras/journal-entries/?assigned_object_type=dcim.device&assigned_object_id={id}"
+            ))
+            .unwrap()
+            .iter()
+            .map(|e| e["comments"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        journal(a)
+            .iter()
+            .any(|t| t.contains("moved to device") && t.contains(mac_b)),
+        "{:?}",
+        journal(a)
+    );
+    assert!(
+        journal(b).iter().any(|t| t.contains("moved IP address")),
+        "{:?}",
+        journal(b)
+    );
+    let log = kea.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(mac_b) && l.contains("as NetBox device"))
+        .unwrap_or_else(|| panic!("{}", kea.log_tail(30)));
+    eprintln!("{line}");
+    assert!(line.contains("moved IP address"), "{line}");
     assert!(kea.child_alive());
 }

@@ -319,6 +319,13 @@ pub const NETBOX_PLACE_BY_BMC_HOSTNAME: Flag = Flag {
     name: "netbox.place-by-bmc-hostname",
     default: false,
 };
+/// "move": the DHCP lease proves who holds an address (and a MAC) now, so
+/// one NetBox still has on another device's interface moves to this BMC.
+pub const NETBOX_ADDRESS_MOVES: Choice = Choice {
+    name: "netbox.address-moves",
+    default: "move",
+    choices: &["move", "conflict"],
+};
 
 /// Every parameter, each map's in the order its "unknown parameter"
 /// message lists them.
@@ -371,6 +378,7 @@ pub const PARAMETERS: &[Parameter] = &[
     Parameter::Flag(NETBOX_DRY_RUN),
     Parameter::Integer(NETBOX_PARALLEL_REGISTRATIONS),
     Parameter::Flag(NETBOX_PLACE_BY_BMC_HOSTNAME),
+    Parameter::Choice(NETBOX_ADDRESS_MOVES),
 ];
 
 #[cfg(test)]
@@ -404,7 +412,7 @@ mod tests {
         assert_eq!(keys("")[..3], ["workers", "queue-capacity", "subnet-ids"]);
         assert!(keys("").contains(&"netbox") && !keys("").contains(&"port"));
         assert_eq!(keys("redfish")[..2], ["credentials-file", "port"]);
-        assert_eq!(keys("netbox").len(), 12);
+        assert_eq!(keys("netbox").len(), 13);
     }
 
     /// The parameter tables of docs/CONFIGURATION.md say what this table

@@ -8,5 +8,5 @@ mod shared;
 
 pub use client::{NetBox, NetBoxError, ObjectId};
 pub use register::{
-    register, CustomFields, Identity, Options, Outcome, RegisterError, Registration,
+    register, AddressMoves, CustomFields, Identity, Options, Outcome, RegisterError, Registration,
 };

@@ -20,6 +20,7 @@
 
 mod addresses;
 mod identity;
+mod moves;
 mod writes;
 
 use std::net::Ipv4Addr;
@@ -148,6 +149,38 @@ pub struct Options {
     /// Place a server by the BMC's self-reported HostName when its lease
     /// has none (`netbox.place-by-bmc-hostname`).
     pub place_by_bmc_hostname: bool,
+    /// The leased address or the BMC's MAC on another device's interface:
+    /// moved here, or a conflict (`netbox.address-moves`).
+    pub address_moves: AddressMoves,
+}
+
+/// What a registration does with the leased address, or the BMC's MAC,
+/// when NetBox has it on another device's interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressMoves {
+    /// The DHCP lease is the authority: it moves to this BMC, and both
+    /// devices' journals say so.
+    Move,
+    /// A conflict naming the other device; nothing is written.
+    Conflict,
+}
+
+impl Default for AddressMoves {
+    fn default() -> AddressMoves {
+        AddressMoves::parse(defaults::NETBOX_ADDRESS_MOVES.default)
+            .expect("the default is a choice")
+    }
+}
+
+impl AddressMoves {
+    /// The `netbox.address-moves` parameter's value: "move", "conflict".
+    pub fn parse(text: &str) -> Option<AddressMoves> {
+        match text {
+            "move" => Some(AddressMoves::Move),
+            "conflict" => Some(AddressMoves::Conflict),
+            _ => None,
+        }
+    }
 }
 
 /// What the hook does with its custom fields on devices (`FIELDS`).
@@ -224,6 +257,7 @@ impl Default for Options {
             custom_fields: CustomFields::default(),
             journal: defaults::NETBOX_JOURNAL.default,
             place_by_bmc_hostname: defaults::NETBOX_PLACE_BY_BMC_HOSTNAME.default,
+            address_moves: AddressMoves::default(),
         }
     }
 }
@@ -329,6 +363,13 @@ fn register_with(
         found.by_name,
         &found.macs,
     )?;
+    moves::check(
+        reg,
+        opts,
+        matched.device.as_ref(),
+        found.ip.as_ref(),
+        &found.macs,
+    )?;
     let want = device_fields(
         cx,
         reg,
@@ -362,9 +403,12 @@ fn register_with(
         new_device,
         stale: Stale::of(new_device, matched.verified),
     };
-    addresses::attach(cx, reg, &on, found.macs, found.ip)?;
+    let moved = addresses::attach(cx, reg, &on, found.macs, found.ip)?;
     if opts.journal && !cx.changes.is_empty() {
         journal(cx, reg, device_id)?;
+    }
+    if opts.journal {
+        moves::journal(cx, reg, opts, device_id, &moved)?;
     }
     Ok(device_id)
 }

@@ -217,6 +217,7 @@ impl Registrar {
                 custom_fields: c.custom_fields,
                 journal: c.journal,
                 place_by_bmc_hostname: c.place_by_bmc_hostname,
+                address_moves: c.address_moves,
             },
             dry_run: c.dry_run,
             client: Mutex::new(None),

@@ -1,11 +1,19 @@
 //! What hangs off the device's BMC interface: the MAC address object (the
 //! interface's primary MAC), the IP address object (the device's
 //! `oob_ip`), and the removal of the hook's stale ones; beside them, the
-//! device's inventory items.
+//! device's inventory items. Either object found on another device's
+//! interface is moved here (`moves`; a conflict was raised earlier when
+//! moves are off).
+//!
+//! The hook's tag goes on the MAC and IP objects it creates, and only
+//! those are ever removed as stale. An object someone else made (or
+//! another server's, moved here) is used as it is, tags and all, so the
+//! hook never comes to own, and later delete, what a person created.
 
 use serde_json::{json, Map, Value};
 
 use super::identity::list_macs;
+use super::moves::{self, Holder, Moved};
 use super::writes::{id, joined, oldest, Ctx};
 use super::{RegisterError, Registration};
 use crate::netbox::client::ObjectId;
@@ -49,21 +57,22 @@ pub(super) struct Attached<'v> {
 /// Three chains need only the device and the interface, not each other:
 /// the MAC (then the interface's primary MAC), the address (then the
 /// device's oob_ip) and the inventory items. Each runs on its own thread
-/// with its own list of changes, merged in this order.
+/// with its own list of changes, merged in this order. What moved here
+/// from other devices is returned, for their journals.
 pub(super) fn attach(
     cx: &mut Ctx,
     reg: &Registration,
     on: &Attached,
     macs: Vec<Value>,
     ip: Option<Value>,
-) -> Result<(), RegisterError> {
+) -> Result<Vec<Moved>, RegisterError> {
     let iface_id = id(Some(on.iface), "the BMC interface")?;
     let wanted_items = items::desired(reg.inventory);
     let (mac_chain, ip_chain, items_chain) = std::thread::scope(|s| {
         let mut mac_cx = cx.branch();
         let mac_chain = s.spawn(move || {
-            mac_steps(&mut mac_cx, reg, macs, on)?;
-            Ok(mac_cx)
+            let moved = mac_steps(&mut mac_cx, reg, macs, on)?;
+            Ok((mac_cx, moved))
         });
         let nb = cx.nb;
         let items_chain = s.spawn(move || {
@@ -71,28 +80,31 @@ pub(super) fn attach(
                 .map_err(RegisterError::from)
         });
         let mut ip_cx = cx.branch();
-        let ip_chain = ip_steps(&mut ip_cx, reg, ip, iface_id, on).map(|()| ip_cx);
+        let ip_chain = ip_steps(&mut ip_cx, reg, ip, iface_id, on).map(|moved| (ip_cx, moved));
         (joined(mac_chain), ip_chain, joined(items_chain))
     });
-    for part in [mac_chain?, ip_chain?] {
+    let mut moved = Vec::new();
+    for (part, m) in [mac_chain?, ip_chain?] {
         cx.merge(part);
+        moved.extend(m);
     }
     cx.changes.extend(items_chain?);
-    Ok(())
+    Ok(moved)
 }
 
 /// The MAC: NetBox does not keep MACs unique, so after a create the oldest
 /// object for this MAC wins and the others are removed. Then it is the
 /// interface's primary MAC, and (on a device that existed) the hook's
-/// older MACs on the interface go.
+/// older MACs on the interface go. A MAC object on another interface
+/// moves here.
 fn mac_steps(
     cx: &mut Ctx,
     reg: &Registration,
     macs: Vec<Value>,
     on: &Attached,
-) -> Result<(), RegisterError> {
+) -> Result<Option<Moved>, RegisterError> {
     let iface_id = id(Some(on.iface), "the BMC interface")?;
-    let mac = mac_object(cx, &reg.bmc_mac, macs, iface_id, on.tag)?;
+    let (mac, moved) = mac_object(cx, &reg.bmc_mac, macs, iface_id, on)?;
     let mac_id = id(Some(&mac), &format!("MAC address {}", reg.bmc_mac))?;
     let mut want = Map::new();
     want.insert("primary_mac_address".into(), json!(mac_id));
@@ -104,7 +116,8 @@ fn mac_steps(
         Some(mac_id),
         ("MAC address", "mac_address", &reg.bmc_mac),
         on,
-    )
+    )?;
+    Ok(moved)
 }
 
 /// The IP address, then the device's out-of-band IP.
@@ -114,25 +127,38 @@ fn ip_steps(
     found: Option<Value>,
     iface_id: ObjectId,
     on: &Attached,
-) -> Result<(), RegisterError> {
-    let ip = ip_object(cx, reg, found, iface_id, on)?;
+) -> Result<Option<Moved>, RegisterError> {
+    let (ip, moved) = ip_object(cx, reg, found, iface_id, on)?;
     let mut want = Map::new();
     want.insert("oob_ip".into(), json!(ObjectId::of(&ip)));
     cx.update("dcim/devices", on.device, &want, "device oob_ip")?;
-    Ok(())
+    Ok(moved)
 }
 
-/// The MAC's object on the interface: the oldest of those `existing`
-/// (read with the other lookups), else a new one.
+/// The MAC's object on the interface: of those `existing` (read with the
+/// other lookups) the one `moves::pick_mac` ranks first, moved here from
+/// another interface if it is on one; else a new one.
 fn mac_object(
     cx: &mut Ctx,
     mac: &str,
     existing: Vec<Value>,
     iface_id: ObjectId,
-    tag: ObjectId,
-) -> Result<Value, RegisterError> {
-    let obj = match oldest(&existing) {
-        Some(m) => m.clone(),
+    on: &Attached,
+) -> Result<(Value, Option<Moved>), RegisterError> {
+    let tag = on.tag;
+    let mut moved = None;
+    let obj = match moves::pick_mac(&existing, Some(on.device_id), Some(iface_id)) {
+        Some(m) => {
+            if let Some(from) = Holder::of(m).filter(|h| h.iface != iface_id) {
+                moved = Some(moves::release_mac(
+                    cx,
+                    from,
+                    m,
+                    format!("MAC address {mac}"),
+                )?);
+            }
+            m.clone()
+        }
         None => {
             let created = cx.nb.post(
                 "/api/dcim/mac-addresses/",
@@ -153,26 +179,27 @@ fn mac_object(
     let mut want = Map::new();
     want.insert("assigned_object_type".into(), json!("dcim.interface"));
     want.insert("assigned_object_id".into(), json!(iface_id));
-    want.insert("tags".into(), json!([tag]));
     // A replaced BMC's old MAC, if the hook made it, goes (after the new
     // one is the interface's primary: see the caller).
-    cx.update(
+    let obj = cx.update(
         "dcim/mac-addresses",
         &obj,
         &want,
         &format!("MAC address {mac}"),
-    )
+    )?;
+    Ok((obj, moved))
 }
 
 /// The BMC's address on the interface: `found` (the object NetBox had for
-/// the address, read with the other lookups) updated, else created.
+/// the address, read with the other lookups) updated (moved here if
+/// another device holds it), else created.
 fn ip_object(
     cx: &mut Ctx,
     reg: &Registration,
     found: Option<Value>,
     iface_id: ObjectId,
     on: &Attached,
-) -> Result<Value, RegisterError> {
+) -> Result<(Value, Option<Moved>), RegisterError> {
     let ip = reg.bmc_ip.to_string();
     let address = format!("{ip}/{}", reg.prefix_len);
     let mut want = Map::new();
@@ -189,7 +216,25 @@ fn ip_object(
             .unwrap_or_default()
             .to_ascii_lowercase()),
     );
-    want.insert("tags".into(), json!([on.tag]));
+    let mut moved = None;
+    match &found {
+        // Only a create is tagged (see the module comment).
+        None => {
+            want.insert("tags".into(), json!([on.tag]));
+        }
+        Some(have) => {
+            // Another device's: it lets go first. Another interface of
+            // this device's needs nothing (NetBox allows that move).
+            if let Some(from) = Holder::of(have).filter(|h| h.device != on.device_id) {
+                moved = Some(moves::release_ip(
+                    cx,
+                    from,
+                    have,
+                    format!("IP address {address}"),
+                )?);
+            }
+        }
+    }
     let (obj, _) = cx.upsert(
         "ipam/ip-addresses",
         found,
@@ -207,7 +252,7 @@ fn ip_object(
         ("IP address", "address", &ip),
         on,
     )?;
-    Ok(obj)
+    Ok((obj, moved))
 }
 
 /// Removes objects at `endpoint` on the interface that carry the hook's tag

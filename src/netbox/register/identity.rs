@@ -5,8 +5,9 @@
 
 use serde_json::Value;
 
-use super::writes::{id, joined, name_of, oldest, shown_id, Ctx};
-use super::{Options, RegisterError, Registration};
+use super::moves::pick_mac;
+use super::writes::{id, joined, name_of, shown_id, Ctx};
+use super::{AddressMoves, Options, RegisterError, Registration};
 use crate::netbox::client::ObjectId;
 use crate::netbox::items::has_tag;
 
@@ -84,7 +85,10 @@ pub(super) struct Matched {
 
 /// The device: by serial, then by BMC MAC, then by name in the site; one
 /// not found by this BMC's own MAC must pass `vouch`, and one the hook
-/// does not own (no tag) or whose serial differs is refused.
+/// does not own (no tag) or whose serial differs is refused. A device
+/// holding the BMC's MAC under another serial is another server's: with
+/// `netbox.address-moves: "move"` only the MAC moves from it, else it is
+/// a conflict.
 pub(super) fn match_device(
     cx: &Ctx,
     reg: &Registration,
@@ -95,21 +99,26 @@ pub(super) fn match_device(
     macs: &[Value],
 ) -> Result<Matched, RegisterError> {
     let inv = reg.inventory;
-    let own_mac_device = oldest(macs)
+    // One of the MAC's objects on the device found by serial makes that
+    // device found by its own MAC too.
+    let own_mac_device = pick_mac(macs, by_serial.as_ref().and_then(ObjectId::of), None)
         .and_then(|m| m.pointer("/assigned_object/device"))
         .and_then(ObjectId::of);
-    let found_by = if by_serial.is_some() {
-        "serial"
-    } else {
-        "name"
-    };
+    let mut found_by = "serial";
     let mut device = by_serial;
     if device.is_none() {
         if let Some(dev_id) = own_mac_device {
-            device = Some(
-                cx.nb
-                    .get(&format!("/api/dcim/devices/{}/", dev_id.wire()))?,
-            );
+            let d = cx
+                .nb
+                .get(&format!("/api/dcim/devices/{}/", dev_id.wire()))?;
+            // The lease proves the MAC, the serial says another server:
+            // the BMC (card) moved. Its MAC moves to this server's own
+            // record (addresses.rs); that server's record stays its own.
+            let card_moved = other_serial(inv.serial_number.as_deref(), &d).is_some();
+            if !(card_moved && opts.address_moves == AddressMoves::Move) {
+                device = Some(d);
+                found_by = "MAC";
+            }
         }
     }
     if device.is_none() {
@@ -128,6 +137,7 @@ pub(super) fn match_device(
                 )));
             }
             device = Some(d);
+            found_by = "name";
         }
     }
     let Some(d) = device else {
@@ -136,16 +146,29 @@ pub(super) fn match_device(
             verified: true,
         });
     };
-    if let Some(serial) = &inv.serial_number {
-        let theirs = d.get("serial").and_then(Value::as_str).unwrap_or("");
-        if !theirs.is_empty() && theirs != serial {
+    if let (Some(serial), Some(theirs)) = (
+        &inv.serial_number,
+        other_serial(inv.serial_number.as_deref(), &d),
+    ) {
+        if found_by == "MAC" {
             return Err(RegisterError::Conflict(format!(
-                "device {:?} (id {}) has serial {theirs:?}, this server {serial:?}; \
-                 nothing overwritten",
+                "BMC {} at {} is on device {:?} (id {}) in NetBox (its MAC object is on that \
+                 device's interface), but reports serial {serial:?}, that device {theirs:?}: \
+                 the BMC moved to another server; nothing written (netbox.address-moves is \
+                 \"conflict\": remove the MAC from that device, or set \"move\" to let it \
+                 move)",
+                reg.bmc_mac,
+                reg.bmc_ip,
                 name_of(&d),
                 shown_id(&d)
             )));
         }
+        return Err(RegisterError::Conflict(format!(
+            "device {:?} (id {}) has serial {theirs:?}, this server {serial:?}; \
+             nothing overwritten",
+            name_of(&d),
+            shown_id(&d)
+        )));
     }
     if !has_tag(&d, tag) {
         return Err(RegisterError::Refused(format!(
@@ -163,6 +186,13 @@ pub(super) fn match_device(
         device: Some(d),
         verified,
     })
+}
+
+/// The serial `device` has when it is not empty and not `serial` (the
+/// server's; None: it reports none, and nothing differs).
+fn other_serial<'v>(serial: Option<&str>, device: &'v Value) -> Option<&'v str> {
+    let theirs = device.get("serial").and_then(Value::as_str).unwrap_or("");
+    (serial.is_some_and(|s| s != theirs) && !theirs.is_empty()).then_some(theirs)
 }
 
 /// A device found by serial or name, not by this BMC's own MAC: each other
