@@ -136,7 +136,10 @@ fn create_missing() -> Options {
 /// primary MAC address, and `old_mac` is gone from NetBox.
 #[track_caller]
 fn assert_bmc_mac_replaced(nb: &NetBox, device_id: ObjectId, mac: &str, old_mac: &str) {
-    let ifaces = get(nb, &format!("/api/dcim/interfaces/?device_id={device_id}"));
+    let ifaces = get(
+        nb,
+        &format!("/api/dcim/interfaces/?device_id={device_id}&name=bmc"),
+    );
     assert_eq!(
         ifaces["results"][0]["primary_mac_address"]["mac_address"]
             .as_str()
@@ -153,6 +156,43 @@ fn assert_bmc_mac_replaced(nb: &NetBox, device_id: ObjectId, mac: &str, old_mac:
     );
 }
 
+/// The device's interfaces are its BMC's and one per host port, by name,
+/// each host port's MAC its interface's primary MAC and in NetBox once.
+#[track_caller]
+fn assert_host_ports(nb: &NetBox, model: &str, inv: &Inventory, ifaces: &[Value]) {
+    let mut names: Vec<&str> = ifaces.iter().filter_map(|i| i["name"].as_str()).collect();
+    names.sort();
+    let mut want: Vec<&str> = inv.host_ports.iter().map(|p| p.name.as_str()).collect();
+    want.push("bmc");
+    want.sort();
+    assert_eq!(names, want, "{model}: interfaces");
+    for p in &inv.host_ports {
+        let i = ifaces
+            .iter()
+            .find(|i| i["name"] == p.name.as_str())
+            .unwrap();
+        assert_eq!(i["mgmt_only"], false, "{model} {}", p.name);
+        let primary = i["primary_mac_address"]["mac_address"]
+            .as_str()
+            .map(str::to_lowercase);
+        assert_eq!(primary, p.mac, "{model} {}: primary MAC", p.name);
+        if let Some(m) = &p.mac {
+            assert_eq!(
+                get(nb, &format!("/api/dcim/mac-addresses/?mac_address={m}"))["count"],
+                1,
+                "{model} {}: {m} once in NetBox",
+                p.name
+            );
+        }
+        let pxe = i["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["slug"] == "bmc-discovery-pxe");
+        assert_eq!(pxe, p.pxe, "{model} {}: PXE tag", p.name);
+    }
+}
+
 fn get(nb: &NetBox, path: &str) -> Value {
     nb.get(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -165,11 +205,14 @@ fn every_model_registers_completely_and_a_second_run_writes_nothing() {
         let i = i as u32;
         let host = format!("us3-cab{}-ru{}-bmc", i % 3 + 1, 2 * i + 1);
         let reg = registration(inv, i, &host);
-        let before = nb.writes();
+        let (before, reads_before) = (nb.writes(), nb.reads());
         let out = register(&nb, &reg, &create_missing()).unwrap_or_else(|e| panic!("{model}: {e}"));
         let fresh_writes = nb.writes() - before;
-        // The goal: at most 8 writes for a server, plus one per shared
-        // object (site, rack, model...) seen for the first time.
+        let fresh_reads = nb.reads() - reads_before;
+        // The goal: at most 8 writes for a server, 3 more for its host
+        // ports (interfaces, MACs, primary MACs, each one bulk request),
+        // plus one per shared object (site, rack, model...) seen for the
+        // first time.
         let shared_creates = out
             .changes
             .iter()
@@ -186,8 +229,9 @@ fn every_model_registers_completely_and_a_second_run_writes_nothing() {
                 .any(|p| c.starts_with(p))
             })
             .count() as u64;
+        let host_writes = if inv.host_ports.is_empty() { 0 } else { 3 };
         assert!(
-            fresh_writes - shared_creates <= 8,
+            fresh_writes - shared_creates <= 8 + host_writes,
             "{model}: {fresh_writes} writes: {:?}",
             out.changes
         );
@@ -212,12 +256,14 @@ fn every_model_registers_completely_and_a_second_run_writes_nothing() {
         );
         let oob = dev["oob_ip"]["address"].as_str().unwrap_or("");
         assert_eq!(oob, format!("{}/16", reg.bmc_ip), "{model}");
-        let ifaces = get(
-            &nb,
-            &format!("/api/dcim/interfaces/?device_id={}", out.device_id),
-        );
-        assert_eq!(ifaces["count"], 1, "{model}");
-        let iface = &ifaces["results"][0];
+        let ifaces = nb
+            .list(&format!(
+                "/api/dcim/interfaces/?device_id={}&limit=1000",
+                out.device_id
+            ))
+            .unwrap();
+        assert_host_ports(&nb, model, inv, &ifaces);
+        let iface = ifaces.iter().find(|i| i["name"] == "bmc").expect("bmc");
         assert_eq!(iface["mgmt_only"], true);
         assert_eq!(
             iface["primary_mac_address"]["mac_address"]
@@ -240,7 +286,7 @@ fn every_model_registers_completely_and_a_second_run_writes_nothing() {
             "{model}: inventory items"
         );
         // The same again: nothing to write.
-        let before = nb.writes();
+        let (before, reads_before) = (nb.writes(), nb.reads());
         let again = register(&nb, &reg, &create_missing()).unwrap();
         assert_eq!(again.device_id, out.device_id);
         assert!(again.changes.is_empty(), "{model}: {:?}", again.changes);
@@ -249,9 +295,11 @@ fn every_model_registers_completely_and_a_second_run_writes_nothing() {
             before,
             "{model}: writes on an unchanged re-run"
         );
+        let rerun_reads = nb.reads() - reads_before;
         eprintln!(
-            "{model:32} device {:3}  {fresh_writes:2} writes fresh, 0 on re-run",
-            out.device_id
+            "{model:32} device {:3}  host ports {:2}  fresh {fresh_writes:2} writes {fresh_reads:2} reads, re-run 0 writes {rerun_reads:2} reads",
+            out.device_id,
+            inv.host_ports.len()
         );
     }
 }
@@ -303,10 +351,13 @@ fn concurrent_registrations_of_one_server_converge() {
         get(&nb, &format!("/api/dcim/devices/?serial={serial}"))["count"],
         1
     );
-    assert_eq!(
-        get(&nb, &format!("/api/dcim/interfaces/?device_id={}", ids[0]))["count"],
-        1
-    );
+    let ifaces = nb
+        .list(&format!(
+            "/api/dcim/interfaces/?device_id={}&limit=1000",
+            ids[0]
+        ))
+        .unwrap();
+    assert_host_ports(&nb, "dell-idrac9-r750", inv, &ifaces);
     assert_eq!(
         get(
             &nb,
@@ -789,4 +840,120 @@ fn takeover_attempts_leave_the_victim_untouched() {
     // Now found by its own MAC: a re-run, without the flag, writes nothing.
     rogue.identity = Identity::default();
     assert_rerun_writes_nothing(&nb, &rogue, &create_missing());
+}
+
+#[test]
+fn host_ports_follow_the_inventory_and_leave_peoples_interfaces_alone() {
+    let invs = inventories();
+    let inv = model(&invs, "hpe-ilo5-dl360gen10plus");
+    let (_guard, _, nb) = empty_netbox();
+    let reg = registration(inv, 1, "us3-cab2-ru5-dl360");
+    let first = register(&nb, &reg, &create_missing()).unwrap();
+    let dev = first.device_id;
+    let ifaces = |nb: &NetBox| {
+        nb.list(&format!("/api/dcim/interfaces/?device_id={dev}&limit=1000"))
+            .unwrap()
+    };
+    assert_host_ports(&nb, "dl360", inv, &ifaces(&nb));
+    // The bonded port of the capture: its own MAC, the LLDP neighbour and
+    // the PXE mark in NetBox.
+    let bonded = ifaces(&nb)
+        .into_iter()
+        .find(|i| i["name"] == "NIC.Slot.1.1-2")
+        .unwrap();
+    let d = bonded["description"].as_str().unwrap();
+    assert!(
+        d.contains("PXE boot") && d.contains("LLDP 90:20:c2:c7:22:00 port 1/1/1:4"),
+        "{d}"
+    );
+    assert_eq!(bonded["type"]["value"], "25gbase-x-sfp28");
+    // Someone's own interface on the device, and one named like a port.
+    let tag_free = |name: &str| {
+        nb.post(
+            "/api/dcim/interfaces/",
+            &json!({"device": dev, "name": name, "type": "1000base-t"}),
+        )
+        .unwrap()
+    };
+    let manual = tag_free("mgmt-switch-uplink");
+    tag_free("ens9f0");
+
+    // The NIC of port 2 replaced, the 4th OCP port gone, PXE off on port 1,
+    // a port named like the person's interface.
+    let mut changed = inv.clone();
+    let old_mac = "88:e9:a4:6b:a8:ad";
+    for p in &mut changed.host_ports {
+        if p.name == "NIC.Slot.1.1-2" {
+            p.mac = Some("02:00:00:aa:bb:02".into());
+        }
+        if p.name == "NIC.Slot.1.1-1" {
+            p.pxe = false;
+        }
+    }
+    changed.host_ports.retain(|p| p.name != "OCP.Slot.10.1-4");
+    let mut theirs = changed.host_ports[0].clone();
+    theirs.name = "ens9f0".into();
+    theirs.mac = Some("02:00:00:aa:bb:09".into());
+    changed.host_ports.push(theirs);
+    let reg2 = registration(&changed, 1, "us3-cab2-ru5-dl360");
+    let before = nb.writes();
+    let out = register(&nb, &reg2, &create_missing()).unwrap();
+    assert!(
+        nb.writes() - before <= 6,
+        "{} writes: {:?}",
+        nb.writes() - before,
+        out.changes
+    );
+    assert!(
+        out.notes.iter().any(|n| n.contains("ens9f0")),
+        "{:?}",
+        out.notes
+    );
+    let now = ifaces(&nb);
+    let names: Vec<&str> = now.iter().filter_map(|i| i["name"].as_str()).collect();
+    assert!(!names.contains(&"OCP.Slot.10.1-4"), "{names:?}");
+    assert!(names.contains(&"mgmt-switch-uplink") && names.contains(&"ens9f0"));
+    let by = |n: &str| now.iter().find(|i| i["name"] == n).unwrap().clone();
+    assert_eq!(
+        by("NIC.Slot.1.1-2")["primary_mac_address"]["mac_address"]
+            .as_str()
+            .map(str::to_lowercase)
+            .as_deref(),
+        Some("02:00:00:aa:bb:02")
+    );
+    assert_eq!(
+        get(
+            &nb,
+            &format!("/api/dcim/mac-addresses/?mac_address={old_mac}")
+        )["count"],
+        0,
+        "the replaced NIC's MAC is gone"
+    );
+    assert_eq!(
+        get(
+            &nb,
+            "/api/dcim/mac-addresses/?mac_address=50:7c:6f:13:90:99"
+        )["count"],
+        0,
+        "the removed port's MAC went with its interface"
+    );
+    let pxe_tagged = |i: &Value| {
+        i["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["slug"] == "bmc-discovery-pxe")
+    };
+    assert!(!pxe_tagged(&by("NIC.Slot.1.1-1")), "PXE tag taken off");
+    assert!(pxe_tagged(&by("NIC.Slot.1.1-2")));
+    // People's interfaces untouched.
+    for name in ["mgmt-switch-uplink", "ens9f0"] {
+        let i = by(name);
+        assert_eq!(i["tags"], json!([]), "{name}");
+        if name == "mgmt-switch-uplink" {
+            assert_eq!(i["last_updated"], manual["last_updated"], "{name} written");
+        }
+    }
+    assert!(by("ens9f0")["primary_mac_address"].is_null());
+    assert_rerun_writes_nothing(&nb, &reg2, &create_missing());
 }

@@ -15,10 +15,12 @@
 //! The steps, in order (`register_with`): the hook's tag, the site and
 //! rack, the manufacturer, device type and role, the custom fields; then
 //! which device this server is (`identity`), the device itself and its
-//! BMC interface; then what hangs off the interface (`addresses`). The
+//! BMC interface; then what hangs off the interface (`addresses`), and the
+//! server's own network ports as interfaces (`host_ports`). The
 //! read-first writes they all use are in `writes`.
 
 mod addresses;
+mod host_ports;
 mod identity;
 mod writes;
 
@@ -363,6 +365,13 @@ fn register_with(
         stale: Stale::of(new_device, matched.verified),
     };
     addresses::attach(cx, reg, &on, found.macs, found.ip)?;
+    let host = host_ports::Device {
+        id: device_id,
+        tag,
+        new: new_device,
+        remove_stale: new_device || matched.verified,
+    };
+    host_ports::sync(cx, reg, opts, &host)?;
     if opts.journal && !cx.changes.is_empty() {
         journal(cx, reg, device_id)?;
     }
