@@ -20,8 +20,10 @@
 //!   someone else's object) is left where it is, and the port gets no
 //!   primary MAC (noted); an unassigned one is taken. Creates that race
 //!   (two registrations of one server) keep the oldest object per MAC.
-//! - Bulk requests: a fresh server costs three writes (interfaces, MACs,
-//!   primary MACs) and two reads; an unchanged one two reads, no write.
+//! - Bulk requests: a fresh server costs two writes (its MACs, made on
+//!   nothing, then the interfaces created with them as primary MACs,
+//!   which NetBox assigns on create) and one read (the MACs by value); an
+//!   unchanged one two reads, no write.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -146,6 +148,15 @@ fn description(p: &HostPort) -> String {
     }
 }
 
+/// The hook's host interfaces after [`sync`]: by name, their id and, for
+/// those that were there before, the interface as NetBox answered it
+/// (with its `cable` and `link_peers`). Interfaces left to people are not
+/// in it.
+#[derive(Default)]
+pub(super) struct Synced {
+    pub ifaces: BTreeMap<String, (ObjectId, Option<Value>)>,
+}
+
 /// Brings the device's host-port interfaces and their MACs in line with
 /// the inventory. A create that loses a race to a concurrent registration
 /// of the same server reads again and converges.
@@ -154,10 +165,10 @@ pub(super) fn sync(
     reg: &Registration,
     opts: &Options,
     dev: &Device,
-) -> Result<(), RegisterError> {
+) -> Result<Synced, RegisterError> {
     let want = desired(&reg.inventory.host_ports, &opts.interface);
     if want.is_empty() && dev.new {
-        return Ok(());
+        return Ok(Synced::default());
     }
     let mut attempt = 0;
     loop {
@@ -185,11 +196,11 @@ fn sync_once(
     dev: &Device,
     want: &[Wanted],
     new: bool,
-) -> Result<Result<(), RegisterError>, Race> {
+) -> Result<Result<Synced, RegisterError>, Race> {
     match plan_and_write(cx, opts, dev, want, new) {
         Err(Step::Race) => Err(Race),
         Err(Step::Failed(e)) => Ok(Err(e)),
-        Ok(()) => Ok(Ok(())),
+        Ok(s) => Ok(Ok(s)),
     }
 }
 
@@ -210,7 +221,7 @@ fn plan_and_write(
     dev: &Device,
     want: &[Wanted],
     new: bool,
-) -> Result<(), Step> {
+) -> Result<Synced, Step> {
     let nb = cx.nb;
     let pxe_slug = format!("{}-pxe", slug(&opts.tag));
     let pxe_tag = if want.iter().any(|w| w.pxe) {
@@ -281,10 +292,13 @@ fn plan_and_write(
             t
         };
         match ours.get(&w.name) {
-            None => creates.push(json!({
-                "device": dev.id, "name": w.name, "type": w.kind, "enabled": w.enabled,
-                "mgmt_only": false, "description": w.description, "tags": tags(&[]),
-            })),
+            None => creates.push((
+                w,
+                json!({
+                    "device": dev.id, "name": w.name, "type": w.kind, "enabled": w.enabled,
+                    "mgmt_only": false, "description": w.description, "tags": tags(&[]),
+                }),
+            )),
             Some(v) => {
                 let mut p = Map::new();
                 let s = |k: &str| v.pointer(k).cloned().unwrap_or(Value::Null);
@@ -317,19 +331,74 @@ fn plan_and_write(
             left_to_people.join(", ")
         ));
     }
+    let mut primary_at_create: HashMap<String, ObjectId> = HashMap::new();
     let mut ids: HashMap<String, ObjectId> = ours
         .iter()
         .filter_map(|(n, v)| Some((n.clone(), ObjectId::of(v)?)))
         .collect();
+    // An interface created with its primary MAC set takes that MAC
+    // object (NetBox assigns it on create): a new interface's MAC is made
+    // first, on nothing, and the interfaces then cost one request with
+    // their MACs instead of two more.
+    let mut created_primary: HashSet<String> = HashSet::new();
     if !creates.is_empty() {
-        let created = match nb.post("/api/dcim/interfaces/", &Value::from(creates.clone())) {
+        let mut early = Vec::new();
+        let mut early_names = Vec::new();
+        for (w, body) in &mut creates {
+            let Some(m) = &w.mac else { continue };
+            let objs = known.get(m.as_str()).map(Vec::as_slice).unwrap_or_default();
+            if objs.is_empty() {
+                early.push(json!({"mac_address": m, "tags": [dev.tag]}));
+                early_names.push(w.name.clone());
+            } else if let Some(o) = objs
+                .iter()
+                .find(|o| o.get("assigned_object_id").is_none_or(Value::is_null))
+            {
+                body["primary_mac_address"] = json!(ObjectId::of(o));
+                created_primary.insert(w.name.clone());
+            }
+        }
+        let mut early_ids = Vec::new();
+        if !early.is_empty() {
+            let made = nb.post("/api/dcim/mac-addresses/", &Value::from(early.clone()))?;
+            for (name, c) in early_names
+                .iter()
+                .zip(made.as_array().into_iter().flatten())
+            {
+                if let Some(id) = ObjectId::of(c) {
+                    if let Some((_, body)) = creates.iter_mut().find(|(w, _)| w.name == *name) {
+                        body["primary_mac_address"] = json!(id);
+                    }
+                    created_primary.insert(name.clone());
+                    early_ids.extend(id.real());
+                }
+            }
+            cx.changes
+                .push(format!("created {} host MAC addresses", early.len()));
+        }
+        let body: Vec<Value> = creates.iter().map(|(_, b)| b.clone()).collect();
+        let created = match nb.post("/api/dcim/interfaces/", &Value::from(body)) {
             Ok(c) => c,
-            Err(e) if is_duplicate(&e) => return Err(Step::Race),
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                // The MACs made for them would be left on nothing: gone
+                // again, so that the read after a lost race sees the
+                // winner's alone.
+                if !early_ids.is_empty() {
+                    let _ = nb.delete_many("/api/dcim/mac-addresses/", &early_ids);
+                }
+                return Err(if is_duplicate(&e) {
+                    Step::Race
+                } else {
+                    e.into()
+                });
+            }
         };
         for c in created.as_array().into_iter().flatten() {
             if let (Some(n), Some(id)) = (c.get("name").and_then(Value::as_str), ObjectId::of(c)) {
                 ids.insert(n.to_string(), id);
+                if let Some(p) = c.get("primary_mac_address").and_then(ObjectId::of) {
+                    primary_at_create.insert(n.to_string(), p);
+                }
             }
         }
         cx.changes
@@ -345,6 +414,12 @@ fn plan_and_write(
         let (Some(m), Some(iface)) = (&w.mac, ids.get(&w.name)) else {
             continue;
         };
+        if created_primary.contains(&w.name) {
+            if let Some(p) = primary_at_create.get(&w.name) {
+                primary.insert(w.name.clone(), *p);
+            }
+            continue;
+        }
         let objs = known.get(m.as_str()).map(Vec::as_slice).unwrap_or_default();
         let on_it = objs
             .iter()
@@ -419,7 +494,8 @@ fn plan_and_write(
         let current = ours
             .get(&w.name)
             .and_then(|v| v.get("primary_mac_address"))
-            .and_then(ObjectId::of);
+            .and_then(ObjectId::of)
+            .or_else(|| primary_at_create.get(&w.name).copied());
         let target = primary.get(&w.name).copied();
         if target.is_some() && target != current {
             patches
@@ -478,7 +554,14 @@ fn plan_and_write(
                 .push(format!("removed {} host interfaces", gone.len()));
         }
     }
-    Ok(())
+    let mut synced = Synced::default();
+    for w in want {
+        if let Some(id) = ids.get(&w.name) {
+            let read = ours.get(&w.name).map(|v| (*v).clone());
+            synced.ifaces.insert(w.name.clone(), (*id, read));
+        }
+    }
+    Ok(synced)
 }
 
 /// The tag ids of an object as NetBox answers it.
