@@ -80,6 +80,9 @@ pub struct NetBoxConfig {
     /// Place servers by the BMC's self-reported HostName when the lease
     /// has no hostname (off: a device must not pick its own rack).
     pub place_by_bmc_hostname: bool,
+    /// A server whose hostname names no rack takes the site and rack of
+    /// the switch its host ports are cabled to (by LLDP).
+    pub placement_from_switch: bool,
     /// Registrations talking to NetBox at once; the others wait, oldest
     /// lease first.
     pub parallel_registrations: usize,
@@ -407,6 +410,7 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
         parallel_registrations: defaults::NETBOX_PARALLEL_REGISTRATIONS.default as usize,
         place_by_bmc_hostname: defaults::NETBOX_PLACE_BY_BMC_HOSTNAME.default,
         address_moves: crate::netbox::AddressMoves::default(),
+        placement_from_switch: defaults::NETBOX_PLACEMENT_FROM_SWITCH.default,
     };
     for entry in entries(map, "netbox") {
         let (name, key, value) = entry?;
@@ -429,6 +433,9 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
             "dry-run" => c.dry_run = flag(&defaults::NETBOX_DRY_RUN, value)?,
             "place-by-bmc-hostname" => {
                 c.place_by_bmc_hostname = flag(&defaults::NETBOX_PLACE_BY_BMC_HOSTNAME, value)?
+            }
+            "placement-from-switch" => {
+                c.placement_from_switch = flag(&defaults::NETBOX_PLACEMENT_FROM_SWITCH, value)?
             }
             "parallel-registrations" => {
                 c.parallel_registrations =
@@ -933,6 +940,22 @@ mod tests {
             ),
             "parameter 'netbox.address-moves' must be \"move\" or \"conflict\", got \"steal\""
         );
+        let n = Config::from_json(r#"{"netbox": {"url": "https://n", "token-file": "t"}}"#)
+            .unwrap()
+            .netbox
+            .unwrap();
+        assert!(!n.placement_from_switch, "off unless asked for");
+        let c = Config::from_json(
+            r#"{"netbox": {"url": "https://n", "token-file": "t", "placement-from-switch": true}}"#,
+        )
+        .unwrap();
+        assert!(c.netbox.unwrap().placement_from_switch);
+        let e = Config::from_json(
+            r#"{"netbox": {"url": "https://n", "token-file": "t", "placement-from-switch": "yes"}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("netbox.placement-from-switch"), "{e}");
         for (text, want) in [
             ("off", crate::netbox::CustomFields::Off),
             ("create", crate::netbox::CustomFields::Create),

@@ -28,7 +28,8 @@ use serde::Serialize;
 
 /// Bumped when a table changes or is added; older files are migrated at
 /// open. 2: `replace_bmc`. 3: the login guard's tables (`login_guard.rs`).
-const SCHEMA_VERSION: i64 = 3;
+/// 4: `lldp_unmatched`.
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bmc (
@@ -56,7 +57,8 @@ CREATE TABLE IF NOT EXISTS bmc (
     discovery_ms    INTEGER,
     register_ms     INTEGER,
     updated_at      INTEGER NOT NULL,
-    replace_bmc     INTEGER NOT NULL DEFAULT 0
+    replace_bmc     INTEGER NOT NULL DEFAULT 0,
+    lldp_unmatched  TEXT
 );
 CREATE INDEX IF NOT EXISTS bmc_due ON bmc(state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS bmc_ip ON bmc(ip);
@@ -140,7 +142,8 @@ impl Bmc {
 
 const COLUMNS: &str = "mac, ip, subnet_id, hostname, state, attempts, next_attempt_at, \
     last_error, error_class, device_id, name, site, rack, unit, manufacturer, model, serial, \
-    first_seen, leased_at_ms, discovered_at, registered_at, discovery_ms, register_ms";
+    first_seen, leased_at_ms, discovered_at, registered_at, discovery_ms, register_ms, \
+    lldp_unmatched";
 
 fn from_row(r: &Row) -> rusqlite::Result<Bmc> {
     let state: String = r.get(4)?;
@@ -165,6 +168,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Bmc> {
             manufacturer: r.get(14)?,
             model: r.get(15)?,
             serial: r.get(16)?,
+            lldp_unmatched: unmatched_list(r.get(23)?),
         },
         first_seen: r.get(17)?,
         leased_at_ms: r.get(18)?,
@@ -224,6 +228,18 @@ pub struct Found {
     pub manufacturer: Option<String>,
     pub model: Option<String>,
     pub serial: Option<String>,
+    /// Host ports whose LLDP neighbour the last registration could not
+    /// cable, each `{port, reason, neighbour, detail}`
+    /// (`netbox::Unmatched`); shown only when there are any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lldp_unmatched: Vec<serde_json::Value>,
+}
+
+/// The stored list of uncabled neighbours (JSON text; anything else is
+/// none).
+fn unmatched_list(text: Option<String>) -> Vec<serde_json::Value> {
+    text.and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(&t).ok())
+        .unwrap_or_default()
 }
 
 /// What a successful attempt found and did.
@@ -376,6 +392,18 @@ impl Store {
             .map_err(StoreError::from)?;
         if !has_replace {
             conn.execute_batch("ALTER TABLE bmc ADD COLUMN replace_bmc INTEGER NOT NULL DEFAULT 0")
+                .map_err(StoreError::from)?;
+        }
+        // Schema 4 added `lldp_unmatched`.
+        let has_lldp: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('bmc') WHERE name = 'lldp_unmatched'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )
+            .map_err(StoreError::from)?;
+        if !has_lldp {
+            conn.execute_batch("ALTER TABLE bmc ADD COLUMN lldp_unmatched TEXT")
                 .map_err(StoreError::from)?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -543,7 +571,8 @@ impl Store {
                  site = ?5, rack = ?6, unit = ?7, manufacturer = ?8, model = ?9, serial = ?10, \
                  discovered_at = ?11, registered_at = CASE WHEN ?12 THEN ?11 ELSE registered_at END, \
                  discovery_ms = ?13, register_ms = ?14, updated_at = ?11, \
-                 replace_bmc = CASE WHEN ?12 THEN 0 ELSE replace_bmc END WHERE mac = ?1 \
+                 replace_bmc = CASE WHEN ?12 THEN 0 ELSE replace_bmc END, \
+                 lldp_unmatched = ?15 WHERE mac = ?1 \
                  RETURNING leased_at_ms",
                 params![
                     mac,
@@ -559,11 +588,27 @@ impl Store {
                     now,
                     s.registered,
                     s.discovery_ms,
-                    s.register_ms
+                    s.register_ms,
+                    (!f.lldp_unmatched.is_empty())
+                        .then(|| serde_json::Value::from(f.lldp_unmatched.clone()).to_string())
                 ],
                 |r| r.get(0),
             )
             .map_err(StoreError::from)
+    }
+
+    /// The uncabled LLDP neighbours the BMC's last registration reported.
+    pub fn lldp_unmatched(&self, mac: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+        let text: Option<Option<String>> = self
+            .conn()
+            .query_row(
+                "SELECT lldp_unmatched FROM bmc WHERE mac = ?1",
+                params![mac],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(StoreError::from)?;
+        Ok(unmatched_list(text.flatten()))
     }
 
     /// The attempt failed: `failed` with its next attempt, or `dead` after
@@ -1031,8 +1076,10 @@ mod tests {
         // A file of schema 1: the table without replace_bmc.
         {
             let conn = Connection::open(&path).unwrap();
-            let v1 = SCHEMA.replace(",\n    replace_bmc     INTEGER NOT NULL DEFAULT 0", "");
-            assert!(!v1.contains("replace_bmc"));
+            let v1 = SCHEMA
+                .replace(",\n    replace_bmc     INTEGER NOT NULL DEFAULT 0", "")
+                .replace(",\n    lldp_unmatched  TEXT", "");
+            assert!(!v1.contains("replace_bmc") && !v1.contains("lldp_unmatched"));
             conn.execute_batch(&v1).unwrap();
             conn.pragma_update(None, "user_version", 1).unwrap();
         }
@@ -1055,6 +1102,25 @@ mod tests {
         };
         s.succeeded(mac, &done).unwrap();
         assert!(!s.replace_bmc(mac).unwrap());
+        // Schema 4's uncabled LLDP neighbours: kept per registration,
+        // shown by bmc-get, gone once a registration reports none.
+        assert!(s.lldp_unmatched(mac).unwrap().is_empty());
+        let u = serde_json::json!({"port": "NIC.Slot.1.1-1", "reason": "switch-unknown",
+                                   "neighbour": "bc:d7:a5:72:f4:00 port 1/1/1:4", "detail": "x"});
+        let mut with = Success {
+            registered: true,
+            ..Success::default()
+        };
+        with.found.lldp_unmatched = vec![u.clone()];
+        s.begin_scheduled(mac).unwrap();
+        s.succeeded(mac, &with).unwrap();
+        assert_eq!(s.lldp_unmatched(mac).unwrap(), vec![u.clone()]);
+        let shown = serde_json::to_value(s.get(mac).unwrap().unwrap()).unwrap();
+        assert_eq!(shown["lldp-unmatched"], serde_json::json!([u]));
+        s.succeeded(mac, &done).unwrap();
+        assert!(s.lldp_unmatched(mac).unwrap().is_empty());
+        let shown = serde_json::to_value(s.get(mac).unwrap().unwrap()).unwrap();
+        assert!(shown.get("lldp-unmatched").is_none(), "{shown}");
         drop(s);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -136,7 +136,10 @@ fn create_missing() -> Options {
 /// primary MAC address, and `old_mac` is gone from NetBox.
 #[track_caller]
 fn assert_bmc_mac_replaced(nb: &NetBox, device_id: ObjectId, mac: &str, old_mac: &str) {
-    let ifaces = get(nb, &format!("/api/dcim/interfaces/?device_id={device_id}"));
+    let ifaces = get(
+        nb,
+        &format!("/api/dcim/interfaces/?device_id={device_id}&name=bmc"),
+    );
     assert_eq!(
         ifaces["results"][0]["primary_mac_address"]["mac_address"]
             .as_str()
@@ -153,6 +156,43 @@ fn assert_bmc_mac_replaced(nb: &NetBox, device_id: ObjectId, mac: &str, old_mac:
     );
 }
 
+/// The device's interfaces are its BMC's and one per host port, by name,
+/// each host port's MAC its interface's primary MAC and in NetBox once.
+#[track_caller]
+fn assert_host_ports(nb: &NetBox, model: &str, inv: &Inventory, ifaces: &[Value]) {
+    let mut names: Vec<&str> = ifaces.iter().filter_map(|i| i["name"].as_str()).collect();
+    names.sort();
+    let mut want: Vec<&str> = inv.host_ports.iter().map(|p| p.name.as_str()).collect();
+    want.push("bmc");
+    want.sort();
+    assert_eq!(names, want, "{model}: interfaces");
+    for p in &inv.host_ports {
+        let i = ifaces
+            .iter()
+            .find(|i| i["name"] == p.name.as_str())
+            .unwrap();
+        assert_eq!(i["mgmt_only"], false, "{model} {}", p.name);
+        let primary = i["primary_mac_address"]["mac_address"]
+            .as_str()
+            .map(str::to_lowercase);
+        assert_eq!(primary, p.mac, "{model} {}: primary MAC", p.name);
+        if let Some(m) = &p.mac {
+            assert_eq!(
+                get(nb, &format!("/api/dcim/mac-addresses/?mac_address={m}"))["count"],
+                1,
+                "{model} {}: {m} once in NetBox",
+                p.name
+            );
+        }
+        let pxe = i["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["slug"] == "bmc-discovery-pxe");
+        assert_eq!(pxe, p.pxe, "{model} {}: PXE tag", p.name);
+    }
+}
+
 fn get(nb: &NetBox, path: &str) -> Value {
     nb.get(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -165,11 +205,15 @@ fn every_model_registers_completely_and_a_second_run_writes_nothing() {
         let i = i as u32;
         let host = format!("us3-cab{}-ru{}-bmc", i % 3 + 1, 2 * i + 1);
         let reg = registration(inv, i, &host);
-        let before = nb.writes();
+        let (before, reads_before) = (nb.writes(), nb.reads());
         let out = register(&nb, &reg, &create_missing()).unwrap_or_else(|e| panic!("{model}: {e}"));
         let fresh_writes = nb.writes() - before;
-        // The goal: at most 8 writes for a server, plus one per shared
-        // object (site, rack, model...) seen for the first time.
+        let fresh_reads = nb.reads() - reads_before;
+        // The goal: at most 8 writes for a server, 3 more for its network
+        // side (MACs, interfaces, cables, each one bulk request), plus one
+        // per shared object (site, rack, model...) seen for the first
+        // time. No switch is in this NetBox: no cable, but a warning
+        // journal entry where a port heard a neighbour.
         let shared_creates = out
             .changes
             .iter()
@@ -186,8 +230,10 @@ fn every_model_registers_completely_and_a_second_run_writes_nothing() {
                 .any(|p| c.starts_with(p))
             })
             .count() as u64;
+        let heard = inv.host_ports.iter().any(|p| p.lldp.is_some());
+        let host_writes = if inv.host_ports.is_empty() { 0 } else { 2 } + u64::from(heard);
         assert!(
-            fresh_writes - shared_creates <= 8,
+            fresh_writes - shared_creates <= 8 + host_writes,
             "{model}: {fresh_writes} writes: {:?}",
             out.changes
         );
@@ -212,12 +258,14 @@ fn every_model_registers_completely_and_a_second_run_writes_nothing() {
         );
         let oob = dev["oob_ip"]["address"].as_str().unwrap_or("");
         assert_eq!(oob, format!("{}/16", reg.bmc_ip), "{model}");
-        let ifaces = get(
-            &nb,
-            &format!("/api/dcim/interfaces/?device_id={}", out.device_id),
-        );
-        assert_eq!(ifaces["count"], 1, "{model}");
-        let iface = &ifaces["results"][0];
+        let ifaces = nb
+            .list(&format!(
+                "/api/dcim/interfaces/?device_id={}&limit=1000",
+                out.device_id
+            ))
+            .unwrap();
+        assert_host_ports(&nb, model, inv, &ifaces);
+        let iface = ifaces.iter().find(|i| i["name"] == "bmc").expect("bmc");
         assert_eq!(iface["mgmt_only"], true);
         assert_eq!(
             iface["primary_mac_address"]["mac_address"]
@@ -240,7 +288,7 @@ fn every_model_registers_completely_and_a_second_run_writes_nothing() {
             "{model}: inventory items"
         );
         // The same again: nothing to write.
-        let before = nb.writes();
+        let (before, reads_before) = (nb.writes(), nb.reads());
         let again = register(&nb, &reg, &create_missing()).unwrap();
         assert_eq!(again.device_id, out.device_id);
         assert!(again.changes.is_empty(), "{model}: {:?}", again.changes);
@@ -249,9 +297,11 @@ fn every_model_registers_completely_and_a_second_run_writes_nothing() {
             before,
             "{model}: writes on an unchanged re-run"
         );
+        let rerun_reads = nb.reads() - reads_before;
         eprintln!(
-            "{model:32} device {:3}  {fresh_writes:2} writes fresh, 0 on re-run",
-            out.device_id
+            "{model:32} device {:3}  host ports {:2}  fresh {fresh_writes:2} writes {fresh_reads:2} reads, re-run 0 writes {rerun_reads:2} reads",
+            out.device_id,
+            inv.host_ports.len()
         );
     }
 }
@@ -303,10 +353,13 @@ fn concurrent_registrations_of_one_server_converge() {
         get(&nb, &format!("/api/dcim/devices/?serial={serial}"))["count"],
         1
     );
-    assert_eq!(
-        get(&nb, &format!("/api/dcim/interfaces/?device_id={}", ids[0]))["count"],
-        1
-    );
+    let ifaces = nb
+        .list(&format!(
+            "/api/dcim/interfaces/?device_id={}&limit=1000",
+            ids[0]
+        ))
+        .unwrap();
+    assert_host_ports(&nb, "dell-idrac9-r750", inv, &ifaces);
     assert_eq!(
         get(
             &nb,
@@ -789,4 +842,593 @@ fn takeover_attempts_leave_the_victim_untouched() {
     // Now found by its own MAC: a re-run, without the flag, writes nothing.
     rogue.identity = Identity::default();
     assert_rerun_writes_nothing(&nb, &rogue, &create_missing());
+}
+
+#[test]
+fn host_ports_follow_the_inventory_and_leave_peoples_interfaces_alone() {
+    let invs = inventories();
+    let inv = model(&invs, "hpe-ilo5-dl360gen10plus");
+    let (_guard, _, nb) = empty_netbox();
+    let reg = registration(inv, 1, "us3-cab2-ru5-dl360");
+    let first = register(&nb, &reg, &create_missing()).unwrap();
+    let dev = first.device_id;
+    let ifaces = |nb: &NetBox| {
+        nb.list(&format!("/api/dcim/interfaces/?device_id={dev}&limit=1000"))
+            .unwrap()
+    };
+    assert_host_ports(&nb, "dl360", inv, &ifaces(&nb));
+    // The bonded port of the capture: its own MAC, the LLDP neighbour and
+    // the PXE mark in NetBox.
+    let bonded = ifaces(&nb)
+        .into_iter()
+        .find(|i| i["name"] == "NIC.Slot.1.1-2")
+        .unwrap();
+    let d = bonded["description"].as_str().unwrap();
+    assert!(
+        d.contains("PXE boot") && d.contains("LLDP 90:20:c2:c7:22:00 port 1/1/1:4"),
+        "{d}"
+    );
+    assert_eq!(bonded["type"]["value"], "25gbase-x-sfp28");
+    // Someone's own interface on the device, and one named like a port.
+    let tag_free = |name: &str| {
+        nb.post(
+            "/api/dcim/interfaces/",
+            &json!({"device": dev, "name": name, "type": "1000base-t"}),
+        )
+        .unwrap()
+    };
+    let manual = tag_free("mgmt-switch-uplink");
+    tag_free("ens9f0");
+
+    // The NIC of port 2 replaced, the 4th OCP port gone, PXE off on port 1,
+    // a port named like the person's interface.
+    let mut changed = inv.clone();
+    let old_mac = "88:e9:a4:6b:a8:ad";
+    for p in &mut changed.host_ports {
+        if p.name == "NIC.Slot.1.1-2" {
+            p.mac = Some("02:00:00:aa:bb:02".into());
+        }
+        if p.name == "NIC.Slot.1.1-1" {
+            p.pxe = false;
+        }
+    }
+    changed.host_ports.retain(|p| p.name != "OCP.Slot.10.1-4");
+    let mut theirs = changed.host_ports[0].clone();
+    theirs.name = "ens9f0".into();
+    theirs.mac = Some("02:00:00:aa:bb:09".into());
+    changed.host_ports.push(theirs);
+    let reg2 = registration(&changed, 1, "us3-cab2-ru5-dl360");
+    let before = nb.writes();
+    let out = register(&nb, &reg2, &create_missing()).unwrap();
+    assert!(
+        nb.writes() - before <= 6,
+        "{} writes: {:?}",
+        nb.writes() - before,
+        out.changes
+    );
+    assert!(
+        out.notes.iter().any(|n| n.contains("ens9f0")),
+        "{:?}",
+        out.notes
+    );
+    let now = ifaces(&nb);
+    let names: Vec<&str> = now.iter().filter_map(|i| i["name"].as_str()).collect();
+    assert!(!names.contains(&"OCP.Slot.10.1-4"), "{names:?}");
+    assert!(names.contains(&"mgmt-switch-uplink") && names.contains(&"ens9f0"));
+    let by = |n: &str| now.iter().find(|i| i["name"] == n).unwrap().clone();
+    assert_eq!(
+        by("NIC.Slot.1.1-2")["primary_mac_address"]["mac_address"]
+            .as_str()
+            .map(str::to_lowercase)
+            .as_deref(),
+        Some("02:00:00:aa:bb:02")
+    );
+    assert_eq!(
+        get(
+            &nb,
+            &format!("/api/dcim/mac-addresses/?mac_address={old_mac}")
+        )["count"],
+        0,
+        "the replaced NIC's MAC is gone"
+    );
+    assert_eq!(
+        get(
+            &nb,
+            "/api/dcim/mac-addresses/?mac_address=50:7c:6f:13:90:99"
+        )["count"],
+        0,
+        "the removed port's MAC went with its interface"
+    );
+    let pxe_tagged = |i: &Value| {
+        i["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["slug"] == "bmc-discovery-pxe")
+    };
+    assert!(!pxe_tagged(&by("NIC.Slot.1.1-1")), "PXE tag taken off");
+    assert!(pxe_tagged(&by("NIC.Slot.1.1-2")));
+    // People's interfaces untouched.
+    for name in ["mgmt-switch-uplink", "ens9f0"] {
+        let i = by(name);
+        assert_eq!(i["tags"], json!([]), "{name}");
+        if name == "mgmt-switch-uplink" {
+            assert_eq!(i["last_updated"], manual["last_updated"], "{name} written");
+        }
+    }
+    assert!(by("ens9f0")["primary_mac_address"].is_null());
+    assert_rerun_writes_nothing(&nb, &reg2, &create_missing());
+}
+
+/// `endpoint`'s object with `slug`, created from `body` if missing.
+fn by_slug(nb: &NetBox, endpoint: &str, slug: &str, body: Value) -> u64 {
+    let found = get(nb, &format!("/api/{endpoint}/?slug={slug}"));
+    if let Some(id) = found["results"][0]["id"].as_u64() {
+        return id;
+    }
+    nb.post(&format!("/api/{endpoint}/"), &body).unwrap()["id"]
+        .as_u64()
+        .unwrap()
+}
+
+/// A switch as people put one in NetBox: a device (in `site`, `rack`)
+/// whose `mgmt` interface carries the chassis MAC, and its ports by the
+/// names LLDP decodes. Returns its ports' ids by name.
+fn switch(
+    nb: &NetBox,
+    name: &str,
+    site: &str,
+    rack: Option<&str>,
+    chassis: &str,
+    ports: &[&str],
+) -> std::collections::HashMap<String, u64> {
+    let site_id = by_slug(nb, "dcim/sites", site, json!({"name": site, "slug": site}));
+    let mfr = by_slug(
+        nb,
+        "dcim/manufacturers",
+        "aruba",
+        json!({"name": "Aruba", "slug": "aruba"}),
+    );
+    let dtype = by_slug(
+        nb,
+        "dcim/device-types",
+        "aruba-8325",
+        json!({"manufacturer": mfr, "model": "8325", "slug": "aruba-8325"}),
+    );
+    let role = by_slug(
+        nb,
+        "dcim/device-roles",
+        "access-switch",
+        json!({"name": "access switch", "slug": "access-switch", "color": "2196f3"}),
+    );
+    let rack_id = rack.map(|r| {
+        let found = get(nb, &format!("/api/dcim/racks/?site_id={site_id}&name={r}"));
+        found["results"][0]["id"].as_u64().unwrap_or_else(|| {
+            nb.post(
+                "/api/dcim/racks/",
+                &json!({"name": r, "site": site_id, "status": "active"}),
+            )
+            .unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+    });
+    let dev = nb
+        .post(
+            "/api/dcim/devices/",
+            &json!({"name": name, "site": site_id, "rack": rack_id, "device_type": dtype,
+                    "role": role, "status": "active"}),
+        )
+        .unwrap();
+    let mut bodies = vec![
+        json!({"device": dev["id"], "name": "mgmt", "type": "1000base-t",
+                                 "mgmt_only": true}),
+    ];
+    for p in ports {
+        bodies.push(json!({"device": dev["id"], "name": p, "type": "25gbase-x-sfp28"}));
+    }
+    let made = nb
+        .post("/api/dcim/interfaces/", &Value::from(bodies))
+        .unwrap();
+    let mgmt = made[0]["id"].as_u64().unwrap();
+    let mac = nb
+        .post(
+            "/api/dcim/mac-addresses/",
+            &json!({"mac_address": chassis, "assigned_object_type": "dcim.interface",
+                    "assigned_object_id": mgmt}),
+        )
+        .unwrap();
+    nb.patch(
+        &format!("/api/dcim/interfaces/{mgmt}/"),
+        &json!({"primary_mac_address": mac["id"]}),
+    )
+    .unwrap();
+    made.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["id"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The interface at the far end of the device's host interface `port`'s
+/// cable: (device name, interface name), and whether the cable carries
+/// the hook's tag.
+fn cabled_to(nb: &NetBox, device: ObjectId, port: &str) -> Option<(String, String, bool)> {
+    let i = &get(
+        nb,
+        &format!("/api/dcim/interfaces/?device_id={device}&name={port}"),
+    )["results"][0];
+    let peers = i["link_peers"].as_array()?;
+    assert!(peers.len() <= 1, "{port}: {peers:?}");
+    let p = peers.first()?;
+    let cable = get(nb, &format!("/api/dcim/cables/{}/", i["cable"]["id"]));
+    let tagged = cable["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["slug"] == "bmc-discovery");
+    Some((
+        p["device"]["name"].as_str()?.to_string(),
+        p["name"].as_str()?.to_string(),
+        tagged,
+    ))
+}
+
+fn cable_count(nb: &NetBox) -> u64 {
+    get(nb, "/api/dcim/cables/?limit=1")["count"]
+        .as_u64()
+        .unwrap()
+}
+
+fn warnings_in_journal(nb: &NetBox, device: ObjectId) -> u64 {
+    get(
+        nb,
+        &format!(
+            "/api/extras/journal-entries/?assigned_object_type=dcim.device&assigned_object_id={device}&kind=warning"
+        ),
+    )["count"]
+        .as_u64()
+        .unwrap()
+}
+
+/// The HPE DL360 and DL365 Gen10 Plus captures' real Aruba neighbours
+/// (chassis MAC, hex IfName port ids): cabled where NetBox has the switch
+/// and its port, reported (never forced) where it has not.
+#[test]
+fn lldp_neighbours_become_cables_and_what_is_missing_is_reported() {
+    let invs = inventories();
+    let dl360 = model(&invs, "hpe-ilo5-dl360gen10plus");
+    let dl365 = model(&invs, "hpe-ilo5-dl365gen10plus");
+    let heard = |inv: &Inventory| {
+        inv.host_ports
+            .iter()
+            .filter_map(|p| {
+                let n = p.lldp.as_ref()?;
+                Some((
+                    p.name.clone(),
+                    n.chassis_id.clone().unwrap(),
+                    n.port_id.clone().unwrap(),
+                ))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        heard(dl360),
+        [
+            (
+                "NIC.Slot.1.1-1".to_string(),
+                "bc:d7:a5:72:f4:00".to_string(),
+                "1/1/1:4".to_string()
+            ),
+            (
+                "NIC.Slot.1.1-2".to_string(),
+                "90:20:c2:c7:22:00".to_string(),
+                "1/1/1:4".to_string()
+            ),
+        ]
+    );
+    assert_eq!(heard(dl365).len(), 2);
+    let (_guard, _, nb) = empty_netbox();
+    let opts = create_missing();
+
+    // No switch in NetBox: nothing cabled, each neighbour reported once.
+    let reg360 = registration(dl360, 1, "us3-cab2-ru5-dl360");
+    let (w, r) = (nb.writes(), nb.reads());
+    let out = register(&nb, &reg360, &opts).unwrap();
+    eprintln!(
+        "dl360 fresh, no switch in NetBox: {} writes {} reads",
+        nb.writes() - w,
+        nb.reads() - r
+    );
+    let dev360 = out.device_id;
+    assert_eq!(cable_count(&nb), 0);
+    let reasons: Vec<(&str, &str)> = out
+        .lldp_unmatched
+        .iter()
+        .map(|u| (u.port.as_str(), u.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("NIC.Slot.1.1-1", "switch-unknown"),
+            ("NIC.Slot.1.1-2", "switch-unknown")
+        ]
+    );
+    assert!(
+        out.lldp_unmatched[0]
+            .detail
+            .contains("an interface with MAC bc:d7:a5:72:f4:00, then the IP address 196.168.4.1"),
+        "{}",
+        out.lldp_unmatched[0].detail
+    );
+    assert!(out.notes.iter().any(|n| n.contains("not cabled")));
+    assert_eq!(warnings_in_journal(&nb, dev360), 1);
+    let (w, r) = (nb.writes(), nb.reads());
+    let again = register(&nb, &reg360, &opts).unwrap();
+    assert_eq!(nb.writes(), w, "a re-run wrote: {:?}", again.changes);
+    assert_eq!(again.lldp_unmatched, out.lldp_unmatched);
+    assert_eq!(warnings_in_journal(&nb, dev360), 1, "journalled once");
+    eprintln!(
+        "dl360 re-run, no switch in NetBox: 0 writes {} reads",
+        nb.reads() - r
+    );
+
+    // The switches, as the captures name them.
+    let a = switch(
+        &nb,
+        "sw-a",
+        "us3",
+        Some("cab2"),
+        "bc:d7:a5:72:f4:00",
+        &["1/1/1:4", "1/1/1:5", "1/1/1:7"],
+    );
+    switch(
+        &nb,
+        "sw-b",
+        "us3",
+        Some("cab2"),
+        "90:20:c2:c7:22:00",
+        &["1/1/1:4"],
+    );
+    switch(
+        &nb,
+        "sw-c",
+        "us3",
+        Some("cab3"),
+        "18:7a:3b:4b:92:00",
+        &["1/1/1:2"],
+    );
+    switch(
+        &nb,
+        "sw-d",
+        "us3",
+        Some("cab3"),
+        "90:20:c2:c9:55:00",
+        &["1/1/1:2"],
+    );
+
+    // A fresh DL365 with its switches there: one cable per neighbour.
+    let reg365 = registration(dl365, 2, "us3-cab3-ru7-dl365");
+    let (w, r) = (nb.writes(), nb.reads());
+    let out = register(&nb, &reg365, &opts).unwrap();
+    eprintln!(
+        "dl365 fresh, switches in NetBox: {} writes {} reads: {:?}",
+        nb.writes() - w,
+        nb.reads() - r,
+        out.changes
+    );
+    assert!(out.lldp_unmatched.is_empty(), "{:?}", out.lldp_unmatched);
+    for (port, chassis, sw_port) in heard(dl365) {
+        let sw = if chassis == "18:7a:3b:4b:92:00" {
+            "sw-c"
+        } else {
+            "sw-d"
+        };
+        assert_eq!(
+            cabled_to(&nb, out.device_id, &port),
+            Some((sw.to_string(), sw_port, true)),
+            "{port}"
+        );
+    }
+    assert_eq!(cable_count(&nb), 2);
+    let (w, r) = (nb.writes(), nb.reads());
+    assert_rerun_writes_nothing(&nb, &reg365, &opts);
+    eprintln!(
+        "dl365 re-run, cabled: {} writes {} reads",
+        nb.writes() - w,
+        nb.reads() - r
+    );
+
+    // The DL360 again, now that its switches are there: cabled, and the
+    // warning is not repeated.
+    let (w, r) = (nb.writes(), nb.reads());
+    let out = register(&nb, &reg360, &opts).unwrap();
+    eprintln!(
+        "dl360 once its switches exist: {} writes {} reads: {:?}",
+        nb.writes() - w,
+        nb.reads() - r,
+        out.changes
+    );
+    assert!(out.lldp_unmatched.is_empty());
+    assert_eq!(
+        cabled_to(&nb, dev360, "NIC.Slot.1.1-1"),
+        Some(("sw-a".into(), "1/1/1:4".into(), true))
+    );
+    assert_eq!(
+        cabled_to(&nb, dev360, "NIC.Slot.1.1-2"),
+        Some(("sw-b".into(), "1/1/1:4".into(), true))
+    );
+    assert_eq!(cable_count(&nb), 4);
+    assert_eq!(warnings_in_journal(&nb, dev360), 1);
+    assert_rerun_writes_nothing(&nb, &reg360, &opts);
+
+    // Recabled to a free port of the same switch: the hook's cable moves.
+    let mut moved = dl360.clone();
+    let lldp_of = |inv: &mut Inventory, port: &str, to: &str| {
+        let p = inv.host_ports.iter_mut().find(|p| p.name == port).unwrap();
+        p.lldp.as_mut().unwrap().port_id = Some(to.to_string());
+    };
+    lldp_of(&mut moved, "NIC.Slot.1.1-1", "1/1/1:5");
+    let reg = registration(&moved, 1, "us3-cab2-ru5-dl360");
+    let w = nb.writes();
+    let out = register(&nb, &reg, &opts).unwrap();
+    assert_eq!(
+        nb.writes() - w,
+        4,
+        "description (it names the neighbour), cable removed, cable created, journal: {:?}",
+        out.changes
+    );
+    assert_eq!(
+        cabled_to(&nb, dev360, "NIC.Slot.1.1-1"),
+        Some(("sw-a".into(), "1/1/1:5".into(), true))
+    );
+    assert_eq!(cable_count(&nb), 4);
+    assert_rerun_writes_nothing(&nb, &reg, &opts);
+
+    // A port someone cabled by hand (to a patch panel), and a port the
+    // switch lacks: both reported, neither forced; the hook's cable stays.
+    let panel = switch(
+        &nb,
+        "patch-1",
+        "us3",
+        Some("cab2"),
+        "02:00:00:00:99:01",
+        &["p7"],
+    );
+    let hand = nb
+        .post(
+            "/api/dcim/cables/",
+            &json!({"a_terminations": [{"object_type": "dcim.interface", "object_id": a["1/1/1:7"]}],
+                    "b_terminations": [{"object_type": "dcim.interface", "object_id": panel["p7"]}],
+                    "status": "connected"}),
+        )
+        .unwrap();
+    let mut taken = moved.clone();
+    lldp_of(&mut taken, "NIC.Slot.1.1-1", "1/1/1:7");
+    lldp_of(&mut taken, "NIC.Slot.1.1-2", "1/1/1:9");
+    let reg = registration(&taken, 1, "us3-cab2-ru5-dl360");
+    let w = nb.writes();
+    let out = register(&nb, &reg, &opts).unwrap();
+    let reasons: Vec<(&str, &str)> = out
+        .lldp_unmatched
+        .iter()
+        .map(|u| (u.port.as_str(), u.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("NIC.Slot.1.1-1", "port-taken"),
+            ("NIC.Slot.1.1-2", "port-unknown")
+        ]
+    );
+    assert_eq!(
+        nb.writes() - w,
+        3,
+        "descriptions (one bulk PATCH), their journal entry, the warning; no cable: {:?}",
+        out.changes
+    );
+    assert_eq!(warnings_in_journal(&nb, dev360), 2);
+    let hand_now = get(&nb, &format!("/api/dcim/cables/{}/", hand["id"]));
+    assert_eq!(hand_now["last_updated"], hand["last_updated"]);
+    assert_eq!(
+        cabled_to(&nb, dev360, "NIC.Slot.1.1-1"),
+        Some(("sw-a".into(), "1/1/1:5".into(), true)),
+        "the hook's cable is not moved onto a taken port"
+    );
+    let w = nb.writes();
+    let again = register(&nb, &reg, &opts).unwrap();
+    assert_eq!(nb.writes(), w, "{:?}", again.changes);
+    assert_eq!(warnings_in_journal(&nb, dev360), 2, "journalled once");
+}
+
+/// `placement-from-switch`: a DL360 whose hostname names no rack lands
+/// in its switches' site and rack when asked, and stays unplaced when not.
+#[test]
+fn placement_from_switch_takes_the_switch_rack_only_when_asked() {
+    let invs = inventories();
+    let dl360 = model(&invs, "hpe-ilo5-dl360gen10plus");
+    let (_guard, _, nb) = empty_netbox();
+    switch(
+        &nb,
+        "sw-a",
+        "fra1",
+        Some("r12"),
+        "bc:d7:a5:72:f4:00",
+        &["1/1/1:4"],
+    );
+    switch(
+        &nb,
+        "sw-b",
+        "fra1",
+        Some("r12"),
+        "90:20:c2:c7:22:00",
+        &["1/1/1:4"],
+    );
+    let pattern = PlacementPattern::default_pattern();
+    let lease = |site: Option<&'static str>| {
+        Registration::for_lease(
+            dl360,
+            "02:00:00:00:03:01",
+            Ipv4Addr::new(10, 40, 0, 11),
+            24,
+            Some("dl360web7"),
+            site,
+            &pattern,
+            false,
+        )
+    };
+    let off = create_missing();
+    let on = Options {
+        placement_from_switch: true,
+        ..create_missing()
+    };
+    let (w, r) = (nb.writes(), nb.reads());
+    let out = register(&nb, &lease(Some("fra1")), &off).unwrap();
+    eprintln!(
+        "dl360 fresh, switches in NetBox: {} writes {} reads: {:?}",
+        nb.writes() - w,
+        nb.reads() - r,
+        out.changes
+    );
+    let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
+    assert_eq!(dev["site"]["slug"], "fra1");
+    assert!(dev["rack"].is_null(), "off: unplaced");
+    assert_eq!(out.placement.rack, None);
+
+    // On: the same server (found by its MAC) moves into the switches'
+    // rack, without a unit.
+    let (w, r) = (nb.writes(), nb.reads());
+    let out = register(&nb, &lease(Some("fra1")), &on).unwrap();
+    eprintln!(
+        "placement-from-switch on: {} writes {} reads: {:?}",
+        nb.writes() - w,
+        nb.reads() - r,
+        out.changes
+    );
+    let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
+    assert_eq!(dev["rack"]["name"], "r12");
+    assert_eq!(dev["site"]["slug"], "fra1");
+    assert!(dev["position"].is_null());
+    assert_eq!(out.placement.rack.as_deref(), Some("r12"));
+    assert_eq!(out.placement.site.as_deref(), Some("fra1"));
+    assert_rerun_writes_nothing(&nb, &lease(Some("fra1")), &on);
+    // With no site from hostname or subnet it is registrable at all only
+    // by its switches.
+    let e = register(&nb, &lease(None), &off).unwrap_err();
+    assert!(e.to_string().contains("no site"), "{e}");
+    let out = register(&nb, &lease(None), &on).unwrap();
+    assert_eq!(out.placement.rack.as_deref(), Some("r12"));
+    // A subnet site the switches are not in wins: the rack is not taken.
+    let out = register(&nb, &lease(Some("us3")), &on).unwrap();
+    assert_eq!(out.placement.rack, None);
+    assert!(
+        out.notes.iter().any(|n| n.contains("the site named wins")),
+        "{:?}",
+        out.notes
+    );
 }

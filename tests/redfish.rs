@@ -199,6 +199,15 @@ fn every_mockup_model_yields_its_own_identity() {
             inv.firmware.len(),
             got.warnings.len()
         ));
+        // Every iDRAC 9 capture links DellSwitchConnection and none serves
+        // it: asked for (within the budget), never a warning.
+        assert!(
+            !got.warnings
+                .iter()
+                .any(|w| w.contains("DellSwitchConnection")),
+            "{model}: {:?}",
+            got.warnings
+        );
         let vendor = model.split('-').next().unwrap();
         match vendor {
             "dell" | "hpe" | "lenovo" | "supermicro" => {
@@ -982,4 +991,540 @@ fn a_session_token_that_is_not_a_plain_token_is_refused() {
     assert_eq!(e.kind, FailureKind::Protocol, "{e}");
     assert!(e.message.contains("not a printable ASCII token"), "{e}");
     assert!(!e.message.contains("odd token"), "{e}");
+}
+
+/// The host ports a model's files show, by simple rules of their own:
+/// every MAC of a NetworkDeviceFunction under the chassis' adapters
+/// (permanent first), of the system's EthernetInterfaces that are not the
+/// host side of the BMC's NIC, and of HPE's BaseNetworkAdapters; an
+/// adapter port no function gives a MAC adds its one associated MAC, or
+/// counts as a port without one; the manager's own MACs are none of them.
+struct ExpectedPorts {
+    macs: std::collections::BTreeSet<String>,
+    without_mac: usize,
+    /// MACs whose device function boots by PXE.
+    pxe: std::collections::BTreeSet<String>,
+    /// MAC -> (neighbour chassis id, decoded port id) from LLDPReceive.
+    lldp: std::collections::BTreeMap<String, (String, String)>,
+    bmc_macs: std::collections::BTreeSet<String>,
+}
+
+/// The members a collection lists (the BMC's view: the Dell R750's
+/// InfiniBand NetworkPorts lists one of its two port folders).
+fn member_docs(model: &str, coll: Option<&str>) -> Vec<Value> {
+    let Some(c) = coll else { return Vec::new() };
+    let Some(list) = read(model, c) else {
+        return Vec::new();
+    };
+    list["Members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["@odata.id"].as_str())
+        .filter_map(|p| read(model, p))
+        .collect()
+}
+
+fn id_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.pointer(&format!("/{key}/@odata.id"))
+        .and_then(Value::as_str)
+}
+
+/// `31:2F:31` -> "1/1"; anything else unchanged.
+fn unhex(s: &str) -> String {
+    let bytes: Option<Vec<u8>> = s
+        .split(':')
+        .map(|p| {
+            u8::from_str_radix(p, 16)
+                .ok()
+                .filter(|b| (0x20..0x7f).contains(b))
+        })
+        .collect();
+    match bytes {
+        Some(b) if b.len() > 1 => String::from_utf8(b).unwrap(),
+        _ => s.to_string(),
+    }
+}
+
+fn expected_ports(model: &str) -> ExpectedPorts {
+    let sys_uri = children(model, "/redfish/v1/Systems")
+        .into_iter()
+        .find(|p| {
+            read(model, p)
+                .is_some_and(|s| s.get("SystemType").and_then(Value::as_str) != Some("DPU"))
+        });
+    let sys = sys_uri
+        .as_deref()
+        .and_then(|p| read(model, p))
+        .unwrap_or(Value::Null);
+    let chassis = sys
+        .pointer("/Links/Chassis/0/@odata.id")
+        .and_then(Value::as_str)
+        .and_then(|c| read(model, c))
+        .or_else(|| {
+            children(model, "/redfish/v1/Chassis")
+                .first()
+                .and_then(|c| read(model, c))
+        })
+        .unwrap_or(Value::Null);
+    let manager = sys
+        .pointer("/Links/ManagedBy/0/@odata.id")
+        .and_then(Value::as_str)
+        .and_then(|m| read(model, m))
+        .unwrap_or(Value::Null);
+    let mac_at = |v: &Value, keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| v.pointer(k).and_then(Value::as_str).and_then(mac))
+    };
+    let mut e = ExpectedPorts {
+        macs: Default::default(),
+        without_mac: 0,
+        pxe: Default::default(),
+        lldp: Default::default(),
+        bmc_macs: Default::default(),
+    };
+    for i in member_docs(model, id_of(&manager, "EthernetInterfaces")) {
+        e.bmc_macs.extend(mac_at(&i, &["/PermanentMACAddress"]));
+        e.bmc_macs.extend(mac_at(&i, &["/MACAddress"]));
+    }
+    let mut found = Vec::new();
+    for a in member_docs(model, id_of(&chassis, "NetworkAdapters")) {
+        let ndfs = member_docs(model, id_of(&a, "NetworkDeviceFunctions"));
+        let ports = member_docs(model, id_of(&a, "Ports").or(id_of(&a, "NetworkPorts")));
+        for d in &ndfs {
+            if let Some(m) = mac_at(
+                d,
+                &["/Ethernet/PermanentMACAddress", "/Ethernet/MACAddress"],
+            ) {
+                if d["BootMode"] == "PXE" {
+                    e.pxe.insert(m.clone());
+                }
+                found.push(m);
+            }
+        }
+        for p in &ports {
+            let pid = p["@odata.id"].as_str().unwrap().trim_end_matches('/');
+            // A function names its port in Links (or, deprecated, at its
+            // top level); a list of assignable ports counts when it holds
+            // one port only.
+            let names = |d: &Value, p: &str| {
+                [
+                    "/Links/PhysicalNetworkPortAssignment",
+                    "/Links/PhysicalPortAssignment",
+                    "/PhysicalNetworkPortAssignment",
+                    "/PhysicalPortAssignment",
+                ]
+                .iter()
+                .any(|k| d.pointer(&format!("{k}/@odata.id")).and_then(Value::as_str) == Some(p))
+            };
+            let only = |d: &Value, p: &str| {
+                let l: Vec<&str> = ["AssignablePhysicalNetworkPorts", "AssignablePhysicalPorts"]
+                    .iter()
+                    .flat_map(|k| d[*k].as_array().into_iter().flatten())
+                    .filter_map(|x| x["@odata.id"].as_str())
+                    .collect();
+                l.len() == 1 && l[0] == p
+            };
+            let linked = ndfs
+                .iter()
+                .find(|d| names(d, pid))
+                .or_else(|| ndfs.iter().find(|d| only(d, pid)));
+            let own = linked.and_then(|d| {
+                mac_at(
+                    d,
+                    &["/Ethernet/PermanentMACAddress", "/Ethernet/MACAddress"],
+                )
+            });
+            let assoc: Vec<String> = p
+                .pointer("/Ethernet/AssociatedMACAddresses")
+                .or(p.get("AssociatedNetworkAddresses"))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|m| m.as_str().and_then(mac)).collect())
+                .unwrap_or_default();
+            match (&own, assoc.len()) {
+                (Some(_), _) => {}
+                (None, 0) => e.without_mac += 1,
+                (None, 1) => found.push(assoc[0].clone()),
+                (None, n) => panic!("{model}: {pid} has {n} MACs and no function: no rule"),
+            }
+            let lldp = p.pointer("/Ethernet/LLDPReceive");
+            if let (Some(own), Some(l)) = (own, lldp) {
+                if l["ChassisIdSubtype"] == "MacAddr" {
+                    e.lldp.insert(
+                        own,
+                        (
+                            mac(l["ChassisId"].as_str().unwrap()).unwrap(),
+                            unhex(l["PortId"].as_str().unwrap()),
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    for i in member_docs(model, id_of(&sys, "EthernetInterfaces")) {
+        if i.pointer("/Links/HostInterface").is_none() {
+            found.extend(mac_at(&i, &["/PermanentMACAddress", "/MACAddress"]));
+        }
+    }
+    let base = sys
+        .pointer("/Oem/Hpe/Links/NetworkAdapters/@odata.id")
+        .and_then(Value::as_str);
+    for a in member_docs(model, base) {
+        for p in a["PhysicalPorts"].as_array().into_iter().flatten() {
+            found.extend(mac_at(p, &["/MacAddress"]));
+        }
+    }
+    e.macs = found
+        .into_iter()
+        .filter(|m| !e.bmc_macs.contains(m))
+        .collect();
+    e
+}
+
+#[test]
+fn every_model_lists_its_host_ports_once_each_with_its_own_mac() {
+    let emu = Emulator::start(0);
+    let d = discoverer(TlsPolicy::Insecure, good_creds(), Limits::default());
+    let mut report = Vec::new();
+    for (i, model) in emulator::all_models().iter().enumerate() {
+        let addr = Ipv4Addr::new(127, 40, 0, i as u8 + 1);
+        emu.add(addr, model, 0, USER, PASS);
+        let inv = d
+            .discover(&target(&emu, addr))
+            .unwrap_or_else(|e| panic!("{model}: {e}"))
+            .inventory;
+        let want = expected_ports(model);
+        let ports = &inv.host_ports;
+        let got: std::collections::BTreeSet<String> =
+            ports.iter().filter_map(|p| p.mac.clone()).collect();
+        assert_eq!(got, want.macs, "{model}: host port MACs");
+        assert_eq!(
+            ports.len(),
+            want.macs.len() + want.without_mac,
+            "{model}: one port per MAC, plus the ports without one: {ports:#?}"
+        );
+        let names: std::collections::BTreeSet<&String> = ports.iter().map(|p| &p.name).collect();
+        assert_eq!(names.len(), ports.len(), "{model}: names unique");
+        assert!(
+            ports
+                .iter()
+                .all(|p| p.mac.as_ref().is_none_or(|m| !want.bmc_macs.contains(m))),
+            "{model}: a BMC interface listed as a host port"
+        );
+        let pxe: std::collections::BTreeSet<String> = ports
+            .iter()
+            .filter(|p| p.pxe)
+            .filter_map(|p| p.mac.clone())
+            .collect();
+        assert_eq!(
+            pxe,
+            want.pxe.intersection(&want.macs).cloned().collect(),
+            "{model}: PXE"
+        );
+        for p in ports {
+            let m = p.mac.clone().unwrap_or_default();
+            match (want.lldp.get(&m), &p.lldp) {
+                (Some((chassis, port)), Some(n)) => {
+                    assert_eq!(n.chassis_id.as_ref(), Some(chassis), "{model} {}", p.name);
+                    assert_eq!(n.port_id.as_ref(), Some(port), "{model} {}", p.name);
+                }
+                (None, None) => {}
+                (w, g) => panic!("{model} {}: LLDP neighbour {w:?}, got {g:?}", p.name),
+            }
+        }
+        report.push(format!(
+            "{model:32} {:2} ports: {}",
+            ports.len(),
+            ports
+                .iter()
+                .map(|p| format!("{}={}", p.name, p.mac.as_deref().unwrap_or("-")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        // Names per vendor, as the captures name the ports.
+        if model.starts_with("dell-") {
+            for a in member_docs(
+                model,
+                Some(&format!(
+                    "{}/NetworkAdapters",
+                    "/redfish/v1/Chassis/System.Embedded.1"
+                )),
+            ) {
+                let coll = id_of(&a, "Ports").or(id_of(&a, "NetworkPorts"));
+                for p in member_docs(model, coll) {
+                    let id = p["Id"].as_str().unwrap();
+                    assert!(
+                        ports.iter().any(|x| x.name == id),
+                        "{model}: Dell port {id} by its own id"
+                    );
+                }
+            }
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+#[test]
+fn hpe_lldp_neighbours_and_the_bonded_mac_are_read_as_captured() {
+    // Listed from the captures, port by port, so each line is checked
+    // against the file it names.
+    let emu = Emulator::start(0);
+    let d = discoverer(TlsPolicy::Insecure, good_creds(), Limits::default());
+    let cases = [
+        // hpe-ilo5-dl360gen10plus: Chassis/1/NetworkAdapters/DE080000,
+        // BaseNetworkAdapters/1 (StructuredName NIC.Slot.1.1). Port 1's
+        // AssociatedMACAddresses start with port 0's MAC (..:ac); its
+        // function's PermanentMACAddress is ..:ad.
+        (
+            "hpe-ilo5-dl360gen10plus",
+            "NIC.Slot.1.1-1",
+            "88:e9:a4:6b:a8:ac",
+            "bc:d7:a5:72:f4:00",
+            "1/1/1:4",
+        ),
+        (
+            "hpe-ilo5-dl360gen10plus",
+            "NIC.Slot.1.1-2",
+            "88:e9:a4:6b:a8:ad",
+            "90:20:c2:c7:22:00",
+            "1/1/1:4",
+        ),
+        // hpe-ilo5-dl365gen10plus: NetworkAdapters/DE07A000,
+        // BaseNetworkAdapters/1 (OCP.Slot.10.1).
+        (
+            "hpe-ilo5-dl365gen10plus",
+            "OCP.Slot.10.1-1",
+            "84:16:0c:39:a1:e2",
+            "18:7a:3b:4b:92:00",
+            "1/1/1:2",
+        ),
+        (
+            "hpe-ilo5-dl365gen10plus",
+            "OCP.Slot.10.1-2",
+            "84:16:0c:39:a1:e3",
+            "90:20:c2:c9:55:00",
+            "1/1/1:2",
+        ),
+    ];
+    for (i, model) in ["hpe-ilo5-dl360gen10plus", "hpe-ilo5-dl365gen10plus"]
+        .iter()
+        .enumerate()
+    {
+        let addr = Ipv4Addr::new(127, 41, 0, i as u8 + 1);
+        emu.add(addr, model, 0, USER, PASS);
+        let inv = d.discover(&target(&emu, addr)).unwrap().inventory;
+        for (m, name, port_mac, chassis, port_id) in cases.iter().filter(|c| c.0 == *model) {
+            let _ = m;
+            let p = inv
+                .host_ports
+                .iter()
+                .find(|p| p.name == *name)
+                .unwrap_or_else(|| panic!("{model}: no port {name}: {:#?}", inv.host_ports));
+            assert_eq!(p.mac.as_deref(), Some(*port_mac), "{model} {name}");
+            assert!(p.pxe, "{model} {name}: BootMode PXE");
+            assert_eq!(p.link_up, Some(true), "{model} {name}");
+            assert_eq!(p.speed_mbps, Some(25_000), "{model} {name}");
+            let n = p.lldp.as_ref().expect("neighbour");
+            assert_eq!(n.chassis_id.as_deref(), Some(*chassis), "{model} {name}");
+            assert_eq!(n.chassis_id_subtype.as_deref(), Some("MacAddr"));
+            assert_eq!(n.port_id.as_deref(), Some(*port_id), "{model} {name}");
+            assert_eq!(n.port_id_subtype.as_deref(), Some("IfName"));
+        }
+        // The partner's MAC the bonded port also lists is no port of its own.
+        if *model == "hpe-ilo5-dl360gen10plus" {
+            for stray in ["88:e9:a4:6b:a8:ae", "88:e9:a4:6b:a8:af"] {
+                assert!(
+                    inv.host_ports
+                        .iter()
+                        .all(|p| p.mac.as_deref() != Some(stray)),
+                    "{stray} is in AssociatedMACAddresses only"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn ports_are_named_and_addressed_as_their_captures_say() {
+    // (model, port name, MAC, where the pair is in the capture)
+    let cases = [
+        // Chassis/1/NetworkAdapters/slot-27/Ports/2 and the function that
+        // names it (NetworkDeviceFunctions/2.1); every function there lists
+        // all four ports as assignable.
+        ("lenovo-xcc-sr670v2", "slot-27-2", "00:62:0b:4c:28:4f"),
+        ("lenovo-xcc-sr670v2", "slot-27-4", "00:62:0b:4c:28:51"),
+        // NetworkAdapters/9/Ports/2 + NetworkDeviceFunctions/2 (MACAddress
+        // only); PCIeDevices/NIC9.
+        (
+            "supermicro-x13-sys821ge-tnhr",
+            "NIC9-2",
+            "7c:c2:55:79:3f:8f",
+        ),
+        // NetworkAdapters/NIC.Integrated.1/NetworkPorts/NIC.Integrated.1-2.
+        (
+            "dell-idrac9-r750",
+            "NIC.Integrated.1-2",
+            "e4:3d:1a:13:27:f1",
+        ),
+        // Systems/.../EthernetInterfaces/NIC.Integrated.1-3-1 (iDRAC 8 has
+        // no NetworkAdapters).
+        (
+            "dell-idrac8-13g",
+            "NIC.Integrated.1-3-1",
+            "80:18:44:de:4f:e6",
+        ),
+        // DevType7_NIC3/Ports/DevTypeE_Slot0_Instance11_PORT1 +
+        // NetworkDeviceFunction5.
+        (
+            "nvidia-dgxh100-ami",
+            "DevTypeE_Slot0_Instance11_PORT1",
+            "94:6d:ae:aa:2a:19",
+        ),
+        // BaseNetworkAdapters/4 (NIC.Slot.5.1), PhysicalPorts[0].
+        (
+            "hpe-ilo5-dl385gen10plusv2",
+            "NIC.Slot.5.1-1",
+            "b8:3f:d2:d7:f7:4a",
+        ),
+        // NetworkAdapters/DE040000/Ports/1 (PortId 2) + function 1.
+        ("hpe-ilo7-dl360gen12", "DE040000-2", "58:a2:e1:48:93:af"),
+        // EthernetInterfaces/2, Name "OnBoard LAN 2".
+        (
+            "supermicro-x10-sysf618h6",
+            "OnBoard LAN 2",
+            "0c:c4:7a:b7:21:c7",
+        ),
+        // EthernetInterfaces/12446A3B8890: PermanentMACAddress, not the
+        // MACAddress AA:BB:CC:DD:EE:00 it runs with.
+        (
+            "dmtf-public-rackmount1",
+            "12446A3B8890",
+            "12:44:6a:3b:88:90",
+        ),
+    ];
+    let emu = Emulator::start(0);
+    let d = discoverer(TlsPolicy::Insecure, good_creds(), Limits::default());
+    let mut models: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    models.dedup();
+    for (i, model) in models.iter().enumerate() {
+        let addr = Ipv4Addr::new(127, 42, 0, i as u8 + 1);
+        emu.add(addr, model, 0, USER, PASS);
+        let inv = d.discover(&target(&emu, addr)).unwrap().inventory;
+        for (_, name, want) in cases.iter().filter(|c| c.0 == *model) {
+            let p = inv
+                .host_ports
+                .iter()
+                .find(|p| p.name == *name)
+                .unwrap_or_else(|| panic!("{model}: no port {name}: {:#?}", inv.host_ports));
+            assert_eq!(p.mac.as_deref(), Some(*want), "{model} {name}");
+        }
+    }
+}
+
+/// A made-up, DMTF-shaped BMC (no capture is hostile): an adapter with
+/// 400 ports and 400 functions of odd types, 400 interfaces named
+/// alike, through the whole walk as the fuzz target runs it.
+#[test]
+fn a_hostile_bmc_gets_a_bounded_port_list_and_no_panic() {
+    use dhcp_bmc_discovery::redfish::fuzzing::{self, Canned};
+    use dhcp_bmc_discovery::redfish::ports::{MAX_HOST_PORTS, MAX_NAME, MAX_TEXT};
+    use serde_json::json;
+    use std::collections::{HashMap, HashSet};
+    let coll = |id: &str, members: Vec<Value>| json!({"@odata.id": id, "Members": members, "Members@odata.count": members.len()});
+    let a = "/redfish/v1/Chassis/1/NetworkAdapters/X";
+    let ports: Vec<Value> = (0..400)
+        .map(|i| {
+            json!({"@odata.id": format!("{a}/Ports/{i}"), "Id": i.to_string(),
+                   "PortId": if i % 2 == 0 { json!("\u{202e}1") } else { json!([1]) },
+                   "CurrentSpeedGbps": if i % 3 == 0 { json!(1e300) } else { json!(-4) },
+                   "LinkStatus": 7,
+                   "Ethernet": {"AssociatedMACAddresses": ["02:00:00:00:00:01", 5, "zz"],
+                                "LLDPReceive": {"ChassisId": if i % 10 == 0 { "41:".repeat(300) } else { String::new() },
+                                                "ChassisIdSubtype": "IfName",
+                                                "PortId": {"x": 1}, "SystemName": if i % 10 == 0 { "s".repeat(500) } else { String::new() }}}})
+        })
+        .collect();
+    let ndfs: Vec<Value> = (0..400)
+        .map(|i| {
+            json!({"@odata.id": format!("{a}/NetworkDeviceFunctions/{i}"), "Id": format!("f{i}"),
+                   "Ethernet": {"PermanentMACAddress": format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256)},
+                   "BootMode": "PXE",
+                   "Links": {"PhysicalNetworkPortAssignment": {"@odata.id": format!("{a}/Ports/0")}}})
+        })
+        .collect();
+    let eths: Vec<Value> = (0..400)
+        .map(|i| {
+            json!({"@odata.id": format!("/redfish/v1/Systems/1/EthernetInterfaces/{i}"),
+                   "Id": i.to_string(), "Name": "same",
+                   "MACAddress": format!("02:00:00:01:{:02x}:{:02x}", i / 256, i % 256)})
+        })
+        .collect();
+    let mut answers: HashMap<String, Value> = HashMap::new();
+    answers.insert("/redfish/v1/".into(), json!({"Systems": {"@odata.id": "/redfish/v1/Systems"},
+        "Chassis": {"@odata.id": "/redfish/v1/Chassis"}, "Managers": {"@odata.id": "/redfish/v1/Managers"}}));
+    answers.insert(
+        "/redfish/v1/Systems".into(),
+        coll(
+            "/redfish/v1/Systems",
+            vec![json!({
+        "@odata.id": "/redfish/v1/Systems/1", "Id": "1", "Model": "m", "SerialNumber": "S1",
+        "EthernetInterfaces": {"@odata.id": "/redfish/v1/Systems/1/EthernetInterfaces"},
+        "Links": {"Chassis": [{"@odata.id": "/redfish/v1/Chassis/1"}]}})],
+        ),
+    );
+    answers.insert(
+        "/redfish/v1/Managers".into(),
+        coll("/redfish/v1/Managers", vec![]),
+    );
+    answers.insert(
+        "/redfish/v1/Chassis".into(),
+        coll("/redfish/v1/Chassis", vec![]),
+    );
+    answers.insert(
+        "/redfish/v1/Chassis/1".into(),
+        json!({"@odata.id": "/redfish/v1/Chassis/1",
+        "NetworkAdapters": {"@odata.id": "/redfish/v1/Chassis/1/NetworkAdapters"}}),
+    );
+    answers.insert("/redfish/v1/Chassis/1/NetworkAdapters".into(), coll("/redfish/v1/Chassis/1/NetworkAdapters",
+        vec![json!({"@odata.id": a, "Id": "X", "Ports": {"@odata.id": format!("{a}/Ports")},
+                    "NetworkDeviceFunctions": {"@odata.id": format!("{a}/NetworkDeviceFunctions")}})]));
+    answers.insert(format!("{a}/Ports"), coll(&format!("{a}/Ports"), ports));
+    answers.insert(
+        format!("{a}/NetworkDeviceFunctions"),
+        coll(&format!("{a}/NetworkDeviceFunctions"), ndfs),
+    );
+    answers.insert(
+        "/redfish/v1/Systems/1/EthernetInterfaces".into(),
+        coll("/redfish/v1/Systems/1/EthernetInterfaces", eths),
+    );
+    let answers: HashMap<String, Vec<u8>> = answers
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::to_vec(&v).unwrap()))
+        .collect();
+    let canned: Canned = std::sync::Arc::new(move |p: &str| answers.get(p).cloned());
+    let limits = Limits {
+        parallel_requests: 1,
+        ..Limits::default()
+    };
+    let started = std::time::Instant::now();
+    let (inv, _) = fuzzing::inventory(canned, limits, None).expect("a discovery");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let ports = &inv.host_ports;
+    assert_eq!(ports.len(), MAX_HOST_PORTS);
+    let names: HashSet<&String> = ports.iter().map(|p| &p.name).collect();
+    assert_eq!(names.len(), ports.len());
+    for p in ports {
+        assert!(p.name.chars().count() <= MAX_NAME && !p.name.contains('\u{202e}'));
+        if let Some(n) = &p.lldp {
+            assert!(n
+                .chassis_id
+                .as_ref()
+                .is_none_or(|c| c.chars().count() <= MAX_TEXT));
+            assert!(n
+                .system_name
+                .as_ref()
+                .is_none_or(|c| c.chars().count() <= MAX_TEXT));
+        }
+        assert!(p.speed_mbps.is_none_or(|s| s < 1_000_000_000));
+    }
 }

@@ -327,6 +327,13 @@ pub const NETBOX_ADDRESS_MOVES: Choice = Choice {
     choices: &["move", "conflict"],
 };
 
+/// Off: LLDP is what the BMC says it heard; a server whose hostname names
+/// no rack is placed by the switch it says it is cabled to only when asked.
+pub const NETBOX_PLACEMENT_FROM_SWITCH: Flag = Flag {
+    name: "netbox.placement-from-switch",
+    default: false,
+};
+
 /// Every parameter, each map's in the order its "unknown parameter"
 /// message lists them.
 pub const PARAMETERS: &[Parameter] = &[
@@ -379,6 +386,7 @@ pub const PARAMETERS: &[Parameter] = &[
     Parameter::Integer(NETBOX_PARALLEL_REGISTRATIONS),
     Parameter::Flag(NETBOX_PLACE_BY_BMC_HOSTNAME),
     Parameter::Choice(NETBOX_ADDRESS_MOVES),
+    Parameter::Flag(NETBOX_PLACEMENT_FROM_SWITCH),
 ];
 
 #[cfg(test)]
@@ -412,7 +420,7 @@ mod tests {
         assert_eq!(keys("")[..3], ["workers", "queue-capacity", "subnet-ids"]);
         assert!(keys("").contains(&"netbox") && !keys("").contains(&"port"));
         assert_eq!(keys("redfish")[..2], ["credentials-file", "port"]);
-        assert_eq!(keys("netbox").len(), 13);
+        assert_eq!(keys("netbox").len(), 14);
     }
 
     /// The parameter tables of docs/CONFIGURATION.md say what this table

@@ -192,6 +192,7 @@ impl Hook {
                 requests: nb.requests(),
             });
             s.failures = m.failures();
+            s.lldp_unmatched = m.lldp_unmatched_counts();
         }
         if let Some(g) = &self.services.guard {
             s.credentials = Some(CredentialsState {

@@ -7,6 +7,7 @@ pub mod register;
 mod shared;
 
 pub use client::{NetBox, NetBoxError, ObjectId};
+pub use register::cables::Unmatched;
 pub use register::{
     register, AddressMoves, CustomFields, Identity, Options, Outcome, RegisterError, Registration,
 };

@@ -15,10 +15,15 @@
 //! The steps, in order (`register_with`): the hook's tag, the site and
 //! rack, the manufacturer, device type and role, the custom fields; then
 //! which device this server is (`identity`), the device itself and its
-//! BMC interface; then what hangs off the interface (`addresses`). The
-//! read-first writes they all use are in `writes`.
+//! BMC interface; then what hangs off the interface (`addresses`), and the
+//! server's own network ports as interfaces (`host_ports`) and their LLDP
+//! neighbours as cables (`cables`; the switches are found first, since
+//! `placement-from-switch` places a server by them). The read-first
+//! writes they all use are in `writes`.
 
 mod addresses;
+pub mod cables;
+mod host_ports;
 mod identity;
 mod moves;
 mod writes;
@@ -152,6 +157,10 @@ pub struct Options {
     /// The leased address or the BMC's MAC on another device's interface:
     /// moved here, or a conflict (`netbox.address-moves`).
     pub address_moves: AddressMoves,
+    /// A server whose placement names no rack takes the site and rack of
+    /// the switch its host ports' LLDP neighbours are
+    /// (`netbox.placement-from-switch`).
+    pub placement_from_switch: bool,
 }
 
 /// What a registration does with the leased address, or the BMC's MAC,
@@ -258,6 +267,7 @@ impl Default for Options {
             journal: defaults::NETBOX_JOURNAL.default,
             place_by_bmc_hostname: defaults::NETBOX_PLACE_BY_BMC_HOSTNAME.default,
             address_moves: AddressMoves::default(),
+            placement_from_switch: defaults::NETBOX_PLACEMENT_FROM_SWITCH.default,
         }
     }
 }
@@ -274,6 +284,11 @@ pub struct Outcome {
     pub notes: Vec<String>,
     /// The changes were planned, not made (`NetBox::set_dry_run`).
     pub dry_run: bool,
+    /// Where the device was placed: the registration's placement, or the
+    /// switch's site and rack (`placement-from-switch`).
+    pub placement: Placement,
+    /// Host ports whose LLDP neighbour could not be cabled, and why.
+    pub lldp_unmatched: Vec<cables::Unmatched>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -315,8 +330,8 @@ impl From<NetBoxError> for RegisterError {
 /// Registers one server. See the module comment for the guarantees.
 pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outcome, RegisterError> {
     let mut cx = Ctx::new(nb);
-    let device_id = match register_with(&mut cx, reg, opts) {
-        Ok(id) => id,
+    let done = match register_with(&mut cx, reg, opts) {
+        Ok(done) => done,
         Err(e) => {
             // A remembered object someone deleted or changed in NetBox
             // makes writes that refer to it fail: forget them all, and try
@@ -336,21 +351,48 @@ pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outco
         }
     };
     Ok(Outcome {
-        device_id,
+        device_id: done.device_id,
         changes: cx.changes,
         notes: cx.notes,
         dry_run: nb.dry_run(),
+        placement: done.placement,
+        lldp_unmatched: done.unmatched,
     })
 }
 
-/// The steps of one registration, in order; the device's id.
-fn register_with(
-    cx: &mut Ctx,
-    reg: &Registration,
-    opts: &Options,
-) -> Result<ObjectId, RegisterError> {
+/// What `register_with` made of a server.
+struct Done {
+    device_id: ObjectId,
+    placement: Placement,
+    unmatched: Vec<cables::Unmatched>,
+}
+
+/// The steps of one registration, in order.
+fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<Done, RegisterError> {
     let tag = ensure_tag(cx, opts)?;
-    let place = ensure_place(cx, reg, opts, tag)?;
+    let switches = cables::resolve(cx, &reg.inventory.host_ports)?;
+    let from_switch = switch_place(cx, reg, opts, &switches)?;
+    let placed;
+    let reg = match &from_switch {
+        Some(s) => {
+            placed = Registration {
+                bmc_mac: reg.bmc_mac.clone(),
+                name: reg.name.clone(),
+                dns_name: reg.dns_name.clone(),
+                placement: s.placement.clone(),
+                ..*reg
+            };
+            &placed
+        }
+        None => reg,
+    };
+    let place = match &from_switch {
+        Some(s) => Place {
+            site: s.site,
+            rack: Some(s.rack),
+        },
+        None => ensure_place(cx, reg, opts, tag)?,
+    };
     let model = ensure_model(cx, reg, opts, tag)?;
     let custom = custom_fields(cx, opts, reg.inventory)?;
     let found = Found::read(cx, reg, place.site)?;
@@ -404,13 +446,176 @@ fn register_with(
         stale: Stale::of(new_device, matched.verified),
     };
     let moved = addresses::attach(cx, reg, &on, found.macs, found.ip)?;
+    let host = host_ports::Device {
+        id: device_id,
+        tag,
+        new: new_device,
+        remove_stale: new_device || matched.verified,
+    };
+    let synced = host_ports::sync(cx, reg, opts, &host)?;
+    let unmatched = cables::sync(
+        cx,
+        &reg.inventory.host_ports,
+        &switches,
+        device_id,
+        tag,
+        &synced,
+    )?;
     if opts.journal && !cx.changes.is_empty() {
         journal(cx, reg, device_id)?;
     }
     if opts.journal {
         moves::journal(cx, reg, opts, device_id, &moved)?;
     }
-    Ok(device_id)
+    if opts.journal && !unmatched.is_empty() {
+        journal_unmatched(cx, device_id, new_device, &unmatched)?;
+    }
+    Ok(Done {
+        device_id,
+        placement: reg.placement.clone(),
+        unmatched,
+    })
+}
+
+/// Where the switches put a server (`placement-from-switch`).
+struct SwitchPlace {
+    site: ObjectId,
+    rack: ObjectId,
+    placement: Placement,
+}
+
+/// The site and rack of the switches the server's host ports hear, when
+/// `placement-from-switch` is on and the server's placement names no
+/// rack: all its switches in one rack, and that rack in the site the
+/// placement names, if it names one (the operator's site wins; the
+/// difference is noted). Never a unit.
+fn switch_place(
+    cx: &mut Ctx,
+    reg: &Registration,
+    opts: &Options,
+    switches: &cables::Switches,
+) -> Result<Option<SwitchPlace>, RegisterError> {
+    if !opts.placement_from_switch || reg.placement.rack.is_some() {
+        return Ok(None);
+    }
+    let ids: Vec<String> = switches
+        .devices()
+        .iter()
+        .filter_map(|s| s.id.real())
+        .map(|i| i.to_string())
+        .collect();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let q: Vec<(&str, &str)> = ids.iter().map(|i| ("id", i.as_str())).collect();
+    let devs = cx.nb.list(&format!(
+        "/api/dcim/devices/{}&limit=1000",
+        writes::query(&q)
+    ))?;
+    let mut racks: Vec<(ObjectId, ObjectId, String, String, String)> = Vec::new();
+    let mut rackless = Vec::new();
+    for d in &devs {
+        let site = d.get("site").and_then(ObjectId::of);
+        let rack = d.get("rack").and_then(ObjectId::of);
+        match (site, rack) {
+            (Some(site), Some(rack)) => {
+                let s = |k: &str| {
+                    d.pointer(k)
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let entry = (site, rack, s("/site/slug"), s("/rack/name"), s("/name"));
+                if !racks.iter().any(|r| r.1 == rack) {
+                    racks.push(entry);
+                }
+            }
+            _ => rackless.push(name_of(d).to_string()),
+        }
+    }
+    let switch_names = |r: &[(ObjectId, ObjectId, String, String, String)]| {
+        r.iter()
+            .map(|x| format!("{} (rack {} in {})", x.4, x.3, x.2))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let [(site, rack, site_slug, rack_name, switch)] = racks.as_slice() else {
+        if racks.len() > 1 {
+            cx.notes.push(format!(
+                "placement-from-switch: {} hears switches in different racks, {}: not placed \
+                 by them",
+                reg.name,
+                switch_names(&racks)
+            ));
+        } else if !rackless.is_empty() {
+            cx.notes.push(format!(
+                "placement-from-switch: switch {} is in no rack: {} not placed by it",
+                rackless.join(", "),
+                reg.name
+            ));
+        }
+        return Ok(None);
+    };
+    if let Some(named) = &reg.placement.site {
+        if slug(named) != *site_slug {
+            cx.notes.push(format!(
+                "placement-from-switch: switch {switch} is in rack {rack_name} of site \
+                 {site_slug}, but {} is placed in site {named} (hostname or subnet): the \
+                 site named wins, the rack is not taken",
+                reg.name
+            ));
+            return Ok(None);
+        }
+    }
+    Ok(Some(SwitchPlace {
+        site: *site,
+        rack: *rack,
+        placement: Placement {
+            site: Some(site_slug.clone()),
+            rack: Some(rack_name.clone()),
+            position: None,
+            height: reg.placement.height,
+        },
+    }))
+}
+
+/// One warning journal entry on the device for the neighbours that could
+/// not be cabled, unless its newest warning already says the same (a
+/// re-run of an unchanged server writes nothing).
+fn journal_unmatched(
+    cx: &mut Ctx,
+    device_id: ObjectId,
+    new_device: bool,
+    unmatched: &[cables::Unmatched],
+) -> Result<(), RegisterError> {
+    let text = cables::journal_text(unmatched);
+    if !new_device {
+        let dev = device_id.wire().to_string();
+        let last = cx.find(
+            "extras/journal-entries",
+            &[
+                ("assigned_object_type", "dcim.device"),
+                ("assigned_object_id", &dev),
+                ("kind", "warning"),
+                ("ordering", "-created"),
+                ("limit", "1"),
+            ],
+        )?;
+        if last
+            .as_ref()
+            .and_then(|e| e.get("comments"))
+            .and_then(Value::as_str)
+            == Some(text.as_str())
+        {
+            return Ok(());
+        }
+    }
+    cx.nb.post(
+        "/api/extras/journal-entries/",
+        &json!({"assigned_object_type": "dcim.device", "assigned_object_id": device_id,
+                "kind": "warning", "comments": text}),
+    )?;
+    Ok(())
 }
 
 /// The tag marking what the hook owns, created if missing.
@@ -626,6 +831,16 @@ fn device_fields(
             want.insert("position".into(), json!(pos));
             want.insert("face".into(), json!("front"));
         }
+    } else if device.is_some_and(|d| {
+        d.pointer("/site/id").and_then(Value::as_u64) != Some(place.site.wire())
+            && d.get("rack").is_some_and(|r| !r.is_null())
+    }) {
+        // Moved to another site without a rack there: NetBox refuses a
+        // rack of another site, so the old one goes (a rack in the same
+        // site is left to people).
+        want.insert("rack".into(), Value::Null);
+        want.insert("position".into(), Value::Null);
+        want.insert("face".into(), Value::Null);
     }
     if let Some(s) = &inv.serial_number {
         want.insert("serial".into(), json!(s));

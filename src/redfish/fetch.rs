@@ -38,6 +38,9 @@ pub struct Fetcher<'a> {
     /// waves stop at once instead of each waiting out its timeout.
     fatal: Mutex<Option<Error>>,
     warnings: Mutex<Vec<String>>,
+    /// Cache keys of linked OEM resources that many BMCs link and do not
+    /// serve (Dell's DellSwitchConnection): a 404 there is no gap.
+    optional: Mutex<HashSet<String>>,
 }
 
 /// Cache key: the path without a trailing slash (HPE writes most ids with
@@ -69,6 +72,7 @@ impl<'a> Fetcher<'a> {
             keys: Mutex::new(HashMap::new()),
             fatal: Mutex::new(None),
             warnings: Mutex::new(Vec::new()),
+            optional: Mutex::new(HashSet::new()),
         }
     }
 
@@ -122,6 +126,25 @@ impl<'a> Fetcher<'a> {
             Some(Ok(v)) => Some(v.clone()),
             _ => None,
         }
+    }
+
+    /// Marks `path` as a linked resource the BMC may not serve: a 404 for
+    /// it is logged at debug level and is not a warning (a gap of the
+    /// inventory). Other failures there still are.
+    pub fn optional(&self, path: &str) {
+        let k = self.key(path);
+        self.optional
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(k);
+    }
+
+    fn is_optional(&self, path: &str) -> bool {
+        let k = self.key(path);
+        self.optional
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&k)
     }
 
     /// Whether `path` was asked for already (whatever the answer).
@@ -234,6 +257,10 @@ impl<'a> Fetcher<'a> {
     fn fetch_one(&self, path: &str) {
         match self.client.get(path) {
             Ok(v) => self.store(path, Ok(v)),
+            Err(Fetch::Status(404)) if self.is_optional(path) => {
+                kea_log!(BMC_DISCOVERY_REDFISH_OPTIONAL_ABSENT, path);
+                self.store(path, Err(404));
+            }
             Err(Fetch::Status(code)) => {
                 self.warn(format!("GET {path}: HTTP {code}"));
                 self.store(path, Err(code));

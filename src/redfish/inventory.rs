@@ -41,6 +41,11 @@ pub struct Inventory {
     pub enclosures: Vec<String>,
     pub nics: Vec<Nic>,
     pub network_adapters: Vec<NetworkAdapter>,
+    /// The server's own network ports (never the BMC's), one per physical
+    /// port, sorted by name, names unique; see `redfish/ports.rs` for
+    /// where each field comes from. At most `ports::MAX_HOST_PORTS`.
+    #[serde(default)]
+    pub host_ports: Vec<HostPort>,
     pub power_supplies: Vec<PowerSupply>,
     pub firmware: Vec<Firmware>,
     pub location: Option<Location>,
@@ -116,6 +121,51 @@ pub struct Nic {
     pub mac: Option<String>,
     pub speed_mbps: Option<u64>,
     pub link_status: Option<String>,
+}
+
+/// One network port of the host (not of the BMC), as Redfish reports it
+/// through the chassis' NetworkAdapters, the system's EthernetInterfaces
+/// or a vendor's OEM view (HPE BaseNetworkAdapters), merged by MAC.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostPort {
+    /// The vendor's name for the port: Dell `NIC.Slot.5-1`, HPE iLO 5
+    /// `NIC.Slot.1.1-2` (adapter + port), else adapter id + port label.
+    /// Unique within the inventory, at most `ports::MAX_NAME` characters.
+    pub name: String,
+    /// Burned-in MAC, canonical (`aa:bb:cc:dd:ee:ff`); None for ports
+    /// that have none (Fibre Channel, some InfiniBand).
+    pub mac: Option<String>,
+    /// Negotiated speed, when the link is up and the BMC says.
+    pub speed_mbps: Option<u64>,
+    /// Fastest speed the port supports, when the BMC says.
+    pub max_speed_mbps: Option<u64>,
+    /// Ethernet, InfiniBand, FibreChannel (Redfish LinkNetworkTechnology).
+    pub technology: Option<String>,
+    /// Electrical or Optical (Redfish PortMedium).
+    pub medium: Option<String>,
+    pub link_up: Option<bool>,
+    pub enabled: Option<bool>,
+    /// The BMC reports the port's function set to boot by PXE.
+    pub pxe: bool,
+    /// The switch port at the other end, when the port heard one.
+    pub lldp: Option<LldpNeighbor>,
+    /// The adapter the port is on (model or name).
+    pub adapter: Option<String>,
+}
+
+/// What a port learned from its LLDP neighbour. `port_id` is decoded by
+/// its subtype: a name sent as hex octets (`31:2F:31:2F:31:3A:34`) reads
+/// `1/1/1:4`; a MAC is canonical.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LldpNeighbor {
+    pub chassis_id: Option<String>,
+    pub chassis_id_subtype: Option<String>,
+    pub port_id: Option<String>,
+    pub port_id_subtype: Option<String>,
+    pub system_name: Option<String>,
+    pub system_description: Option<String>,
+    pub management_ipv4: Option<String>,
+    pub management_mac: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

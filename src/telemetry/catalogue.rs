@@ -131,6 +131,17 @@ pub const FAILURE_CLASSES_HELP: &str = "Failed attempts by class: discovery (unr
     and registration (netbox-unavailable, netbox-refused, netbox-conflict, netbox-failed, \
     cancelled).";
 
+/// Host ports' LLDP neighbours the registration could not cable, by
+/// reason (`netbox::cables::REASONS`): in Kea's statistics
+/// `lldp-unmatched.<reason>`, in Prometheus one series per reason.
+pub const LLDP_UNMATCHED: Metric = metric(
+    "lldp-unmatched",
+    "bmc_discovery_lldp_unmatched_total",
+    "LLDP neighbours of host ports not cabled in NetBox, counted when first reported for a BMC, \
+     by reason: switch-unknown, switch-ambiguous, port-unknown, port-taken (the switch port is \
+     cabled to something else), host-port-taken (the host interface has a cable not the hook's).",
+);
+
 /// Whether `class` is one of the classes [`FAILURE_CLASSES_HELP`] lists.
 pub fn failure_class_listed(class: &str) -> bool {
     FAILURE_CLASSES_HELP
@@ -166,6 +177,9 @@ mod tests {
             assert!(failure_class_listed(kind.as_str()), "{}", kind.as_str());
         }
         assert!(!failure_class_listed("netbox"));
+        for reason in crate::netbox::register::cables::REASONS {
+            assert!(LLDP_UNMATCHED.help.contains(reason), "{reason}");
+        }
         assert!(!failure_class_listed("budget"));
     }
 }

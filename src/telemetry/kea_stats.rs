@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::catalogue::{COUNTERS, CREDENTIALS, GAUGES};
+use super::catalogue::{COUNTERS, CREDENTIALS, GAUGES, LLDP_UNMATCHED};
 use super::latency::{HistogramSnapshot, MS_BOUNDS};
 use super::snapshot::Snapshot;
 use crate::kea::shim;
@@ -90,6 +90,9 @@ pub fn kea_values(snapshot: &Snapshot) -> Vec<(String, i64)> {
     }
     for (class, n) in &snapshot.failures {
         out.push((format!("failures.{class}"), clamp(*n)));
+    }
+    for (reason, n) in &snapshot.lldp_unmatched {
+        out.push((format!("{}.{reason}", LLDP_UNMATCHED.kea), clamp(*n)));
     }
     if let Some(c) = &snapshot.credentials {
         let [suspended, suspensions] = &CREDENTIALS;

@@ -201,6 +201,9 @@ pub struct Metrics {
     pub discovery: Histogram,
     pub netbox: Histogram,
     failures: Mutex<BTreeMap<String, u64>>,
+    /// LLDP neighbours not cabled, by reason, counted when first reported
+    /// for a BMC.
+    lldp_unmatched: Mutex<BTreeMap<String, u64>>,
     /// 0 unknown, 1 reachable, -1 unreachable.
     netbox_reachable: AtomicI64,
     /// An attempt finished since the inventory was last written.
@@ -212,6 +215,23 @@ impl Metrics {
     pub fn failed(&self, class: &str) {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         *f.entry(class.to_string()).or_insert(0) += 1;
+    }
+
+    /// A host port's LLDP neighbour newly reported as not cabled, by reason
+    /// (switch-unknown, port-taken, ...).
+    pub fn lldp_unmatched(&self, reason: &str) {
+        let mut f = self
+            .lldp_unmatched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *f.entry(reason.to_string()).or_insert(0) += 1;
+    }
+
+    pub fn lldp_unmatched_counts(&self) -> BTreeMap<String, u64> {
+        self.lldp_unmatched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn set_netbox(&self, reachable: bool) {

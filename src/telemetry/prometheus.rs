@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::catalogue::{COUNTERS, CREDENTIALS, FAILURE_CLASSES_HELP, GAUGES};
+use super::catalogue::{COUNTERS, CREDENTIALS, FAILURE_CLASSES_HELP, GAUGES, LLDP_UNMATCHED};
 use super::latency::{HistogramSnapshot, MS_BOUNDS};
 use super::snapshot::Snapshot;
 use crate::kea::log::kea_log;
@@ -180,6 +180,13 @@ pub fn render(s: &Snapshot, pools: &[PoolGauge], levels: Levels) -> String {
             "bmc_discovery_attempt_failures_total{{class=\"{}\"}} {n}",
             label(class)
         );
+    }
+    if !s.lldp_unmatched.is_empty() {
+        let m = &LLDP_UNMATCHED;
+        family(&mut out, m.prom, "counter", m.help);
+        for (reason, n) in &s.lldp_unmatched {
+            let _ = writeln!(out, "{}{{reason=\"{}\"}} {n}", m.prom, label(reason));
+        }
     }
     if let Some(c) = &s.credentials {
         let [suspended, suspensions] = &CREDENTIALS;
@@ -512,6 +519,7 @@ mod tests {
                 requests: (12, 8),
             }),
             failures: [("auth".to_string(), 2)].into(),
+            lldp_unmatched: [("switch-unknown".to_string(), 2)].into(),
             credentials: None,
         };
         let pools = [PoolGauge {
@@ -536,6 +544,8 @@ mod tests {
             "bmc_discovery_lease_to_done_seconds_count 3",
             "bmc_discovery_bmcs{state=\"registered\"} 3",
             "bmc_discovery_attempt_failures_total{class=\"auth\"} 2",
+            "# TYPE bmc_discovery_lldp_unmatched_total counter",
+            "bmc_discovery_lldp_unmatched_total{reason=\"switch-unknown\"} 2",
             "bmc_discovery_callout_seconds{stat=\"p50\"} 0.0000015",
             "bmc_discovery_pool_utilisation_ratio{subnet_id=\"1\",subnet=\"10.0.0.0/24\",site=\"a\\\"b\"} 0.9",
             "bmc_discovery_pool_level{subnet_id=\"1\",subnet=\"10.0.0.0/24\",site=\"a\\\"b\"} 2",

@@ -77,6 +77,8 @@ pub struct Snapshot {
     pub netbox: Option<NetBoxState>,
     /// Failed attempts by class.
     pub failures: BTreeMap<String, u64>,
+    /// LLDP neighbours newly reported as not cabled, by reason.
+    pub lldp_unmatched: BTreeMap<String, u64>,
     /// None without discovery.
     pub credentials: Option<CredentialsState>,
 }

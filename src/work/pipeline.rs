@@ -218,6 +218,7 @@ impl Registrar {
                 journal: c.journal,
                 place_by_bmc_hostname: c.place_by_bmc_hostname,
                 address_moves: c.address_moves,
+                placement_from_switch: c.placement_from_switch,
             },
             dry_run: c.dry_run,
             client: Mutex::new(None),
@@ -607,12 +608,28 @@ impl DiscoveryPipeline {
                 )
             })?;
             success.registered = !out.dry_run;
+            // Counted once per neighbour, when it first appears for this
+            // BMC (as its journal entry is written once).
+            let before = self
+                .with_state(|s| s.lldp_unmatched(mac))
+                .unwrap_or_default();
+            let now: Vec<serde_json::Value> = out
+                .lldp_unmatched
+                .iter()
+                .filter_map(|u| serde_json::to_value(u).ok())
+                .collect();
+            for (u, v) in out.lldp_unmatched.iter().zip(&now) {
+                if !before.contains(v) {
+                    self.metrics.lldp_unmatched(u.reason);
+                }
+            }
             let found = &mut success.found;
             found.device_id = out.device_id.real();
             found.name = Some(reg.name);
             found.site = reg.placement.site;
             found.rack = reg.placement.rack;
             found.unit = reg.placement.position;
+            found.lldp_unmatched = now;
             success.register_ms = t.elapsed().as_millis() as u64;
         }
         Ok(success)
@@ -717,7 +734,7 @@ impl DiscoveryPipeline {
         }
         let done = Registered {
             name,
-            placement: reg.placement.clone(),
+            placement: out.placement.clone(),
         };
         Ok((out, done))
     }

@@ -46,7 +46,7 @@ pub(super) fn is_on_interface(obj: &Value, iface: ObjectId) -> bool {
 /// Whether a create lost a race to an identical object: NetBox's validators
 /// answer 400 ("already exists"), and when two requests pass validation at
 /// once the database constraint answers 500 (IntegrityError).
-fn is_duplicate(e: &NetBoxError) -> bool {
+pub(super) fn is_duplicate(e: &NetBoxError) -> bool {
     match e {
         NetBoxError::Rejected {
             status: 400,

@@ -1,15 +1,18 @@
 //! Dell iDRAC 8/9: the service tag is `SKU` (SerialNumber is the board's
 //! PPID), `Oem.Dell.DellSystem` carries height and health rollups, the SEL
 //! lives under the manager's LogServices, and the lifecycle controller
-//! reports its state through `DellLCService`.
+//! reports its state through `DellLCService`. The switch port each host
+//! port is cabled to comes from the iDRAC's own LLDP reading,
+//! `DellSwitchConnection`, where the standard Port has no LLDPReceive.
 
 use serde_json::{json, Value};
 
 use super::{log_links, mentions, missing, read_log, Vendor};
 use crate::redfish::fetch::Fetcher;
 use crate::redfish::generic::Found;
-use crate::redfish::inventory::Inventory;
-use crate::redfish::values::{text, text_at};
+use crate::redfish::inventory::{HostPort, Inventory, LldpNeighbor};
+use crate::redfish::ports;
+use crate::redfish::values::{mac, text, text_at};
 
 pub struct Dell;
 
@@ -38,6 +41,17 @@ impl Vendor for Dell {
             out.extend(log_links(m, "Sel", f));
             if let Some(lc) = lc_service(m) {
                 out.push(lc);
+            }
+            if let Some(sc) = switch_connections(m) {
+                let c = f.coll(&sc);
+                // Linked by every iDRAC 9 capture, served by none of them:
+                // its absence is no gap of the inventory.
+                f.optional(&c);
+                if f.asked(&c) {
+                    out.extend(f.missing_members(&sc));
+                } else {
+                    out.push(c);
+                }
             }
         }
         out.retain(|p| !f.asked(p));
@@ -73,6 +87,11 @@ impl Vendor for Dell {
             if inv.event_log.is_none() && m.get("LogServices").is_some() {
                 missing(f, "dell", "system event log (SEL)");
             }
+            if let Some(sc) = switch_connections(m) {
+                for c in f.members(&sc).iter().take(ports::MAX_HOST_PORTS) {
+                    switch_connection(c, &mut inv.host_ports);
+                }
+            }
             if let Some(lc) = lc_service(m) {
                 inv.lifecycle_controller = lc_status(&lc, f);
                 if inv.lifecycle_controller.is_none() {
@@ -91,6 +110,52 @@ fn lc_service(manager: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The DellSwitchConnection collection the manager links to (all three
+/// iDRAC 9 captures link it; none of them carries its members).
+fn switch_connections(manager: &Value) -> Option<String> {
+    manager
+        .pointer("/Links/Oem/Dell/DellSwitchConnectionCollection/@odata.id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// One DellSwitchConnection, as Dell's schema (DellSwitchConnection v1)
+/// defines it, no capture having one: `FQDD` names the host port or its
+/// function (`NIC.Integrated.1-1-1` for port `NIC.Integrated.1-1`),
+/// `SwitchConnectionID` the switch's chassis MAC ("No Link" when none),
+/// `SwitchPortConnectionID` the switch port. A port that reported a
+/// standard LLDP neighbour keeps it.
+fn switch_connection(c: &Value, ports: &mut [HostPort]) {
+    if text(c, "StaleData").as_deref() == Some("Stale") {
+        return;
+    }
+    let Some(fqdd) = text(c, "FQDD") else { return };
+    let Some(switch) = text(c, "SwitchConnectionID").filter(|s| !s.eq_ignore_ascii_case("No Link"))
+    else {
+        return;
+    };
+    let Some(port) = ports.iter_mut().find(|p| {
+        p.name == fqdd
+            || fqdd
+                .strip_prefix(p.name.as_str())
+                .is_some_and(|r| r.starts_with('-'))
+    }) else {
+        return;
+    };
+    if port.lldp.is_some() {
+        return;
+    }
+    let chassis_mac = mac(&switch);
+    port.lldp = Some(LldpNeighbor {
+        chassis_id_subtype: chassis_mac.as_ref().map(|_| "MacAddr".to_string()),
+        chassis_id: Some(chassis_mac.unwrap_or_else(|| ports::bounded(&switch, ports::MAX_TEXT))),
+        port_id: text(c, "SwitchPortConnectionID")
+            .filter(|s| !s.eq_ignore_ascii_case("No Link"))
+            .map(|s| ports::bounded(&s, ports::MAX_TEXT)),
+        ..LldpNeighbor::default()
+    });
+}
+
 /// Asks the lifecycle controller whether it is ready (the action iDRAC
 /// offers for this; it changes nothing).
 fn lc_status(service: &str, f: &Fetcher) -> Option<String> {
@@ -103,4 +168,38 @@ fn lc_status(service: &str, f: &Fetcher) -> Option<String> {
         return None;
     }
     text(&posted.body, "LCStatus").or_else(|| text(&posted.body, "Status"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switch_connections_become_neighbours_of_their_ports() {
+        // Shaped as Dell's DellSwitchConnection schema; no capture has one.
+        let mut ports = vec![
+            HostPort {
+                name: "NIC.Integrated.1-1".into(),
+                ..HostPort::default()
+            },
+            HostPort {
+                name: "NIC.Integrated.1-10".into(),
+                ..HostPort::default()
+            },
+        ];
+        switch_connection(
+            &json!({"FQDD": "NIC.Integrated.1-1-1", "SwitchConnectionID": "30:D0:42:E2:AB:01",
+                    "SwitchPortConnectionID": "ethernet1/1/5", "StaleData": "NotStale"}),
+            &mut ports,
+        );
+        switch_connection(
+            &json!({"FQDD": "NIC.Integrated.1-10-1", "SwitchConnectionID": "No Link",
+                    "SwitchPortConnectionID": "No Link"}),
+            &mut ports,
+        );
+        let n = ports[0].lldp.as_ref().expect("neighbour");
+        assert_eq!(n.chassis_id.as_deref(), Some("30:d0:42:e2:ab:01"));
+        assert_eq!(n.port_id.as_deref(), Some("ethernet1/1/5"));
+        assert_eq!(ports[1].lldp, None, "No Link is no neighbour");
+    }
 }

@@ -3,14 +3,22 @@
 //! system's SmartStorage, NICs under BaseNetworkAdapters when the standard
 //! NetworkInterfaces is empty, the Integrated Management Log under the
 //! system's LogServices.
+//!
+//! Host ports: iLO 5 names its adapters in BaseNetworkAdapters
+//! (`StructuredName` `NIC.Slot.1.1`, `OCP.Slot.10.1`, `NIC.FlexLOM.1.1`)
+//! and lists their ports with MACs, so an iLO 5 port is called
+//! `<StructuredName>-<port number>` whichever standard resource also
+//! shows it. iLO 6 and 7 have no BaseNetworkAdapters; their ports keep
+//! the generic names (chassis adapter id + port label).
 
 use serde_json::Value;
 
 use super::{log_links, mentions, missing, read_log, Vendor};
 use crate::redfish::fetch::Fetcher;
 use crate::redfish::generic::{drive, Found};
-use crate::redfish::inventory::{Inventory, NetworkAdapter, StorageController};
-use crate::redfish::values::{link, text, text_at};
+use crate::redfish::inventory::{HostPort, Inventory, NetworkAdapter, StorageController};
+use crate::redfish::ports;
+use crate::redfish::values::{link, mac, text, text_at, uint};
 
 pub struct Hpe;
 
@@ -128,6 +136,9 @@ impl Vendor for Hpe {
             }
         }
         if let Some(na) = oem_link(sys, "NetworkAdapters") {
+            for a in f.members(&na).iter().take(ports::MAX_ADAPTERS) {
+                base_adapter_ports(a, &mut inv.host_ports);
+            }
             for a in f.members(&na) {
                 let serial = text(&a, "SerialNumber");
                 if serial.is_some()
@@ -148,5 +159,42 @@ impl Vendor for Hpe {
                 });
             }
         }
+    }
+}
+
+/// The ports of one BaseNetworkAdapter, named `<StructuredName>-<n>` with
+/// n its `Oem.Hpe.PortNumber` (or its place in PhysicalPorts, which lists
+/// them in order, where the number is missing: DL385 Gen10 Plus v2,
+/// BL460c). Fibre Channel ports (`FcPorts`) have WWNs, no MAC, and are
+/// seen through the chassis adapters where iLO reports them.
+fn base_adapter_ports(a: &Value, out: &mut Vec<HostPort>) {
+    let Some(adapter) = text(a, "StructuredName")
+        .or_else(|| text(a, "Id").map(|i| format!("BaseNetworkAdapter{i}")))
+    else {
+        return;
+    };
+    let Some(list) = a.get("PhysicalPorts").and_then(Value::as_array) else {
+        return;
+    };
+    for (i, p) in list.iter().enumerate().take(ports::MAX_HOST_PORTS) {
+        let Some(m) = p.get("MacAddress").and_then(Value::as_str).and_then(mac) else {
+            continue;
+        };
+        let n = oem(p)
+            .and_then(|o| o.get("PortNumber"))
+            .and_then(Value::as_u64)
+            .unwrap_or(i as u64 + 1);
+        ports::merge(
+            out,
+            HostPort {
+                name: format!("{adapter}-{n}"),
+                mac: Some(m),
+                speed_mbps: uint(p, "SpeedMbps").filter(|s| *s > 0),
+                link_up: ports::link_up(text(p, "LinkStatus").as_deref()),
+                adapter: text(a, "Name"),
+                ..HostPort::default()
+            },
+            true,
+        );
     }
 }
