@@ -26,6 +26,15 @@ fn connects_with_either_token_format_and_checks_the_version() {
     let err = NetBox::connect(&nb.url, wrong).unwrap_err();
     assert!(matches!(err, NetBoxError::Auth(_)), "{err}");
     assert!(!err.to_string().contains("BBBBBBBB"), "token in {err}");
+    // Before 4.5 NetBox ignores a Bearer header: the client says why, up front.
+    let found = NetBox::connect(&nb.url, &nb.token_v1).unwrap();
+    if !found.takes_v2_tokens() {
+        let msg = err.to_string();
+        assert!(
+            msg.contains("v2 token") && msg.contains(&found.version),
+            "{msg}"
+        );
+    }
     // A NetBox that is not there.
     let err = NetBox::connect("http://127.0.0.1:9", &nb.token).unwrap_err();
     assert!(err.to_string().starts_with("NetBox unavailable"), "{err}");

@@ -43,6 +43,23 @@ impl std::error::Error for NetBoxError {}
 /// The oldest NetBox this client speaks to (MAC address objects, `oob_ip`).
 pub const MIN_VERSION: (u32, u32) = (4, 2);
 
+/// The first NetBox with v2 tokens (`nbt_<key>.<secret>`, sent as Bearer).
+/// Before it NetBox ignores a Bearer header and answers as to an anonymous
+/// user, so a v2 token is refused here rather than on the first write.
+pub const V2_TOKENS_SINCE: (u32, u32) = (4, 5);
+
+/// The NetBox releases the integration tests run against (docs/NETBOX.md).
+pub const TESTED_VERSIONS: &str = "4.2.9 and 4.7.3";
+
+/// Major and minor of a `netbox-version` ("4.2.9", "4.7.0-beta1"); 0 for
+/// what is missing.
+fn major_minor(version: &str) -> (u32, u32) {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
 pub struct NetBox {
     agent: ureq::Agent,
     base: String,
@@ -194,14 +211,20 @@ impl NetBox {
                 ))
             })?
             .to_string();
-        let mut parts = version
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|p| p.parse::<u32>().ok());
-        let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        let found = major_minor(&version);
         if found < MIN_VERSION {
             return Err(NetBoxError::Protocol(format!(
-                "version {version} is too old; NetBox {}.{} or later is needed",
-                MIN_VERSION.0, MIN_VERSION.1
+                "{} runs NetBox {version}, which is too old: NetBox {}.{} or later is \
+                 needed (MAC address objects; tested: {TESTED_VERSIONS})",
+                nb.base, MIN_VERSION.0, MIN_VERSION.1
+            )));
+        }
+        if token.starts_with("nbt_") && found < V2_TOKENS_SINCE {
+            return Err(NetBoxError::Auth(format!(
+                "the token is a v2 token (nbt_...), which NetBox {version} at {} does not \
+                 know (v2 tokens came with NetBox {}.{}): use a v1 token (40 characters, \
+                 sent as \"Token ...\")",
+                nb.base, V2_TOKENS_SINCE.0, V2_TOKENS_SINCE.1
             )));
         }
         nb.version = version;
@@ -209,6 +232,11 @@ impl NetBox {
         // endpoint that needs one (status is public).
         nb.get("/api/users/tokens/?limit=1")?;
         Ok(nb)
+    }
+
+    /// Whether this NetBox knows v2 tokens (`nbt_...`, NetBox 4.5 and later).
+    pub fn takes_v2_tokens(&self) -> bool {
+        major_minor(&self.version) >= V2_TOKENS_SINCE
     }
 
     /// From now on, plan writes instead of sending them: POST answers the
@@ -437,6 +465,19 @@ mod tests {
             super::auth_header("0123456789abcdef"),
             "Token 0123456789abcdef"
         );
+    }
+
+    #[test]
+    fn versions_compare_by_major_and_minor() {
+        use super::{major_minor, MIN_VERSION, V2_TOKENS_SINCE};
+        assert_eq!(major_minor("4.2.9"), (4, 2));
+        assert_eq!(major_minor("4.7.0-beta1"), (4, 7));
+        assert_eq!(major_minor("v4.10.1"), (4, 10));
+        assert_eq!(major_minor("garbage"), (0, 0));
+        assert!(major_minor("4.1.11") < MIN_VERSION);
+        assert!(major_minor("4.2.0") >= MIN_VERSION);
+        assert!(major_minor("4.4.10") < V2_TOKENS_SINCE);
+        assert!(major_minor("4.10.0") >= V2_TOKENS_SINCE);
     }
 
     #[test]
