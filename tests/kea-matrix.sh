@@ -264,7 +264,7 @@ step_cmd() { # the command of step $2 for suite $1, run in the root
     package) echo "bash tests/matrix/package.sh" ;;
     kea_upgrade) echo "KEA_UPGRADE_CHECK_THROWAWAY=1 bash packaging/check-kea-upgrade.sh" ;;
     bench)
-      echo "BENCH_ROUNDS=$bench_rounds BENCH_SECONDS=$bench_seconds" \
+      echo "BENCH_MODE=$bench_mode BENCH_ROUNDS=$bench_rounds BENCH_SECONDS=$bench_seconds" \
         "cargo bench --locked --bench kea_throughput"
       ;;
   esac
@@ -278,6 +278,12 @@ bench_rounds=${BENCH_ROUNDS:-5}
 bench_seconds=${BENCH_SECONDS:-5}
 if wants bench && ! [[ "$bench_rounds" =~ ^[1-9][0-9]?$ && "$bench_seconds" =~ ^[1-9][0-9]?$ ]]; then
   die "BENCH_ROUNDS and BENCH_SECONDS must be 1..99, got '$bench_rounds' and '$bench_seconds'"
+fi
+# BENCH_MODE=instructions counts instructions under callgrind instead of
+# timing (benches/kea_throughput.rs); the root then needs valgrind.
+bench_mode=${BENCH_MODE:-}
+if wants bench && ! [[ "$bench_mode" == "" || "$bench_mode" == instructions ]]; then
+  die "BENCH_MODE must be empty (throughput) or 'instructions', got '$bench_mode'"
 fi
 
 # run_step SUITE STEP: runs it with its output in logs/SUITE/STEP.log, prints
@@ -318,9 +324,15 @@ run_bench() {
   (
     exec 9>"$cache/.tests.lock"
     flock 9
+    if [[ "$bench_mode" == instructions ]]; then
+      in_root "$suite" nonet "command -v valgrind >/dev/null ||
+        apt-get install -y -qq --no-install-recommends valgrind" >"$cache/logs/$suite/valgrind.log" 2>&1 ||
+        { say "$suite: apt-get install valgrind failed ($cache/logs/$suite/valgrind.log)"; exit 1; }
+    fi
     run_step "$suite" bench
   ) || return 1
-  sed -n '/^$/d; /^kea_throughput: Kea/p; /^load average/p; /^median/,/^hook callout/p' "$cache/logs/$suite/bench.log" |
+  sed -n '/^$/d; /^kea_throughput: Kea/p; /^load average/p; /^median/,/^hook callout/p;
+    /^kea_throughput (instructions)/,/^profiles of/p' "$cache/logs/$suite/bench.log" |
     sed "s/^/kea-matrix: $suite: /" >&2
 }
 

@@ -248,13 +248,32 @@ pub struct Kea {
 impl Kea {
     /// Starts Kea on `config` (written into `dir`) and waits for its socket.
     pub fn start(dir: &TempDir, config: &Value) -> Kea {
+        Kea::start_under(dir, config, &[], Duration::from_secs(20))
+    }
+
+    /// Starts Kea as the last argument of `wrapper` (e.g. valgrind and its
+    /// options), waiting up to `patience` for its socket.
+    pub fn start_under(
+        dir: &TempDir,
+        config: &Value,
+        wrapper: &[String],
+        patience: Duration,
+    ) -> Kea {
         let dir = dir.path().to_path_buf();
         let config_file = dir.join("kea-dhcp4.conf");
         std::fs::write(&config_file, serde_json::to_string_pretty(config).unwrap()).unwrap();
         let _ = std::fs::remove_file(dir.join("kea.sock"));
         prepare_dir(&dir);
         let lo = lo_addresses();
-        let child = Command::new("kea-dhcp4")
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg("kea-dhcp4");
+                c
+            }
+            None => Command::new("kea-dhcp4"),
+        };
+        let child = command
             .arg("-c")
             .arg(&config_file)
             .envs(path_env(&dir))
@@ -271,7 +290,7 @@ impl Kea {
             dir,
             config_file,
         };
-        wait_for("Kea's control socket", Duration::from_secs(20), || {
+        wait_for("Kea's control socket", patience, || {
             if let Ok(Some(status)) = kea.child.try_wait() {
                 panic!("kea-dhcp4 exited with {status}:\n{}", kea.log_tail(30));
             }
@@ -365,6 +384,28 @@ impl Kea {
             .collect();
         targets.sort();
         targets
+    }
+
+    /// CPU time (user + system) the Kea process has used so far, all its
+    /// threads together, exited ones included: the cost of what it did,
+    /// which moves far less with the machine's other load than its rate.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // The command name in field 2 may hold spaces: count from its ')'.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of proc(5), 12 and 13 here.
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        ticks as f64 / per_second as f64
+    }
+
+    /// The current value of one of Kea's own statistics (`statistic-get`),
+    /// e.g. `pkt4-ack-sent`; 0 when Kea has not recorded it yet.
+    pub fn statistic(&self, name: &str) -> u64 {
+        let answer = self.command("statistic-get", Some(json!({ "name": name })));
+        answer["arguments"][name][0][0].as_u64().unwrap_or(0)
     }
 
     /// Resident set size in KiB.
