@@ -48,6 +48,12 @@ pub const MIN_VERSION: (u32, u32) = (4, 2);
 /// user, so a v2 token is refused here rather than on the first write.
 pub const V2_TOKENS_SINCE: (u32, u32) = (4, 5);
 
+/// The first release seen to assign a MAC object to the interface created
+/// with it as `primary_mac_address` (4.7.3 does; 4.2.9 answers 400 "MAC
+/// address ... is not assigned to this interface"). 4.3-4.6 are untested,
+/// so they take the longer way too.
+pub const PRIMARY_MAC_AT_CREATE_SINCE: (u32, u32) = (4, 7);
+
 /// The NetBox releases the integration tests run against (docs/NETBOX.md).
 pub const TESTED_VERSIONS: &str = "4.2.9 and 4.7.3";
 
@@ -237,6 +243,13 @@ impl NetBox {
     /// Whether this NetBox knows v2 tokens (`nbt_...`, NetBox 4.5 and later).
     pub fn takes_v2_tokens(&self) -> bool {
         major_minor(&self.version) >= V2_TOKENS_SINCE
+    }
+
+    /// Whether an interface can be created with an unassigned MAC object
+    /// as its primary MAC, which NetBox then assigns to it: one request
+    /// fewer per registration with new host ports.
+    pub fn assigns_primary_mac_at_create(&self) -> bool {
+        major_minor(&self.version) >= PRIMARY_MAC_AT_CREATE_SINCE
     }
 
     /// From now on, plan writes instead of sending them: POST answers the

@@ -337,14 +337,16 @@ fn plan_and_write(
         .filter_map(|(n, v)| Some((n.clone(), ObjectId::of(v)?)))
         .collect();
     // An interface created with its primary MAC set takes that MAC
-    // object (NetBox assigns it on create): a new interface's MAC is made
-    // first, on nothing, and the interfaces then cost one request with
-    // their MACs instead of two more.
+    // object (NetBox assigns it on create, from 4.7): a new interface's MAC
+    // is made first, on nothing, and the interfaces then cost one request
+    // with their MACs instead of two more. An older NetBox refuses that,
+    // and its MACs are made below, assigned, then set as primary.
     let mut created_primary: HashSet<String> = HashSet::new();
     if !creates.is_empty() {
         let mut early = Vec::new();
         let mut early_names = Vec::new();
-        for (w, body) in &mut creates {
+        let at_create = nb.assigns_primary_mac_at_create();
+        for (w, body) in creates.iter_mut().filter(|_| at_create) {
             let Some(m) = &w.mac else { continue };
             let objs = known.get(m.as_str()).map(Vec::as_slice).unwrap_or_default();
             if objs.is_empty() {
