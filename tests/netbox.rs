@@ -6,10 +6,10 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bmc_test_support::emulator;
-use bmc_test_support::netbox::{netbox, reset, script, Instance};
+use bmc_test_support::netbox::{empty_netbox, get, netbox, reset, script};
 use dhcp_bmc_discovery::netbox::{
-    register, CustomFields, Identity, NetBox, NetBoxError, ObjectId, Options, RegisterError,
-    Registration,
+    register, CustomFields, Identity, NetBox, NetBoxError, ObjectId, Options, Outcome,
+    RegisterError, Registration,
 };
 use dhcp_bmc_discovery::placement::{Placement, PlacementPattern};
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Inventory, Limits, Target, TlsPolicy};
@@ -122,18 +122,6 @@ fn gone(_: &str) -> Option<String> {
     None
 }
 
-/// The tests' NetBox, emptied, its lock held, and a client of it.
-fn empty_netbox() -> (
-    std::sync::MutexGuard<'static, ()>,
-    &'static Instance,
-    NetBox,
-) {
-    let (guard, inst) = netbox();
-    reset();
-    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
-    (guard, inst, nb)
-}
-
 fn create_missing() -> Options {
     Options {
         create_missing: true,
@@ -202,8 +190,19 @@ fn assert_host_ports(nb: &NetBox, model: &str, inv: &Inventory, ifaces: &[Value]
     }
 }
 
-fn get(nb: &NetBox, path: &str) -> Value {
-    nb.get(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+/// Registers `reg` and prints what it cost NetBox (docs/NETBOX.md's
+/// request tables are read from these lines).
+#[track_caller]
+fn register_measured(nb: &NetBox, reg: &Registration, opts: &Options, what: &str) -> Outcome {
+    let (w, r) = (nb.writes(), nb.reads());
+    let out = register(nb, reg, opts).unwrap_or_else(|e| panic!("{what}: {e}"));
+    eprintln!(
+        "{what}: {} writes {} reads: {:?}",
+        nb.writes() - w,
+        nb.reads() - r,
+        out.changes
+    );
+    out
 }
 
 #[test]
@@ -1158,13 +1157,7 @@ fn lldp_neighbours_become_cables_and_what_is_missing_is_reported() {
 
     // No switch in NetBox: nothing cabled, each neighbour reported once.
     let reg360 = registration(dl360, 1, "us3-cab2-ru5-dl360");
-    let (w, r) = (nb.writes(), nb.reads());
-    let out = register(&nb, &reg360, &opts).unwrap();
-    eprintln!(
-        "dl360 fresh, no switch in NetBox: {} writes {} reads",
-        nb.writes() - w,
-        nb.reads() - r
-    );
+    let out = register_measured(&nb, &reg360, &opts, "dl360 fresh, no switch in NetBox");
     let dev360 = out.device_id;
     assert_eq!(cable_count(&nb), 0);
     let reasons: Vec<(&str, &str)> = out
@@ -1234,14 +1227,7 @@ fn lldp_neighbours_become_cables_and_what_is_missing_is_reported() {
 
     // A fresh DL365 with its switches there: one cable per neighbour.
     let reg365 = registration(dl365, 2, "us3-cab3-ru7-dl365");
-    let (w, r) = (nb.writes(), nb.reads());
-    let out = register(&nb, &reg365, &opts).unwrap();
-    eprintln!(
-        "dl365 fresh, switches in NetBox: {} writes {} reads: {:?}",
-        nb.writes() - w,
-        nb.reads() - r,
-        out.changes
-    );
+    let out = register_measured(&nb, &reg365, &opts, "dl365 fresh, switches in NetBox");
     assert!(out.lldp_unmatched.is_empty(), "{:?}", out.lldp_unmatched);
     for (port, chassis, sw_port) in heard(dl365) {
         let sw = if chassis == "18:7a:3b:4b:92:00" {
@@ -1266,14 +1252,7 @@ fn lldp_neighbours_become_cables_and_what_is_missing_is_reported() {
 
     // The DL360 again, now that its switches are there: cabled, and the
     // warning is not repeated.
-    let (w, r) = (nb.writes(), nb.reads());
-    let out = register(&nb, &reg360, &opts).unwrap();
-    eprintln!(
-        "dl360 once its switches exist: {} writes {} reads: {:?}",
-        nb.writes() - w,
-        nb.reads() - r,
-        out.changes
-    );
+    let out = register_measured(&nb, &reg360, &opts, "dl360 once its switches exist");
     assert!(out.lldp_unmatched.is_empty());
     assert_eq!(
         cabled_to(&nb, dev360, "NIC.Slot.1.1-1"),
@@ -1407,13 +1386,11 @@ fn placement_from_switch_takes_the_switch_rack_only_when_asked() {
         placement_from_switch: true,
         ..create_missing()
     };
-    let (w, r) = (nb.writes(), nb.reads());
-    let out = register(&nb, &lease(Some("fra1")), &off).unwrap();
-    eprintln!(
-        "dl360 fresh, switches in NetBox: {} writes {} reads: {:?}",
-        nb.writes() - w,
-        nb.reads() - r,
-        out.changes
+    let out = register_measured(
+        &nb,
+        &lease(Some("fra1")),
+        &off,
+        "dl360 fresh, switches in NetBox",
     );
     let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
     assert_eq!(dev["site"]["slug"], "fra1");
@@ -1422,14 +1399,7 @@ fn placement_from_switch_takes_the_switch_rack_only_when_asked() {
 
     // On: the same server (found by its MAC) moves into the switches'
     // rack, without a unit.
-    let (w, r) = (nb.writes(), nb.reads());
-    let out = register(&nb, &lease(Some("fra1")), &on).unwrap();
-    eprintln!(
-        "placement-from-switch on: {} writes {} reads: {:?}",
-        nb.writes() - w,
-        nb.reads() - r,
-        out.changes
-    );
+    let out = register_measured(&nb, &lease(Some("fra1")), &on, "placement-from-switch on");
     let dev = get(&nb, &format!("/api/dcim/devices/{}/", out.device_id));
     assert_eq!(dev["rack"]["name"], "r12");
     assert_eq!(dev["site"]["slug"], "fra1");

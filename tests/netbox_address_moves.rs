@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bmc_test_support::emulator;
-use bmc_test_support::netbox::{netbox, reset, Instance};
+use bmc_test_support::netbox::{empty_netbox, get};
 use dhcp_bmc_discovery::netbox::{
     register, AddressMoves, NetBox, ObjectId, Options, Outcome, RegisterError, Registration,
 };
@@ -65,21 +65,6 @@ fn options(moves: AddressMoves) -> Options {
         address_moves: moves,
         ..Options::default()
     }
-}
-
-fn empty_netbox() -> (
-    std::sync::MutexGuard<'static, ()>,
-    &'static Instance,
-    NetBox,
-) {
-    let (guard, inst) = netbox();
-    reset();
-    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
-    (guard, inst, nb)
-}
-
-fn get(nb: &NetBox, path: &str) -> Value {
-    nb.get(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn device(nb: &NetBox, id: ObjectId) -> Value {

@@ -5,6 +5,9 @@
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+use dhcp_bmc_discovery::netbox::NetBox;
+use serde_json::Value;
+
 use crate::shared::netbox_scripts;
 
 pub struct Instance {
@@ -159,4 +162,17 @@ pub fn per_second(n: usize, clients: usize, job: impl Fn(usize) + Sync) -> f64 {
         }
     });
     n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The tests' NetBox, emptied, its lock held, and a client of it.
+pub fn empty_netbox() -> (MutexGuard<'static, ()>, &'static Instance, NetBox) {
+    let (guard, inst) = netbox();
+    reset();
+    let nb = NetBox::connect(&inst.url, &inst.token).unwrap();
+    (guard, inst, nb)
+}
+
+/// A NetBox object the test expects to be there.
+pub fn get(nb: &NetBox, path: &str) -> Value {
+    nb.get(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
