@@ -98,6 +98,17 @@ fn per_round_of(series: &[Vec<f64>], a: usize, b: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Each series' spread over its rounds, (max - min) / min, for printing.
+fn spreads(series: &[Vec<f64>]) -> Vec<String> {
+    series
+        .iter()
+        .map(|r| {
+            let (lo, hi) = min_max(r);
+            format!("{:.0} %", (hi - lo) / lo * 100.0)
+        })
+        .collect()
+}
+
 fn min_max(v: &[f64]) -> (f64, f64) {
     v.iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
@@ -193,13 +204,7 @@ fn main() {
     let at = |name: &str| VARIANTS.iter().position(|v| *v == name).unwrap();
     let mut ours_empty = per_round(at("ours"), at("empty"));
     let mut empty_none = per_round(at("empty"), at("none"));
-    let round_spread: Vec<String> = rates
-        .iter()
-        .map(|r| {
-            let (lo, hi) = min_max(r);
-            format!("{:.0} %", (hi - lo) / lo * 100.0)
-        })
-        .collect();
+    let round_spread = spreads(&rates);
     let medians: Vec<f64> = rates.iter_mut().map(|r| median(r)).collect();
     println!("load average at the end: {}", load_average());
     println!(
@@ -230,13 +235,7 @@ fn main() {
     // threads and the hook's workers, kernel time included.
     let mut cpu_ratio = per_round_of(&cpu_per_ack, at("empty"), at("ours"));
     let (cr_lo, cr_hi) = min_max(&cpu_ratio);
-    let cpu_spread: Vec<String> = cpu_per_ack
-        .iter()
-        .map(|r| {
-            let (lo, hi) = min_max(r);
-            format!("{:.0} %", (hi - lo) / lo * 100.0)
-        })
-        .collect();
+    let cpu_spread = spreads(&cpu_per_ack);
     let cpu_medians: Vec<f64> = cpu_per_ack.iter_mut().map(|r| median(r)).collect();
     println!(
         "\nmedian CPU per acknowledged exchange, Kea process (all threads, user + system), \
