@@ -3,7 +3,7 @@
 //! the Ansible inventory and on the metrics page), a NetBox outage mid-burst
 //! loses and duplicates nothing, registrations take turns oldest lease
 //! first, and an address the pool hands from one BMC to another moves
-//! between their devices.
+//! between their devices; LLDP neighbours are shown, counted and cabled.
 //!
 //! Needs root (loopback addresses), kea-dhcp4, perfdhcp and the tests'
 //! NetBox (bmc_test_support::netbox): see README.md.
@@ -585,5 +585,146 @@ fn an_expired_lease_handed_to_another_bmc_moves_the_address_in_netbox() {
         .unwrap_or_else(|| panic!("{}", kea.log_tail(30)));
     eprintln!("{line}");
     assert!(line.contains("moved IP address"), "{line}");
+    assert!(kea.child_alive());
+}
+
+/// LLDP through Kea: a DL360 Gen10 Plus (its capture's ports hear two
+/// Aruba switches) registers while NetBox has no switches → no cable, both
+/// neighbours in `bmc-get` under `lldp-unmatched`, counted once on the
+/// metrics page and in Kea's statistics; the switches are added, the BMC
+/// is discovered again → two cables, the list is gone, nothing is counted
+/// again.
+#[test]
+fn unmatched_lldp_neighbours_are_shown_counted_and_cabled_once_the_switches_exist() {
+    let (_guard, nb) = netbox();
+    reset();
+    let net = Net::new(66);
+    let dir = TempDir::new("discovery-lldp");
+    let emu = bmc_test_support::emulator::Emulator::start(0);
+    let ip = pool_addr(0);
+    // Instance 0: the capture unchanged, its neighbours as Aruba sent them.
+    emu.add(ip, "hpe-ilo5-dl360gen10plus", 0, "root", PASS);
+    let token_file = dir.path().join("netbox-token");
+    std::fs::write(&token_file, format!("{}\n", nb.token)).unwrap();
+    let listen = format!("{}:19066", net.server());
+    let params = json!({
+        "workers": 1,
+        "redfish": redfish_params(dir.path(), &emu, PASS),
+        "netbox": {"url": nb.url, "token-file": token_file, "create-missing": true},
+        "metrics-listen": listen,
+    });
+    let kea = Kea::start(&dir, &config(net, dir.path(), &[hook(params)], "INFO"));
+    let mac = "14:18:77:66:00:00";
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), 1, mac);
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    let processed = |n: u64| {
+        wait_for(
+            &format!("{n} registrations"),
+            Duration::from_secs(90),
+            || {
+                let s = kea.bmc_status();
+                (s["events"]["processed"].as_u64() >= Some(n)).then_some(())
+            },
+        );
+        let a = kea.command("bmc-get", Some(json!({ "mac": mac })));
+        assert_eq!(
+            a["arguments"]["state"],
+            "registered",
+            "{a}\n{}",
+            kea.log_tail(30)
+        );
+        a["arguments"].clone()
+    };
+    let bmc = processed(1);
+    eprintln!(
+        "bmc-get, no switches in NetBox: {}",
+        serde_json::to_string_pretty(&bmc["lldp-unmatched"]).unwrap()
+    );
+    let unmatched: Vec<(&str, &str, &str)> = bmc["lldp-unmatched"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no lldp-unmatched: {bmc}"))
+        .iter()
+        .map(|u| {
+            (
+                u["port"].as_str().unwrap(),
+                u["reason"].as_str().unwrap(),
+                u["neighbour"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        unmatched,
+        [
+            (
+                "NIC.Slot.1.1-1",
+                "switch-unknown",
+                "bc:d7:a5:72:f4:00 port 1/1/1:4"
+            ),
+            (
+                "NIC.Slot.1.1-2",
+                "switch-unknown",
+                "90:20:c2:c7:22:00 port 1/1/1:4"
+            ),
+        ]
+    );
+    let client = dhcp_bmc_discovery::netbox::NetBox::connect(&nb.url, &nb.token).unwrap();
+    let cables = || client.list("/api/dcim/cables/").unwrap().len();
+    assert_eq!(cables(), 0);
+    let url = format!("http://{listen}/metrics");
+    let counted = |want: f64| {
+        let page = wait_for("the LLDP counter", Duration::from_secs(10), || {
+            let page = scrape(&url)?;
+            let n = sample::<f64>(
+                &page,
+                "bmc_discovery_lldp_unmatched_total{reason=\"switch-unknown\"}",
+            );
+            (n == Some(want)).then_some(page)
+        });
+        assert_eq!(
+            sample(
+                &page,
+                "bmc_discovery_lldp_unmatched_total{reason=\"port-taken\"}"
+            ),
+            Some(0.0),
+            "every reason is served from 0"
+        );
+        let stat = "bmc-discovery.lldp-unmatched.switch-unknown";
+        assert_eq!(kea.statistic(stat), want as u64, "{stat}");
+    };
+    counted(2.0);
+
+    // The switches as the capture's neighbours name them; discovered again.
+    let sw_a = bmc_test_support::netbox::switch(
+        &client,
+        "sw-a",
+        "us3",
+        None,
+        "bc:d7:a5:72:f4:00",
+        &["1/1/1:4"],
+    );
+    let sw_b = bmc_test_support::netbox::switch(
+        &client,
+        "sw-b",
+        "us3",
+        None,
+        "90:20:c2:c7:22:00",
+        &["1/1/1:4"],
+    );
+    let a = kea.command("bmc-discover", Some(json!({ "mac": mac })));
+    assert_eq!(a["result"], 0, "{a}");
+    let bmc = processed(2);
+    assert!(bmc.get("lldp-unmatched").is_none(), "{bmc}");
+    assert_eq!(cables(), 2, "{}", kea.log_tail(20));
+    for sw in [&sw_a, &sw_b] {
+        let port = client
+            .get(&format!("/api/dcim/interfaces/{}/", sw["1/1/1:4"]))
+            .unwrap();
+        assert!(
+            port["cable"]["id"].as_u64().is_some(),
+            "{} is cabled: {port}",
+            port["name"]
+        );
+    }
+    counted(2.0);
     assert!(kea.child_alive());
 }

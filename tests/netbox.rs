@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bmc_test_support::emulator;
-use bmc_test_support::netbox::{empty_netbox, get, netbox, reset, script};
+use bmc_test_support::netbox::{empty_netbox, get, netbox, reset, script, switch};
 use dhcp_bmc_discovery::netbox::{
     register, CustomFields, Identity, NetBox, NetBoxError, ObjectId, Options, Outcome,
     RegisterError, Registration,
@@ -977,101 +977,6 @@ fn host_ports_follow_the_inventory_and_leave_peoples_interfaces_alone() {
     }
     assert!(by("ens9f0")["primary_mac_address"].is_null());
     assert_rerun_writes_nothing(&nb, &reg2, &create_missing());
-}
-
-/// `endpoint`'s object with `slug`, created from `body` if missing.
-fn by_slug(nb: &NetBox, endpoint: &str, slug: &str, body: Value) -> u64 {
-    let found = get(nb, &format!("/api/{endpoint}/?slug={slug}"));
-    if let Some(id) = found["results"][0]["id"].as_u64() {
-        return id;
-    }
-    nb.post(&format!("/api/{endpoint}/"), &body).unwrap()["id"]
-        .as_u64()
-        .unwrap()
-}
-
-/// A switch as people put one in NetBox: a device (in `site`, `rack`)
-/// whose `mgmt` interface carries the chassis MAC, and its ports by the
-/// names LLDP decodes. Returns its ports' ids by name.
-fn switch(
-    nb: &NetBox,
-    name: &str,
-    site: &str,
-    rack: Option<&str>,
-    chassis: &str,
-    ports: &[&str],
-) -> std::collections::HashMap<String, u64> {
-    let site_id = by_slug(nb, "dcim/sites", site, json!({"name": site, "slug": site}));
-    let mfr = by_slug(
-        nb,
-        "dcim/manufacturers",
-        "aruba",
-        json!({"name": "Aruba", "slug": "aruba"}),
-    );
-    let dtype = by_slug(
-        nb,
-        "dcim/device-types",
-        "aruba-8325",
-        json!({"manufacturer": mfr, "model": "8325", "slug": "aruba-8325"}),
-    );
-    let role = by_slug(
-        nb,
-        "dcim/device-roles",
-        "access-switch",
-        json!({"name": "access switch", "slug": "access-switch", "color": "2196f3"}),
-    );
-    let rack_id = rack.map(|r| {
-        let found = get(nb, &format!("/api/dcim/racks/?site_id={site_id}&name={r}"));
-        found["results"][0]["id"].as_u64().unwrap_or_else(|| {
-            nb.post(
-                "/api/dcim/racks/",
-                &json!({"name": r, "site": site_id, "status": "active"}),
-            )
-            .unwrap()["id"]
-                .as_u64()
-                .unwrap()
-        })
-    });
-    let dev = nb
-        .post(
-            "/api/dcim/devices/",
-            &json!({"name": name, "site": site_id, "rack": rack_id, "device_type": dtype,
-                    "role": role, "status": "active"}),
-        )
-        .unwrap();
-    let mut bodies = vec![
-        json!({"device": dev["id"], "name": "mgmt", "type": "1000base-t",
-                                 "mgmt_only": true}),
-    ];
-    for p in ports {
-        bodies.push(json!({"device": dev["id"], "name": p, "type": "25gbase-x-sfp28"}));
-    }
-    let made = nb
-        .post("/api/dcim/interfaces/", &Value::from(bodies))
-        .unwrap();
-    let mgmt = made[0]["id"].as_u64().unwrap();
-    let mac = nb
-        .post(
-            "/api/dcim/mac-addresses/",
-            &json!({"mac_address": chassis, "assigned_object_type": "dcim.interface",
-                    "assigned_object_id": mgmt}),
-        )
-        .unwrap();
-    nb.patch(
-        &format!("/api/dcim/interfaces/{mgmt}/"),
-        &json!({"primary_mac_address": mac["id"]}),
-    )
-    .unwrap();
-    made.as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["id"].as_u64().unwrap(),
-            )
-        })
-        .collect()
 }
 
 /// The interface at the far end of the device's host interface `port`'s

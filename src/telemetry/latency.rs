@@ -227,11 +227,20 @@ impl Metrics {
         *f.entry(reason.to_string()).or_insert(0) += 1;
     }
 
+    /// Every reason, 0 where none was counted: a series that appears only
+    /// at its first event hides that event from `increase()`, and alert
+    /// rules would not see the first unmatched neighbour.
     pub fn lldp_unmatched_counts(&self) -> BTreeMap<String, u64> {
-        self.lldp_unmatched
+        let mut counts: BTreeMap<String, u64> = crate::netbox::register::cables::REASONS
+            .iter()
+            .map(|r| (r.to_string(), 0))
+            .collect();
+        let counted = self
+            .lldp_unmatched
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .unwrap_or_else(|p| p.into_inner());
+        counts.extend(counted.iter().map(|(r, n)| (r.clone(), *n)));
+        counts
     }
 
     pub fn set_netbox(&self, reachable: bool) {
@@ -315,5 +324,17 @@ mod tests {
         assert_eq!(m.netbox(), Reachability::Unknown);
         m.set_netbox(false);
         assert_eq!(m.netbox(), Reachability::Unreachable);
+    }
+
+    #[test]
+    fn every_lldp_reason_is_served_from_zero() {
+        let m = Metrics::default();
+        let counts = m.lldp_unmatched_counts();
+        assert_eq!(counts.len(), crate::netbox::register::cables::REASONS.len());
+        assert!(counts.values().all(|n| *n == 0), "{counts:?}");
+        m.lldp_unmatched("switch-unknown");
+        m.lldp_unmatched("switch-unknown");
+        assert_eq!(m.lldp_unmatched_counts()["switch-unknown"], 2);
+        assert_eq!(m.lldp_unmatched_counts()["port-taken"], 0);
     }
 }

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use dhcp_bmc_discovery::netbox::NetBox;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::shared::netbox_scripts;
 
@@ -175,4 +175,99 @@ pub fn empty_netbox() -> (MutexGuard<'static, ()>, &'static Instance, NetBox) {
 /// A NetBox object the test expects to be there.
 pub fn get(nb: &NetBox, path: &str) -> Value {
     nb.get(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `endpoint`'s object with `slug`, created from `body` if missing.
+pub fn by_slug(nb: &NetBox, endpoint: &str, slug: &str, body: Value) -> u64 {
+    let found = get(nb, &format!("/api/{endpoint}/?slug={slug}"));
+    if let Some(id) = found["results"][0]["id"].as_u64() {
+        return id;
+    }
+    nb.post(&format!("/api/{endpoint}/"), &body).unwrap()["id"]
+        .as_u64()
+        .unwrap()
+}
+
+/// A switch as people put one in NetBox: a device (in `site`, `rack`)
+/// whose `mgmt` interface carries the chassis MAC, and its ports by the
+/// names LLDP decodes. Returns its ports' ids by name.
+pub fn switch(
+    nb: &NetBox,
+    name: &str,
+    site: &str,
+    rack: Option<&str>,
+    chassis: &str,
+    ports: &[&str],
+) -> std::collections::HashMap<String, u64> {
+    let site_id = by_slug(nb, "dcim/sites", site, json!({"name": site, "slug": site}));
+    let mfr = by_slug(
+        nb,
+        "dcim/manufacturers",
+        "aruba",
+        json!({"name": "Aruba", "slug": "aruba"}),
+    );
+    let dtype = by_slug(
+        nb,
+        "dcim/device-types",
+        "aruba-8325",
+        json!({"manufacturer": mfr, "model": "8325", "slug": "aruba-8325"}),
+    );
+    let role = by_slug(
+        nb,
+        "dcim/device-roles",
+        "access-switch",
+        json!({"name": "access switch", "slug": "access-switch", "color": "2196f3"}),
+    );
+    let rack_id = rack.map(|r| {
+        let found = get(nb, &format!("/api/dcim/racks/?site_id={site_id}&name={r}"));
+        found["results"][0]["id"].as_u64().unwrap_or_else(|| {
+            nb.post(
+                "/api/dcim/racks/",
+                &json!({"name": r, "site": site_id, "status": "active"}),
+            )
+            .unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+    });
+    let dev = nb
+        .post(
+            "/api/dcim/devices/",
+            &json!({"name": name, "site": site_id, "rack": rack_id, "device_type": dtype,
+                    "role": role, "status": "active"}),
+        )
+        .unwrap();
+    let mut bodies = vec![
+        json!({"device": dev["id"], "name": "mgmt", "type": "1000base-t",
+                                 "mgmt_only": true}),
+    ];
+    for p in ports {
+        bodies.push(json!({"device": dev["id"], "name": p, "type": "25gbase-x-sfp28"}));
+    }
+    let made = nb
+        .post("/api/dcim/interfaces/", &Value::from(bodies))
+        .unwrap();
+    let mgmt = made[0]["id"].as_u64().unwrap();
+    let mac = nb
+        .post(
+            "/api/dcim/mac-addresses/",
+            &json!({"mac_address": chassis, "assigned_object_type": "dcim.interface",
+                    "assigned_object_id": mgmt}),
+        )
+        .unwrap();
+    nb.patch(
+        &format!("/api/dcim/interfaces/{mgmt}/"),
+        &json!({"primary_mac_address": mac["id"]}),
+    )
+    .unwrap();
+    made.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["id"].as_u64().unwrap(),
+            )
+        })
+        .collect()
 }
