@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 const HEADER: &str = "include/bmc_discovery.h";
 /// The hook's log messages; see the file's header.
 const MESSAGES: &str = "src/kea/bmc_discovery_messages.mes";
-const SHIM_SOURCES: &[&str] = &["src/shim/callouts.cc", "src/shim/log.cc"];
+const SHIM_SOURCES: &[&str] = &["src/shim/callouts.cc", "src/shim/ha.cc", "src/shim/log.cc"];
 /// The Kea series this tree builds and is tested against, as (major, minor):
 /// every patch release of a series has its own hooks version (2.6.3 is
 /// 20603) but the same API. 3.2 is not in the list: no Debian package exists

@@ -113,6 +113,13 @@ void shim_timer_stop(void);
 int shim_stat_set(const char *name, int64_t value);
 int shim_stat_del(const char *name);
 
+/* The HA hook's `ha-heartbeat` answer for this server (its HA state and
+ * the scopes it serves), asked in-process without Kea's command manager
+ * (which logs every command). Kea's main thread only. Returns 0 with the
+ * answer as JSON to sink, 2 when no HA hook is loaded, 1 on error (text to
+ * sink). */
+int shim_ha_heartbeat(bmc_sink sink, void *ctx);
+
 /* Kea logger "bmc-discovery" (kea-dhcp4.bmc-discovery). `id` is one of the
  * message IDs of src/kea/bmc_discovery_messages.mes, which the shim
  * registers with Kea; Kea fills the message's %1..%N with `args` in order.

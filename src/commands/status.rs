@@ -38,6 +38,9 @@ pub fn status(hook: &Hook, arguments: Option<&Value>) -> Reply {
     if let Some(g) = &hook.services().guard {
         status["credentials"] = json!(g.status());
     }
+    if let Some(ha) = hook.ha_role() {
+        status["ha"] = json!(ha);
+    }
     if let Some(l) = &s.latency {
         status["latency"] = json!({
             "lease-to-done": l.lease_to_done,

@@ -10,6 +10,7 @@
 //! initialised static (the one pointer to the current instance is in
 //! `kea/instance.rs`).
 
+mod ha;
 mod leases;
 mod tick;
 
@@ -32,6 +33,7 @@ use crate::work::pool::WorkerPool;
 use crate::work::scheduler::{Scheduler, StateCounts};
 use crate::work::Services;
 
+pub use ha::HaRole;
 pub use tick::TICK_MS;
 
 /// The running hook.
@@ -205,6 +207,12 @@ impl Hook {
             });
         }
         s
+    }
+
+    /// This server's HA state and served scopes, as last asked (every
+    /// few seconds); None without an HA hook.
+    pub fn ha_role(&self) -> Option<HaRole> {
+        self.tick_state().ha.role.clone()
     }
 
     /// When this instance was loaded (Unix seconds).

@@ -1,10 +1,14 @@
 //! Kea's main thread, every `TICK_MS`: publish the statistics (Kea's and
-//! the Prometheus page), and reconcile when it is time.
+//! the Prometheus page), watch this server's HA role (`ha.rs`), and
+//! reconcile when it is time.
 
 use std::time::{Duration, Instant};
 
+use super::ha::{parse_heartbeat, Change, HaWatch};
 use super::Hook;
+use crate::clock::unix_s;
 use crate::kea::log::kea_log;
+use crate::kea::shim;
 use crate::telemetry::prometheus::PoolGauge;
 
 /// How often the timer calls `on_tick` on Kea's main thread.
@@ -31,6 +35,8 @@ pub(super) struct TickState {
     pools_at: Option<Instant>,
     /// Leases seen when the pool gauges were measured.
     pools_seen: u64,
+    /// This server's HA role, when an HA hook is loaded.
+    pub(super) ha: HaWatch,
 }
 
 impl Hook {
@@ -48,7 +54,8 @@ impl Hook {
 
     /// Kea's main thread, every `TICK_MS`: publishes the statistics and
     /// reconciles when it is time (start-up, after queue drops once the
-    /// burst has passed, every `reconcile-interval-s`).
+    /// burst has passed, when this server takes over its HA partner's
+    /// clients, every `reconcile-interval-s`).
     pub fn on_tick(&self) {
         let snapshot = self.snapshot();
         self.kea_stats.publish(&snapshot);
@@ -70,6 +77,9 @@ impl Hook {
                 self.config.pool_alert_levels,
             ));
         }
+        if t.ha.due() {
+            watch_ha(&mut t);
+        }
         let since = t.last.map(|l| l.elapsed());
         let interval = self.config.reconcile_interval_s;
         let due = t.requested
@@ -83,6 +93,37 @@ impl Hook {
             if let Err(e) = self.reconcile(None) {
                 kea_log!(BMC_DISCOVERY_RECONCILE_START_FAILED, e);
             }
+        }
+    }
+}
+
+/// Asks the HA hook for this server's role; a takeover requests a
+/// reconciliation at this tick.
+fn watch_ha(t: &mut TickState) {
+    t.ha.polled_at = Some(Instant::now());
+    let Some(answer) = shim::ha_heartbeat() else {
+        t.ha.role = None;
+        return;
+    };
+    let (state, scopes) = match answer.and_then(|a| parse_heartbeat(&a)) {
+        Ok(read) => read,
+        Err(e) => {
+            if t.ha.error.as_deref() != Some(e.as_str()) {
+                kea_log!(BMC_DISCOVERY_HA_UNREADABLE, e);
+                t.ha.error = Some(e);
+            }
+            return;
+        }
+    };
+    t.ha.error = None;
+    let served = scopes.join(", ");
+    let now = u64::try_from(unix_s()).unwrap_or(0);
+    match t.ha.observe(state.clone(), scopes, now) {
+        Change::Nothing => {}
+        Change::State { from } => kea_log!(BMC_DISCOVERY_HA_STATE, state, from, served),
+        Change::TookOver { from, gained } => {
+            kea_log!(BMC_DISCOVERY_HA_TAKEOVER, gained.join(", "), state, from);
+            t.requested = true;
         }
     }
 }

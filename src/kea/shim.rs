@@ -11,9 +11,9 @@
 use std::ffi::{c_char, c_int, c_void, CString};
 
 use super::bindings::{
-    bmc_lease_event, bmc_sink, shim_active_leases4, shim_hooks_version, shim_library_parameters,
-    shim_register, shim_staged_hooks_libraries, shim_stat_del, shim_stat_set, shim_timer_start,
-    shim_timer_stop,
+    bmc_lease_event, bmc_sink, shim_active_leases4, shim_ha_heartbeat, shim_hooks_version,
+    shim_library_parameters, shim_register, shim_staged_hooks_libraries, shim_stat_del,
+    shim_stat_set, shim_timer_start, shim_timer_stop,
 };
 use super::lease::LeaseEvent;
 
@@ -106,6 +106,20 @@ pub fn stat_del(name: &str) {
     if let Ok(name) = CString::new(name) {
         // SAFETY: as in stat_set.
         unsafe { shim_stat_del(name.as_ptr()) };
+    }
+}
+
+/// The HA hook's `ha-heartbeat` answer for this server, as JSON (Kea's
+/// main thread): None when no HA hook is loaded.
+pub fn ha_heartbeat() -> Option<Result<String, String>> {
+    let mut out = Vec::<u8>::new();
+    // SAFETY: the sink pair matches; Kea's main thread.
+    let rc = unsafe { shim_ha_heartbeat(Some(collect), (&mut out as *mut Vec<u8>).cast()) };
+    let text = String::from_utf8_lossy(&out).into_owned();
+    match rc {
+        0 => Some(Ok(text)),
+        2 => None,
+        _ => Some(Err(text)),
     }
 }
 
