@@ -8,7 +8,9 @@
 //! mid-burst, the standby takes over and finds the BMCs the primary leased
 //! but never registered (they reached it only as HA lease updates, which
 //! run no lease callouts); every BMC ends one device in NetBox; the primary
-//! comes back and writes nothing.
+//! comes back and writes nothing. The same takeover without NetBox
+//! (`..._discovers_...`) runs on every Kea of the version matrix, where
+//! NetBox is not reachable.
 //!
 //! Needs root (loopback addresses), kea-dhcp4 with Debian's HA and
 //! lease_cmds hooks, perfdhcp and the tests' NetBox: see README.md.
@@ -339,4 +341,102 @@ fn hot_standby_primary_killed_mid_burst_every_bmc_registered_once() {
         "the returning primary changed NetBox"
     );
     assert!(primary.child_alive() && standby.child_alive());
+}
+
+/// The takeover without NetBox, on every Kea version of the matrix: the
+/// primary leases 60 BMCs and is killed with about a third discovered;
+/// the standby, which saw none of them as a lease callout, discovers all.
+#[test]
+fn hot_standby_takeover_discovers_the_bmcs_the_dead_primary_left() {
+    let a = Server {
+        net: Net::new(69),
+        name: "server1",
+        port: 17069,
+    };
+    let b = Server {
+        net: Net::new(70),
+        name: "server2",
+        port: 17070,
+    };
+    let n = 60;
+    // 100 ms a Redfish request: a discovery takes a second or two, so the
+    // primary dies with most of the burst still to do.
+    let emu = Emulator::start(0);
+    emu.add_fleet_with(pool_addr(0), n, |_| FleetBmc {
+        password: PASS.into(),
+        faults: Faults {
+            latency: Duration::from_millis(100),
+            ..Faults::default()
+        },
+        ..FleetBmc::default()
+    });
+    let dir_a = TempDir::new("ha-discovery-primary");
+    let dir_b = TempDir::new("ha-discovery-standby");
+    let params = |dir: &TempDir| {
+        json!({
+            "workers": 2,
+            "reconcile-interval-s": 0,
+            "redfish": redfish_params(dir.path(), &emu, PASS),
+        })
+    };
+    let cfg_a = pair_config(&a, [&a, &b], "hot-standby", dir_a.path(), params(&dir_a));
+    let cfg_b = pair_config(&b, [&a, &b], "hot-standby", dir_b.path(), params(&dir_b));
+    let standby = Kea::start(&dir_b, &cfg_b);
+    let mut primary = Kea::start(&dir_a, &cfg_a);
+    wait_ha_state(
+        &primary,
+        "the primary",
+        "hot-standby",
+        Duration::from_secs(60),
+    );
+    wait_ha_state(
+        &standby,
+        "the standby",
+        "hot-standby",
+        Duration::from_secs(60),
+    );
+
+    let run = perfdhcp::avalanche(a.net, &a.net.relay_bmc(), n as usize, "14:18:77:69:00:00");
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    assert_eq!(leases(&primary).len(), n as usize);
+    let killed_at = wait_for(
+        "20 discovered by the primary",
+        Duration::from_secs(120),
+        || {
+            let s = primary.bmc_status();
+            (count(&s, "discovered") >= 20).then_some(s)
+        },
+    );
+    primary.child.kill().unwrap();
+    let _ = primary.child.wait();
+    eprintln!("primary killed: {}", killed_at["bmcs"]);
+    assert!(count(&killed_at, "discovered") < n as u64);
+    assert_eq!(
+        standby.bmc_status()["events"]["accepted"],
+        0,
+        "the standby ran no lease callout"
+    );
+
+    wait_ha_state(
+        &standby,
+        "the standby",
+        "partner-down",
+        Duration::from_secs(30),
+    );
+    let done = wait_for(
+        "all 60 discovered by the standby",
+        Duration::from_secs(180),
+        || {
+            let s = standby.bmc_status();
+            none_dead(&standby, &s);
+            (count(&s, "discovered") == n as u64).then_some(s)
+        },
+    );
+    assert_eq!(done["ha"]["takeovers"], 1, "{}", done["ha"]);
+    assert_eq!(done["ha"]["state"], "partner-down", "{}", done["ha"]);
+    assert!(standby
+        .log()
+        .lines()
+        .any(|l| l.contains("BMC_DISCOVERY_HA_TAKEOVER")));
+    assert!(standby.child_alive());
 }
