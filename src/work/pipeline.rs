@@ -127,6 +127,7 @@ pub fn build(config: &Config, mode: Mode) -> Result<(Arc<dyn Pipeline>, Services
                 reconcile: ReconcilePolicy {
                     rediscover_after: p.rediscover_after,
                     registers: p.netbox.is_some(),
+                    workers: config.workers,
                 },
             };
             Ok((Arc::new(p), services))
