@@ -187,8 +187,12 @@ pub struct Registrar {
     options: Options,
     dry_run: bool,
     client: Mutex<Option<Arc<NetBox>>>,
-    /// `parallel-registrations`: how many talk to NetBox at once.
+    /// `parallel-registrations`, or `batch-size` when batching: how many
+    /// talk to NetBox at once.
     gate: Gate,
+    /// `batch-size` and `batch-window-ms`: requests of concurrent
+    /// registrations merged into bulk ones.
+    batch: (usize, Duration),
 }
 
 impl Registrar {
@@ -223,7 +227,13 @@ impl Registrar {
             },
             dry_run: c.dry_run,
             client: Mutex::new(None),
-            gate: Gate::new(c.parallel_registrations),
+            // Batched, the registrations at NetBox at once share its
+            // requests: as many as a batch takes may be there.
+            gate: Gate::new(match c.batch_size {
+                1 => c.parallel_registrations,
+                n => c.parallel_registrations.max(n),
+            }),
+            batch: (c.batch_size, Duration::from_millis(c.batch_window_ms)),
         })
     }
 
@@ -234,6 +244,7 @@ impl Registrar {
         }
         let mut nb = NetBox::connect(&self.url, &self.token).map_err(RegisterError::from)?;
         nb.set_dry_run(self.dry_run);
+        nb.set_batching(self.batch.0, self.batch.1);
         kea_log!(
             BMC_DISCOVERY_NETBOX_CONNECTED,
             nb.version,
@@ -261,6 +272,18 @@ impl Registrar {
         client
             .as_ref()
             .map_or((0, 0), |nb| (nb.reads(), nb.writes()))
+    }
+
+    /// What merging requests into bulk ones did since the load.
+    pub fn batches(&self) -> crate::telemetry::Batches {
+        let client = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let b = client.as_ref().map(|nb| nb.batches()).unwrap_or_default();
+        crate::telemetry::Batches {
+            merged: b.merged,
+            carried: b.parts,
+            largest: b.largest,
+            sent_alone: b.alone,
+        }
     }
 }
 
