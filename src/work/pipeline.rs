@@ -187,8 +187,8 @@ pub struct Registrar {
     options: Options,
     dry_run: bool,
     client: Mutex<Option<Arc<NetBox>>>,
-    /// `parallel-registrations`, or `batch-size` when batching: how many
-    /// talk to NetBox at once.
+    /// `parallel-registrations`: how many talk to NetBox at once (and so
+    /// the most that share a bulk request).
     gate: Gate,
     /// `batch-size` and `batch-window-ms`: requests of concurrent
     /// registrations merged into bulk ones.
@@ -227,12 +227,9 @@ impl Registrar {
             },
             dry_run: c.dry_run,
             client: Mutex::new(None),
-            // Batched, the registrations at NetBox at once share its
-            // requests: as many as a batch takes may be there.
-            gate: Gate::new(match c.batch_size {
-                1 => c.parallel_registrations,
-                n => c.parallel_registrations.max(n),
-            }),
+            // Batched or not, this many at once: they share bulk
+            // requests when batching, so a burst wants more of them.
+            gate: Gate::new(c.parallel_registrations),
             batch: (c.batch_size, Duration::from_millis(c.batch_window_ms)),
         })
     }
