@@ -22,6 +22,10 @@
 //! `cargo bench --bench bmc_burst` (root; resets the test NetBox).
 //! BENCH_PARALLEL sets netbox.parallel-registrations (default: the
 //! hook's); BENCH_COMPARE_PARALLEL=N adds the real burst again with N;
+//! BENCH_BATCH sets netbox.batch-size (default: the hook's);
+//! BENCH_COMPARE_BATCH=N adds the real burst again with batch size N
+//! (1: every request alone, as before batching, with the hook's own
+//! parallel-registrations), side by side;
 //! BENCH_IDLE=0 and BENCH_DRY=0 leave those phases out (a 1,000-BMC run
 //! is long enough). BENCH_KEA_LOG=INFO (default WARN) keeps Kea's per-BMC
 //! lines.
@@ -284,11 +288,15 @@ fn main() {
     );
 
     let parallel = std::env::var("BENCH_PARALLEL").ok();
+    let batch = std::env::var("BENCH_BATCH").ok();
     let netbox_params = |dry: bool| {
         let mut p =
             json!({"url": inst.url, "token": inst.token, "create-missing": true, "dry-run": dry});
         if let Some(v) = parallel.as_deref().and_then(|v| v.parse::<u64>().ok()) {
             p["parallel-registrations"] = json!(v);
+        }
+        if let Some(v) = batch.as_deref().and_then(|v| v.parse::<u64>().ok()) {
+            p["batch-size"] = json!(v);
         }
         p
     };
@@ -373,6 +381,11 @@ fn main() {
     let (r, w) = per_registration(&status, n as u64);
     let l = &status["latency"]["lease-to-done"];
     println!(
+        "registered (batch size {}): {}",
+        batch.as_deref().unwrap_or("default"),
+        batches(&status)
+    );
+    println!(
         "registered: all {n} in {real_s:.1} s ({rate:.2}/s); {r:.1} reads + {w:.1} writes each: \
          {:.1} NetBox requests/s (NetBox alone, {clients} clients: {creates:.1} creates/s, \
          {reads:.1} reads/s); lease-to-registered p50 {} ms, p99 {} ms, max {} ms; NetBox time \
@@ -395,6 +408,41 @@ fn main() {
 
     println!("oldest first: {}", oldest_first(&bmcs));
     println!("placement: {}", check_placement(&nb, n));
+
+    // The same burst with another batch size, side by side (e.g.
+    // BENCH_COMPARE_BATCH=1: every request alone, as before batching).
+    if let Some(other) = std::env::var("BENCH_COMPARE_BATCH")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        reset();
+        let mut params = netbox_params(false);
+        params["batch-size"] = json!(other);
+        if other == 1 {
+            // Today's path as it is configured today: the hook's own
+            // parallel-registrations (more writers without batching only
+            // make each wait inside NetBox).
+            if let Some(p) = params.as_object_mut() {
+                p.remove("parallel-registrations");
+            }
+        }
+        let (secs, status, bmcs) =
+            burst(&emu, n, workers, Some(&params), "registered", "burst-batch");
+        check_placement(&nb, n);
+        let (r, w) = per_registration(&status, n as u64);
+        let l = &status["latency"]["lease-to-done"];
+        println!(
+            "with batch size {other}: all {n} in {secs:.1} s ({:.2}/s; the burst above \
+             registered {:.1} x as fast); {r:.1} reads + {w:.1} writes each; lease-to-registered \
+             p50 {} ms, p99 {} ms; {}; oldest first: {}",
+            n as f64 / secs,
+            rate / (n as f64 / secs),
+            l["p50-ms"],
+            l["p99-ms"],
+            batches(&status),
+            oldest_first(&bmcs)
+        );
+    }
 
     // The same burst with another limit on registrations at once, for
     // comparison (e.g. BENCH_COMPARE_PARALLEL=16: as many as workers).
@@ -419,6 +467,21 @@ fn main() {
             oldest_first(&bmcs)
         );
     }
+}
+
+/// What batching did in a burst, from `bmc-status`.
+fn batches(status: &Value) -> String {
+    let b = &status["netbox"]["batches"];
+    let mean = b["carried"].as_f64().unwrap_or(0.0) / b["merged"].as_f64().unwrap_or(0.0).max(1.0);
+    format!(
+        "{} bulk requests carried {} registrations' requests ({mean:.1} on average, at most {}), \
+         {} sent alone after a rejection; {} NetBox requests per registration",
+        b["merged"],
+        b["carried"],
+        b["largest"],
+        b["sent-alone"],
+        status["netbox"]["requests-per-registration"]
+    )
 }
 
 /// How far into the burst the first tenth of the leases, by lease time,

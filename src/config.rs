@@ -86,6 +86,12 @@ pub struct NetBoxConfig {
     /// Registrations talking to NetBox at once; the others wait, oldest
     /// lease first.
     pub parallel_registrations: usize,
+    /// Most requests of concurrent registrations merged into one bulk
+    /// request (1: each alone).
+    pub batch_size: usize,
+    /// How long a batch is collected at most while one of its kind is in
+    /// flight.
+    pub batch_window_ms: u64,
     /// What happens to the leased address or the BMC's MAC when NetBox
     /// has it on another device's interface: moved, or a conflict.
     pub address_moves: crate::netbox::AddressMoves,
@@ -408,6 +414,8 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
         journal: defaults::NETBOX_JOURNAL.default,
         dry_run: defaults::NETBOX_DRY_RUN.default,
         parallel_registrations: defaults::NETBOX_PARALLEL_REGISTRATIONS.default as usize,
+        batch_size: defaults::NETBOX_BATCH_SIZE.default as usize,
+        batch_window_ms: defaults::NETBOX_BATCH_WINDOW_MS.default,
         place_by_bmc_hostname: defaults::NETBOX_PLACE_BY_BMC_HOSTNAME.default,
         address_moves: crate::netbox::AddressMoves::default(),
         placement_from_switch: defaults::NETBOX_PLACEMENT_FROM_SWITCH.default,
@@ -441,6 +449,8 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
                 c.parallel_registrations =
                     int(&defaults::NETBOX_PARALLEL_REGISTRATIONS, value)? as usize
             }
+            "batch-size" => c.batch_size = int(&defaults::NETBOX_BATCH_SIZE, value)? as usize,
+            "batch-window-ms" => c.batch_window_ms = int(&defaults::NETBOX_BATCH_WINDOW_MS, value)?,
             "custom-fields" => {
                 c.custom_fields = choice(
                     &defaults::NETBOX_CUSTOM_FIELDS,
@@ -991,6 +1001,16 @@ mod tests {
                 r#"{"netbox": {"url": "http://n", "token-file": "t", "parallel-registrations": 0}}"#
             ),
             "parameter 'netbox.parallel-registrations' must be 1..=64, got 0"
+        );
+        assert_eq!(
+            error_of(r#"{"netbox": {"url": "http://n", "token-file": "t", "batch-size": 0}}"#),
+            "parameter 'netbox.batch-size' must be 1..=500, got 0"
+        );
+        assert_eq!(
+            error_of(
+                r#"{"netbox": {"url": "http://n", "token-file": "t", "batch-window-ms": 9000}}"#
+            ),
+            "parameter 'netbox.batch-window-ms' must be 0..=5000, got 9000"
         );
         assert!(error_of(
             r#"{"netbox": {"url": "http://n", "token-file": "t", "placement-pattern": "^(?P<room>x)"}}"#

@@ -52,11 +52,18 @@ pub fn status(hook: &Hook, arguments: Option<&Value>) -> Reply {
         status["netbox"] = match &s.netbox {
             Some(nb) => {
                 let (reads, writes) = nb.requests;
+                // Bulk requests counted once: the cost NetBox sees.
+                let per_registration = match l.netbox.count {
+                    0 => serde_json::Value::Null,
+                    n => json!(((reads + writes) as f64 / n as f64 * 100.0).round() / 100.0),
+                };
                 json!({
                     "configured": true,
                     "reachable": nb.reachable,
                     "registrations": nb.registrations,
                     "requests": { "reads": reads, "writes": writes },
+                    "requests-per-registration": per_registration,
+                    "batches": nb.batches,
                 })
             }
             None => json!({ "configured": false }),

@@ -314,6 +314,23 @@ pub const NETBOX_PARALLEL_REGISTRATIONS: Integer = Integer {
     min: 1,
     max: 64,
 };
+/// Most requests of concurrent registrations merged into one bulk request
+/// (1: each alone). NetBox costs about as much per request as per object,
+/// so a burst of servers is registered in batches.
+pub const NETBOX_BATCH_SIZE: Integer = Integer {
+    name: "netbox.batch-size",
+    default: 50,
+    min: 1,
+    max: 500,
+};
+/// How long a batch is collected at most while one of its kind is in
+/// flight; a request with none in flight goes at once.
+pub const NETBOX_BATCH_WINDOW_MS: Integer = Integer {
+    name: "netbox.batch-window-ms",
+    default: 100,
+    min: 0,
+    max: 5_000,
+};
 /// Off: a device must not pick its own site, rack and unit.
 pub const NETBOX_PLACE_BY_BMC_HOSTNAME: Flag = Flag {
     name: "netbox.place-by-bmc-hostname",
@@ -384,6 +401,8 @@ pub const PARAMETERS: &[Parameter] = &[
     Parameter::Flag(NETBOX_JOURNAL),
     Parameter::Flag(NETBOX_DRY_RUN),
     Parameter::Integer(NETBOX_PARALLEL_REGISTRATIONS),
+    Parameter::Integer(NETBOX_BATCH_SIZE),
+    Parameter::Integer(NETBOX_BATCH_WINDOW_MS),
     Parameter::Flag(NETBOX_PLACE_BY_BMC_HOSTNAME),
     Parameter::Choice(NETBOX_ADDRESS_MOVES),
     Parameter::Flag(NETBOX_PLACEMENT_FROM_SWITCH),
@@ -420,7 +439,7 @@ mod tests {
         assert_eq!(keys("")[..3], ["workers", "queue-capacity", "subnet-ids"]);
         assert!(keys("").contains(&"netbox") && !keys("").contains(&"port"));
         assert_eq!(keys("redfish")[..2], ["credentials-file", "port"]);
-        assert_eq!(keys("netbox").len(), 14);
+        assert_eq!(keys("netbox").len(), 16);
     }
 
     /// The parameter tables of docs/CONFIGURATION.md say what this table

@@ -192,6 +192,7 @@ impl Hook {
                 reachable: m.netbox(),
                 registrations: nb.load(),
                 requests: nb.requests(),
+                batches: nb.batches(),
             });
             s.failures = m.failures();
             s.lldp_unmatched = m.lldp_unmatched_counts();

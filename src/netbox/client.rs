@@ -5,40 +5,57 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 
+use super::batch::Batcher;
 use super::shared::SharedObjects;
 
-/// Why a NetBox call failed. Messages never carry the token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NetBoxError {
-    /// No answer, or 5xx/429 after the retries: try again later.
-    Unavailable(String),
-    /// 401/403: the token is wrong or lacks permission.
-    Auth(String),
-    /// 400/404/409...: NetBox refused the request; the body says why.
-    Rejected { status: u16, message: String },
-    /// Not what NetBox's API promises (not JSON, unsupported version).
-    Protocol(String),
+pub use super::error::NetBoxError;
+
+/// A registration running (`NetBox::registering`).
+pub struct Registering<'a> {
+    nb: &'a NetBox,
 }
 
-impl std::fmt::Display for NetBoxError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NetBoxError::Unavailable(m) => write!(f, "NetBox unavailable: {m}"),
-            NetBoxError::Auth(m) => write!(f, "NetBox refused the token: {m}"),
-            NetBoxError::Rejected { status, message } => {
-                write!(f, "NetBox refused the request (HTTP {status}): {message}")
-            }
-            NetBoxError::Protocol(m) => write!(f, "NetBox: {m}"),
+impl Drop for Registering<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = &self.nb.batcher {
+            b.active.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
 
-impl std::error::Error for NetBoxError {}
+/// A request in flight, counted while it is.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn new(n: &'a AtomicUsize) -> Busy<'a> {
+        n.fetch_add(1, Ordering::Relaxed);
+        Busy(n)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the batcher did since the client connected (`NetBox::batches`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchCounts {
+    /// Requests that carried the requests of more than one registration.
+    pub merged: u64,
+    /// The registrations' requests those carried.
+    pub parts: u64,
+    /// The most one carried.
+    pub largest: u64,
+    /// Requests a bulk rejection sent alone, for their own answer.
+    pub alone: u64,
+}
 
 /// The oldest NetBox this client speaks to (MAC address objects, `oob_ip`).
 pub const MIN_VERSION: (u32, u32) = (4, 2);
@@ -78,6 +95,9 @@ pub struct NetBox {
     dry_run: bool,
     /// Objects registrations share, remembered for a while.
     pub(super) shared: SharedObjects,
+    /// Concurrent registrations' requests merged into bulk ones; None:
+    /// every request alone (`netbox.batch-size` 1).
+    batcher: Option<Batcher>,
 }
 
 /// The number a dry run gives the objects it would have created, in the
@@ -151,6 +171,9 @@ impl serde::Serialize for ObjectId {
     }
 }
 
+/// How long one request may take to be answered (a bulk one longer).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long shared objects (sites, racks, device types...) are remembered.
 const SHARED_TTL: Duration = Duration::from_secs(300);
 
@@ -188,7 +211,6 @@ impl NetBox {
     pub fn connect(url: &str, token: &str) -> Result<NetBox, NetBoxError> {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
             .max_idle_connections_per_host(16)
             .user_agent(concat!(
                 "kea-hook-bmc-discovery/",
@@ -205,6 +227,7 @@ impl NetBox {
             writes: AtomicU64::new(0),
             dry_run: false,
             shared: SharedObjects::new(SHARED_TTL),
+            batcher: None,
         };
         let status = nb.get("/api/status/")?;
         let version = status
@@ -263,6 +286,47 @@ impl NetBox {
         self.dry_run
     }
 
+    /// From now on, merge concurrent requests into bulk ones of up to
+    /// `size` objects, collected for up to `window` while one of their
+    /// kind is in flight (see `batch.rs`); `size` 1: each alone.
+    pub fn set_batching(&mut self, size: usize, window: Duration) {
+        self.batcher = Batcher::new(size, window);
+    }
+
+    /// Merged requests sent, the requests of registrations they carried,
+    /// the most one carried, and those a bulk rejection sent alone.
+    pub fn batches(&self) -> BatchCounts {
+        let Some(b) = &self.batcher else {
+            return BatchCounts::default();
+        };
+        let c = &b.counts;
+        BatchCounts {
+            merged: c.merged.load(Ordering::Relaxed),
+            parts: c.parts.load(Ordering::Relaxed),
+            largest: c.largest.load(Ordering::Relaxed),
+            alone: c.alone.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Marks a registration running on this client until the guard is
+    /// dropped: while others run, a batch waits a little for them.
+    pub fn registering(&self) -> Registering<'_> {
+        if let Some(b) = &self.batcher {
+            b.active.fetch_add(1, Ordering::Relaxed);
+        }
+        Registering { nb: self }
+    }
+
+    /// One request to NetBox, counted.
+    fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, NetBoxError> {
+        let _busy = self.batcher.as_ref().map(|b| Busy::new(&b.busy));
+        match method {
+            "GET" => self.reads.fetch_add(1, Ordering::Relaxed),
+            _ => self.writes.fetch_add(1, Ordering::Relaxed),
+        };
+        self.call(method, path, body)
+    }
+
     /// Write requests (POST, PATCH, DELETE) made, or planned in a dry run.
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
@@ -278,21 +342,34 @@ impl NetBox {
             // Nothing in NetBox refers to an object a dry run only planned.
             return Ok(serde_json::json!({"count": 0, "next": null, "results": []}));
         }
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        self.call("GET", path, None)
+        if let Some(r) = self.batcher.as_ref().and_then(|b| {
+            b.get(path, &|m: &str, p: &str, body: Option<&Value>| {
+                self.send(m, p, body)
+            })
+        }) {
+            return r;
+        }
+        self.send("GET", path, None)
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, NetBoxError> {
-        self.writes.fetch_add(1, Ordering::Relaxed);
         if self.dry_run {
+            self.writes.fetch_add(1, Ordering::Relaxed);
             return Ok(planned(body, DRY_RUN_ID));
         }
-        self.call("POST", path, Some(body))
+        if let Some(r) = self.batcher.as_ref().and_then(|b| {
+            b.post(path, body, &|m: &str, p: &str, body: Option<&Value>| {
+                self.send(m, p, body)
+            })
+        }) {
+            return r;
+        }
+        self.send("POST", path, Some(body))
     }
 
     pub fn patch(&self, path: &str, body: &Value) -> Result<Value, NetBoxError> {
-        self.writes.fetch_add(1, Ordering::Relaxed);
         if self.dry_run {
+            self.writes.fetch_add(1, Ordering::Relaxed);
             let id = path
                 .trim_end_matches('/')
                 .rsplit('/')
@@ -301,7 +378,14 @@ impl NetBox {
                 .unwrap_or(DRY_RUN_ID);
             return Ok(planned(body, id));
         }
-        self.call("PATCH", path, Some(body))
+        if let Some(r) = self.batcher.as_ref().and_then(|b| {
+            b.patch(path, body, &|m: &str, p: &str, body: Option<&Value>| {
+                self.send(m, p, body)
+            })
+        }) {
+            return r;
+        }
+        self.send("PATCH", path, Some(body))
     }
 
     pub fn delete(&self, path: &str) -> Result<(), NetBoxError> {
@@ -353,11 +437,19 @@ impl NetBox {
 
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, NetBoxError> {
         let url = format!("{}{path}", self.base);
+        // A bulk request is many requests' work: its answer may take as
+        // long as theirs together.
+        let objects = body.and_then(Value::as_array).map_or(0, Vec::len)
+            + path
+                .split_once('?')
+                .map_or(0, |(_, q)| q.matches('&').count());
+        let timeout = REQUEST_TIMEOUT + Duration::from_millis(500) * objects as u32;
         let mut attempt = 0;
         loop {
             let req = self
                 .agent
                 .request(method, &url)
+                .timeout(timeout)
                 .set("Authorization", &self.auth)
                 .set("Accept", "application/json");
             let result = match body {

@@ -1,12 +1,14 @@
 //! NetBox registration: the REST client (`client`) and the idempotent,
 //! race-safe upserts of one server (`register`).
 
+mod batch;
 pub mod client;
+mod error;
 pub mod items;
 pub mod register;
 mod shared;
 
-pub use client::{NetBox, NetBoxError, ObjectId};
+pub use client::{BatchCounts, NetBox, NetBoxError, ObjectId};
 pub use register::cables::Unmatched;
 pub use register::{
     register, AddressMoves, CustomFields, Identity, Options, Outcome, RegisterError, Registration,

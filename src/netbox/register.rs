@@ -329,6 +329,7 @@ impl From<NetBoxError> for RegisterError {
 
 /// Registers one server. See the module comment for the guarantees.
 pub fn register(nb: &NetBox, reg: &Registration, opts: &Options) -> Result<Outcome, RegisterError> {
+    let _running = nb.registering();
     let mut cx = Ctx::new(nb);
     let done = match register_with(&mut cx, reg, opts) {
         Ok(done) => done,

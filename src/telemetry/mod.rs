@@ -12,4 +12,4 @@ pub mod latency;
 pub mod prometheus;
 pub mod snapshot;
 
-pub use snapshot::{CredentialsState, GateLoad, QueueStatus, Snapshot};
+pub use snapshot::{Batches, CredentialsState, GateLoad, QueueStatus, Snapshot};

@@ -167,6 +167,37 @@ pub fn render(s: &Snapshot, pools: &[PoolGauge], levels: Levels) -> String {
             out,
             "bmc_discovery_netbox_requests_total{{method=\"write\"}} {writes}"
         );
+        let b = nb.batches;
+        for (name, kind, help, v) in [
+            (
+                "bmc_discovery_netbox_batches_total",
+                "counter",
+                "Bulk requests sent to NetBox that carried more than one registration's request.",
+                b.merged,
+            ),
+            (
+                "bmc_discovery_netbox_batched_requests_total",
+                "counter",
+                "Registrations' requests carried in bulk requests (divided by the batches: the \
+                 mean batch size).",
+                b.carried,
+            ),
+            (
+                "bmc_discovery_netbox_batch_largest",
+                "gauge",
+                "The most registrations' requests one bulk request carried since the load.",
+                b.largest,
+            ),
+            (
+                "bmc_discovery_netbox_sent_alone_total",
+                "counter",
+                "Requests a rejected bulk request sent again alone, for their own answer.",
+                b.sent_alone,
+            ),
+        ] {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
+        }
     }
     family(
         &mut out,
@@ -517,6 +548,12 @@ mod tests {
                     waiting: 7,
                 },
                 requests: (12, 8),
+                batches: crate::telemetry::Batches {
+                    merged: 3,
+                    carried: 40,
+                    largest: 20,
+                    sent_alone: 1,
+                },
             }),
             failures: [("auth".to_string(), 2)].into(),
             lldp_unmatched: [("switch-unknown".to_string(), 2)].into(),
@@ -553,6 +590,9 @@ mod tests {
             "bmc_discovery_netbox_reachable 1",
             "bmc_discovery_netbox_registrations_waiting 7",
             "bmc_discovery_netbox_requests_total{method=\"write\"} 8",
+            "bmc_discovery_netbox_batches_total 3",
+            "bmc_discovery_netbox_batched_requests_total 40",
+            "bmc_discovery_netbox_batch_largest 20",
         ] {
             assert!(page.lines().any(|l| l == line), "missing {line}:\n{page}");
         }

@@ -43,6 +43,23 @@ pub struct NetBoxState {
     pub registrations: GateLoad,
     /// Requests sent (reads, writes; a dry run's planned writes count).
     pub requests: (u64, u64),
+    /// Registrations' requests merged into bulk ones.
+    pub batches: Batches,
+}
+
+/// What merging concurrent registrations' requests into bulk requests did
+/// (`netbox.batch-size`), since the load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Batches {
+    /// Bulk requests sent that carried more than one registration's.
+    pub merged: u64,
+    /// The registrations' requests those carried.
+    pub carried: u64,
+    /// The most one carried.
+    pub largest: u64,
+    /// Requests a bulk rejection sent alone, for their own answer.
+    pub sent_alone: u64,
 }
 
 /// The credentials entries' failure budgets at one moment.

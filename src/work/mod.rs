@@ -49,4 +49,7 @@ pub struct ReconcilePolicy {
     pub rediscover_after: Duration,
     /// Whether BMCs are registered in NetBox (not only discovered).
     pub registers: bool,
+    /// The worker threads: the scheduler keeps only enough retries queued
+    /// to keep them busy, so a fresh lease never waits behind a backlog.
+    pub workers: usize,
 }

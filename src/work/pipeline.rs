@@ -127,6 +127,7 @@ pub fn build(config: &Config, mode: Mode) -> Result<(Arc<dyn Pipeline>, Services
                 reconcile: ReconcilePolicy {
                     rediscover_after: p.rediscover_after,
                     registers: p.netbox.is_some(),
+                    workers: config.workers,
                 },
             };
             Ok((Arc::new(p), services))
@@ -186,8 +187,12 @@ pub struct Registrar {
     options: Options,
     dry_run: bool,
     client: Mutex<Option<Arc<NetBox>>>,
-    /// `parallel-registrations`: how many talk to NetBox at once.
+    /// `parallel-registrations`: how many talk to NetBox at once (and so
+    /// the most that share a bulk request).
     gate: Gate,
+    /// `batch-size` and `batch-window-ms`: requests of concurrent
+    /// registrations merged into bulk ones.
+    batch: (usize, Duration),
 }
 
 impl Registrar {
@@ -222,7 +227,10 @@ impl Registrar {
             },
             dry_run: c.dry_run,
             client: Mutex::new(None),
+            // Batched or not, this many at once: they share bulk
+            // requests when batching, so a burst wants more of them.
             gate: Gate::new(c.parallel_registrations),
+            batch: (c.batch_size, Duration::from_millis(c.batch_window_ms)),
         })
     }
 
@@ -233,6 +241,7 @@ impl Registrar {
         }
         let mut nb = NetBox::connect(&self.url, &self.token).map_err(RegisterError::from)?;
         nb.set_dry_run(self.dry_run);
+        nb.set_batching(self.batch.0, self.batch.1);
         kea_log!(
             BMC_DISCOVERY_NETBOX_CONNECTED,
             nb.version,
@@ -260,6 +269,18 @@ impl Registrar {
         client
             .as_ref()
             .map_or((0, 0), |nb| (nb.reads(), nb.writes()))
+    }
+
+    /// What merging requests into bulk ones did since the load.
+    pub fn batches(&self) -> crate::telemetry::Batches {
+        let client = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let b = client.as_ref().map(|nb| nb.batches()).unwrap_or_default();
+        crate::telemetry::Batches {
+            merged: b.merged,
+            carried: b.parts,
+            largest: b.largest,
+            sent_alone: b.alone,
+        }
     }
 }
 

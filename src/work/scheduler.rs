@@ -28,6 +28,21 @@ const IDLE_TICK: Duration = Duration::from_secs(1);
 const STEP: Duration = Duration::from_millis(50);
 /// Most BMCs taken from the store at once.
 const BATCH: usize = 256;
+/// Queued jobs per worker up to which the feeder adds due BMCs: enough that
+/// no worker waits a step for work, few enough that a fresh lease queued
+/// now starts after at most this many retries per worker.
+const AHEAD_PER_WORKER: usize = 4;
+
+/// How many due BMCs to queue now, with `depth` jobs queued out of
+/// `capacity`. Retries fill the queue only up to a few per worker and
+/// never beyond half of it: the rest is kept for lease events, which the
+/// packet path drops when the queue is full (a backlog of thousands of due
+/// BMCs left by an earlier run once filled all of it at start-up and
+/// dropped every fresh lease of the next minute to reconciliation).
+pub fn retry_room(depth: usize, capacity: usize, workers: usize) -> usize {
+    let ceiling = (workers.max(1) * AHEAD_PER_WORKER).min(capacity / 2).max(1);
+    ceiling.saturating_sub(depth).min(BATCH)
+}
 
 /// Work for the scheduler from other threads.
 pub struct Reconcile {
@@ -239,14 +254,16 @@ impl Feeder {
         }
     }
 
-    /// Queues due BMCs while there is room. Returns whether more may be
-    /// waiting (the batch was as large as the room).
+    /// Queues due BMCs while there is room for retries (see
+    /// [`retry_room`]). Returns whether more may be waiting (the batch was
+    /// as large as the room).
     fn feed(&self) -> bool {
-        let room = self.admission.room();
-        if room == 0 {
+        let depth = self.admission.depth();
+        let capacity = depth + self.admission.room();
+        let want = retry_room(depth, capacity, self.policy.workers).min(self.admission.room());
+        if want == 0 {
             return true;
         }
-        let want = room.min(BATCH);
         let due = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.due(want)))
             .unwrap_or_default();
         for ev in &due {
@@ -281,5 +298,28 @@ impl Feeder {
                 Vec::new()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_room;
+
+    #[test]
+    fn retries_leave_most_of_the_queue_to_lease_events() {
+        // The default queue and workers: 16 retries ahead at most.
+        assert_eq!(retry_room(0, 1024, 4), 16);
+        assert_eq!(retry_room(10, 1024, 4), 6);
+        assert_eq!(retry_room(16, 1024, 4), 0);
+        // Fresh leases queued beyond the ceiling: no retry joins them.
+        assert_eq!(retry_room(900, 1024, 4), 0);
+        // A small queue keeps half for leases; a queue of one still feeds.
+        assert_eq!(retry_room(0, 8, 4), 4);
+        assert_eq!(retry_room(4, 8, 4), 0);
+        assert_eq!(retry_room(0, 1, 4), 1);
+        assert_eq!(retry_room(1, 1, 4), 0);
+        // Many workers: at most one batch at once.
+        assert_eq!(retry_room(0, 1 << 20, 256), 256);
+        assert_eq!(retry_room(0, 1024, 0), 4);
     }
 }

@@ -143,6 +143,8 @@ impl<'a> Ctx<'a> {
         what: &str,
     ) -> Result<Option<Value>, RegisterError> {
         let key = format!("{endpoint}{}", query(filter));
+        // Concurrent registrations wait for the one looking it up now.
+        let _turn = self.nb.shared.turn(&key);
         match self.nb.shared.get(&key) {
             // "Not there" does not stop a create.
             Some(Value::Null) if create.is_some() => {}
