@@ -40,7 +40,7 @@ impl Hook {
                 let matched = match self.intake.verdict(subnets, ev) {
                     Verdict::Accept => true,
                     Verdict::NoMatch => false,
-                    Verdict::NotOptedIn => return None,
+                    Verdict::NotOptedIn | Verdict::NoMac => return None,
                 };
                 Some(ActiveLease {
                     mac: ev.mac_string(),

@@ -319,7 +319,21 @@ pub use crate::perfdhcp::Report;
 /// the lease's hardware address, and which stays the same between runs:
 /// the same `base_mac` again is the same clients asking again.
 pub fn avalanche(net: &Net6, relay: &str, clients: usize, base_mac: &str) -> Report {
-    let duid = format!("duid=00030001{}", base_mac.replace(':', ""));
+    let duid = format!("00030001{}", base_mac.replace(':', ""));
+    avalanche_duid(net, relay, clients, &duid, base_mac)
+}
+
+/// As [`avalanche`], with the clients' DUIDs counting up from `duid` (hex):
+/// a DUID-EN (type 2) or DUID-UUID (type 4) carries no MAC, so Kea's
+/// mac-sources find none for a relayed client without option 79.
+pub fn avalanche_duid(
+    net: &Net6,
+    relay: &str,
+    clients: usize,
+    duid: &str,
+    base_mac: &str,
+) -> Report {
+    let duid = format!("duid={duid}");
     let mac = format!("mac={base_mac}");
     let r = clients.to_string();
     let args = [
