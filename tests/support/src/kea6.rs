@@ -344,25 +344,20 @@ pub fn avalanche_duid(
     let duid = format!("duid={duid}");
     let mac = format!("mac={base_mac}");
     let r = clients.to_string();
-    let args = [
-        "netns",
-        "exec",
-        net.client_ns.as_str(),
-        "perfdhcp",
-        "-6",
-        "-A1",
-        "-l",
+    run(
+        net,
         relay,
-        "--scenario",
-        "avalanche",
-        "-R",
-        &r,
-        "-b",
-        &duid,
-        "-b",
-        &mac,
-    ];
+        &["--scenario", "avalanche", "-R", &r, "-b", &duid, "-b", &mac],
+        Duration::from_secs(120),
+    )
+}
+
+/// Runs `perfdhcp -6 -A1 -l relay <args> <server>` in the clients'
+/// namespace, killed after `limit`.
+pub fn run(net: &Net6, relay: &str, args: &[&str], limit: Duration) -> Report {
     let mut child = Command::new("ip")
+        .args(["netns", "exec", net.client_ns.as_str()])
+        .args(["perfdhcp", "-6", "-A1", "-l", relay])
         .args(args)
         .arg(net.server())
         .stdout(Stdio::piped())
@@ -370,7 +365,6 @@ pub fn avalanche_duid(
         .spawn()
         .expect("run perfdhcp (install Debian's kea-admin)");
     let start = Instant::now();
-    let limit = Duration::from_secs(120);
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait perfdhcp") {
             break Some(status);
