@@ -147,7 +147,7 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kea::lease::tests::event;
+    use crate::kea::lease::tests::{as_v6, event};
 
     fn filter(json: &str) -> Filter {
         Filter::new(&Config::from_json(json).unwrap()).unwrap()
@@ -187,15 +187,7 @@ mod tests {
     fn v6_leases_without_a_mac_are_left_out() {
         let f = filter("{}");
         let t = table();
-        let v6 = |mac: &[u8], subnet: u32| {
-            let mut ev = event(mac, subnet, "", "");
-            ev.0.family = crate::kea::bindings::BMC_FAMILY_V6 as u8;
-            ev.0.ipv6 = "2001:db8::10"
-                .parse::<std::net::Ipv6Addr>()
-                .unwrap()
-                .octets();
-            ev
-        };
+        let v6 = |mac: &[u8], subnet: u32| as_v6(event(mac, subnet, "", ""), "2001:db8::10");
         assert_eq!(f.check(Some(&t), &v6(&DELL, 1)), Verdict::Accept);
         assert_eq!(f.check(Some(&t), &v6(&[], 1)), Verdict::NoMac);
         assert_eq!(f.check(Some(&t), &v6(&[], 2)), Verdict::NotOptedIn);

@@ -225,6 +225,13 @@ pub(crate) mod tests {
         ev
     }
 
+    /// `ev` as kea-dhcp6 would send it, leased `addr`.
+    pub fn as_v6(mut ev: LeaseEvent, addr: &str) -> LeaseEvent {
+        ev.0.family = BMC_FAMILY_V6 as u8;
+        ev.0.ipv6 = addr.parse::<Ipv6Addr>().unwrap().octets();
+        ev
+    }
+
     #[test]
     fn accessors_respect_lengths() {
         let ev = event(
@@ -244,10 +251,11 @@ pub(crate) mod tests {
 
     #[test]
     fn v6_events_carry_their_address() {
-        let mut ev = event(&[0x14, 0x18, 0x77, 1, 2, 3], 7, "", "");
-        ev.0.family = BMC_FAMILY_V6 as u8;
+        let ev = as_v6(
+            event(&[0x14, 0x18, 0x77, 1, 2, 3], 7, "", ""),
+            "2001:db8:1::10",
+        );
         let addr: Ipv6Addr = "2001:db8:1::10".parse().unwrap();
-        ev.0.ipv6 = addr.octets();
         assert!(ev.is_v6());
         assert_eq!(ev.ip(), IpAddr::V6(addr));
         assert_eq!(ev.ip().to_string(), "2001:db8:1::10");
