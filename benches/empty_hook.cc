@@ -16,4 +16,11 @@ int load(LibraryHandle&) { return 0; }
 int unload() { return 0; }
 int lease4_select(CalloutHandle&) { return 0; }
 int lease4_renew(CalloutHandle&) { return 0; }
+// What the hook registers in kea-dhcp6 (benches/kea6_throughput.rs).
+// Kea looks up only the hook points its daemon has: kea-dhcp4 never asks
+// for leases6_committed and never calls the lease6 ones.
+int lease6_select(CalloutHandle&) { return 0; }
+int lease6_renew(CalloutHandle&) { return 0; }
+int lease6_rebind(CalloutHandle&) { return 0; }
+int leases6_committed(CalloutHandle&) { return 0; }
 }

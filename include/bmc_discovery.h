@@ -28,8 +28,9 @@ extern "C" {
 #define BMC_VENDOR_CLASS_MAX 128
 
 /* Which callout saw the lease. */
-#define BMC_LEASE_SELECT 1 /* lease4_select, real allocation (DHCPREQUEST) */
-#define BMC_LEASE_RENEW 2  /* lease4_renew: the client already held it */
+#define BMC_LEASE_SELECT 1 /* lease4_select / lease6_select, a real allocation (not DISCOVER/SOLICIT) */
+#define BMC_LEASE_RENEW 2  /* the client already held it: lease4_renew; lease6_renew, lease6_rebind,
+                              and a DHCPv6 REQUEST for a held address (leases6_committed) */
 #define BMC_LEASE_REPLAY 3 /* Rust only: scheduled from the state store (retry, reconciliation) */
 #define BMC_LEASE_ACTIVE 4 /* an active lease read from Kea's lease database (reconciliation) */
 #define BMC_LEASE_FORCED 5 /* Rust only: bmc-discover, whatever the BMC's state */
@@ -38,6 +39,10 @@ extern "C" {
 #define BMC_TRUNC_HOSTNAME 1
 #define BMC_TRUNC_CLIENT_ID 2
 #define BMC_TRUNC_VENDOR_CLASS 4
+
+/* bmc_lease_event.family: which address field holds the lease. */
+#define BMC_FAMILY_V4 4
+#define BMC_FAMILY_V6 6
 
 /* Log severities understood by shim_log / shim_log_enabled. */
 #define BMC_LOG_ERROR 1
@@ -50,20 +55,25 @@ extern "C" {
 typedef struct bmc_lease_event {
     uint64_t start_ns;       /* CLOCK_MONOTONIC at callout entry (cost histogram); 0 outside callouts */
     int64_t cltt;            /* lease's client last transaction time, Unix seconds */
-    uint32_t ipv4;           /* leased address, host byte order */
+    uint32_t ipv4;           /* leased address when family is BMC_FAMILY_V4, host byte order */
     uint32_t subnet_id;
     uint32_t valid_lifetime; /* seconds */
     uint16_t htype;          /* hardware type (1 = Ethernet) */
     uint8_t kind;            /* BMC_LEASE_SELECT or BMC_LEASE_RENEW */
+    uint8_t family;          /* BMC_FAMILY_V4 or BMC_FAMILY_V6 (0 reads as V4) */
     uint8_t truncated;       /* BMC_TRUNC_* bits */
     uint8_t hwaddr_len;
     uint8_t client_id_len;
     uint8_t vendor_class_len;
     uint8_t hostname_len;
+    uint8_t ipv6[16];        /* leased address when family is BMC_FAMILY_V6, network order */
+    /* v4: the lease's hardware address. v6: the one Kea found for the lease
+     * (its mac-sources: DUID-LL/LLT, link-local EUI-64, relay option 79);
+     * hwaddr_len 0 when Kea found none, and then the DUID identifies it. */
     uint8_t hwaddr[BMC_HWADDR_MAX];
-    uint8_t client_id[BMC_CLIENT_ID_MAX];
-    uint8_t vendor_class[BMC_VENDOR_CLASS_MAX]; /* option 60, raw bytes */
-    uint8_t hostname[BMC_HOSTNAME_MAX];         /* lease, else option 12, else 81 */
+    uint8_t client_id[BMC_CLIENT_ID_MAX];       /* v4: option 61; v6: the DUID */
+    uint8_t vendor_class[BMC_VENDOR_CLASS_MAX]; /* v4: option 60, raw; v6: option 16's data */
+    uint8_t hostname[BMC_HOSTNAME_MAX];         /* lease, else option 12 / 81 (v4), 39 (v6) */
 } bmc_lease_event;
 
 /* Receives bytes the other side owns; valid only during the call. */
@@ -88,15 +98,24 @@ int shim_library_parameters(void *library_handle, bmc_sink sink, void *ctx);
  * the hook sees its parameters then. Returns 0, or 1 (error text to sink). */
 int shim_staged_hooks_libraries(bmc_sink sink, void *ctx);
 
-/* Registers the lease callouts, dhcp4_srv_configured and the named control
- * commands on the library handle. Returns 0, or 1 on error (text to sink). */
+/* The family of the daemon that loaded the library: 4 (kea-dhcp4) or 6
+ * (kea-dhcp6), from Kea's CfgMgr, which each daemon's main() sets before it
+ * reads its configuration (also for -t). */
+int shim_family(void);
+
+/* Registers the lease callouts of the loading daemon's family (4:
+ * lease4_select, lease4_renew, dhcp4_srv_configured; 6: lease6_select,
+ * lease6_renew, lease6_rebind, leases6_committed, dhcp6_srv_configured)
+ * and the named control commands on the library handle. Returns 0, or 1 on
+ * error (text to sink). */
 int shim_register(void *library_handle, const char *const *commands, size_t n_commands,
                   bmc_sink sink, void *ctx);
 
-/* Every active lease (default state, not expired) in Kea's lease database,
+/* Every active lease (default state, not expired; v6: addresses, not
+ * prefixes) of the daemon's family in Kea's lease database,
  * read page by page, each passed to `leases` (kind BMC_LEASE_ACTIVE). Kea's
  * main thread only. Returns 0, or 1 on error (error text to sink). */
-int shim_active_leases4(bmc_lease_sink leases, void *leases_ctx, bmc_sink sink, void *ctx);
+int shim_active_leases(bmc_lease_sink leases, void *leases_ctx, bmc_sink sink, void *ctx);
 
 /* Starts (or restarts) a repeating timer on Kea's TimerMgr that calls
  * bmc_on_tick() on Kea's main thread every interval_ms. Kea's main thread
@@ -120,7 +139,7 @@ int shim_stat_del(const char *name);
  * sink). */
 int shim_ha_heartbeat(bmc_sink sink, void *ctx);
 
-/* Kea logger "bmc-discovery" (kea-dhcp4.bmc-discovery). `id` is one of the
+/* Kea logger "bmc-discovery" (kea-dhcp4.bmc-discovery, kea-dhcp6.bmc-discovery). `id` is one of the
  * message IDs of src/kea/bmc_discovery_messages.mes, which the shim
  * registers with Kea; Kea fills the message's %1..%N with `args` in order.
  * Any thread; never throws. */
@@ -137,7 +156,7 @@ void shim_log(const char *id, int severity, const bmc_str *args, size_t nargs);
 void bmc_on_lease(const bmc_lease_event *event);
 
 /* The server's subnets after each (re)configuration, as the JSON map
- * {"subnet4": [...], "shared-networks": [...]} of the live configuration
+ * {"subnet4" or "subnet6": [...], "shared-networks": [...]} of the live configuration
  * (Kea's own toElement(), so every subnet has its id). Kea's main thread. */
 void bmc_on_configured(const char *json, size_t len);
 

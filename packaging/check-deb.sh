@@ -129,17 +129,26 @@ for example in "$doc"/examples/*.conf; do
     say "$name: passes kea-ctrl-agent -t"
     continue
   fi
-  (in_ns kea-dhcp4 -t "$example") >"$work/check.log" 2>&1 || { tail -5 "$work/check.log"; fail "kea-dhcp4 -t $example"; }
-  grep -q "libdhcp_bmc_discovery.so successfully closed" "$work/check.log" || fail "kea-dhcp4 -t $example did not load $lib"
+  # The same library in kea-dhcp6: its example is checked by kea-dhcp6.
+  daemon=kea-dhcp4
+  if grep -q '"Dhcp6"' "$example"; then
+    daemon=kea-dhcp6
+    if ! command -v kea-dhcp6 >/dev/null; then
+      say "$name: not checked, kea-dhcp6 is not installed (kea-dhcp6-server)"
+      continue
+    fi
+  fi
+  (in_ns "$daemon" -t "$example") >"$work/check.log" 2>&1 || { tail -5 "$work/check.log"; fail "$daemon -t $example"; }
+  grep -q "libdhcp_bmc_discovery.so successfully closed" "$work/check.log" || fail "$daemon -t $example did not load $lib"
   checks="-t"
   # -T (Kea >= 2.4) runs the hooks' load() and unload() too; ours then
   # only validates.
   if ((kea_n >= 20400)); then
-    (in_ns kea-dhcp4 -T "$example") >"$work/check.log" 2>&1 || { tail -5 "$work/check.log"; fail "kea-dhcp4 -T $example"; }
-    grep -q "kea-dhcp4 -T check: nothing started" "$work/check.log" || fail "kea-dhcp4 -T $example: the hook did not check: $(tail -5 "$work/check.log")"
+    (in_ns "$daemon" -T "$example") >"$work/check.log" 2>&1 || { tail -5 "$work/check.log"; fail "$daemon -T $example"; }
+    grep -q "kea-dhcp4 -T check: nothing started" "$work/check.log" || fail "$daemon -T $example: the hook did not check: $(tail -5 "$work/check.log")"
     checks="-t and -T"
   fi
-  say "$name: passes kea-dhcp4 $checks"
+  say "$name: passes $daemon $checks"
 done
 
 # Kea runs the installed example with the installed library.

@@ -280,6 +280,8 @@ mod tests {
         Bmc {
             mac: mac.into(),
             ip: format!("10.0.0.{}", unit.unwrap_or(99)),
+            ipv4: None,
+            ipv6: None,
             subnet_id: 1,
             hostname: format!("{name}-lease"),
             state: State::Registered,

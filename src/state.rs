@@ -28,8 +28,8 @@ use serde::Serialize;
 
 /// Bumped when a table changes or is added; older files are migrated at
 /// open. 2: `replace_bmc`. 3: the login guard's tables (`login_guard.rs`).
-/// 4: `lldp_unmatched`.
-const SCHEMA_VERSION: i64 = 4;
+/// 4: `lldp_unmatched`. 5: `ipv4` and `ipv6`, each family's last address.
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bmc (
@@ -58,7 +58,9 @@ CREATE TABLE IF NOT EXISTS bmc (
     register_ms     INTEGER,
     updated_at      INTEGER NOT NULL,
     replace_bmc     INTEGER NOT NULL DEFAULT 0,
-    lldp_unmatched  TEXT
+    lldp_unmatched  TEXT,
+    ipv4            TEXT,
+    ipv6            TEXT
 );
 CREATE INDEX IF NOT EXISTS bmc_due ON bmc(state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS bmc_ip ON bmc(ip);
@@ -106,7 +108,15 @@ impl State {
 #[serde(rename_all = "kebab-case")]
 pub struct Bmc {
     pub mac: String,
+    /// The address of the lease behind the current or last attempt, of
+    /// either family: where the BMC is discovered.
     pub ip: String,
+    /// The last IPv4 address (kea-dhcp4) and IPv6 address (kea-dhcp6)
+    /// seen for this BMC: a dual-stack BMC keeps both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<String>,
     pub subnet_id: u32,
     pub hostname: String,
     pub state: State,
@@ -143,13 +153,15 @@ impl Bmc {
 const COLUMNS: &str = "mac, ip, subnet_id, hostname, state, attempts, next_attempt_at, \
     last_error, error_class, device_id, name, site, rack, unit, manufacturer, model, serial, \
     first_seen, leased_at_ms, discovered_at, registered_at, discovery_ms, register_ms, \
-    lldp_unmatched";
+    lldp_unmatched, ipv4, ipv6";
 
 fn from_row(r: &Row) -> rusqlite::Result<Bmc> {
     let state: String = r.get(4)?;
     Ok(Bmc {
         mac: r.get(0)?,
         ip: r.get(1)?,
+        ipv4: r.get(24)?,
+        ipv6: r.get(25)?,
         subnet_id: r.get(2)?,
         hostname: r.get(3)?,
         // A state this version does not know (a newer file) reads as
@@ -406,6 +418,22 @@ impl Store {
             conn.execute_batch("ALTER TABLE bmc ADD COLUMN lldp_unmatched TEXT")
                 .map_err(StoreError::from)?;
         }
+        // Schema 5 added `ipv4` and `ipv6`; an older file's addresses are
+        // all IPv4 (the hook ran only in kea-dhcp4 before).
+        let has_families: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('bmc') WHERE name = 'ipv6'",
+                [],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )
+            .map_err(StoreError::from)?;
+        if !has_families {
+            conn.execute_batch(
+                "ALTER TABLE bmc ADD COLUMN ipv4 TEXT; ALTER TABLE bmc ADD COLUMN ipv6 TEXT; \
+                 UPDATE bmc SET ipv4 = ip WHERE instr(ip, ':') = 0;",
+            )
+            .map_err(StoreError::from)?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(StoreError::from)?;
         conn.execute(
@@ -437,8 +465,11 @@ impl Store {
         self.conn()
             .execute(
                 "INSERT INTO bmc (mac, ip, subnet_id, hostname, state, first_seen, leased_at_ms, \
-                 updated_at) VALUES (?1, ?2, ?3, ?4, 'discovering', ?5, ?6, ?5) \
+                 updated_at, ipv4, ipv6) VALUES (?1, ?2, ?3, ?4, 'discovering', ?5, ?6, ?5, \
+                 CASE WHEN instr(?2, ':') = 0 THEN ?2 END, CASE WHEN instr(?2, ':') > 0 THEN ?2 END) \
                  ON CONFLICT(mac) DO UPDATE SET ip = ?2, subnet_id = ?3, \
+                 ipv4 = CASE WHEN instr(?2, ':') = 0 THEN ?2 ELSE ipv4 END, \
+                 ipv6 = CASE WHEN instr(?2, ':') > 0 THEN ?2 ELSE ipv6 END, \
                  hostname = CASE WHEN ?4 = '' THEN hostname ELSE ?4 END, \
                  attempts = CASE WHEN ?7 THEN 0 ELSE attempts END, \
                  state = 'discovering', next_attempt_at = NULL, leased_at_ms = ?6, updated_at = ?5",
@@ -540,9 +571,12 @@ impl Store {
             out.queued += 1;
             tx.execute(
                 "INSERT INTO bmc (mac, ip, subnet_id, hostname, state, next_attempt_at, \
-                 first_seen, leased_at_ms, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5, ?6, ?5) \
+                 first_seen, leased_at_ms, updated_at, ipv4, ipv6) \
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5, ?6, ?5, \
+                 CASE WHEN instr(?2, ':') = 0 THEN ?2 END, CASE WHEN instr(?2, ':') > 0 THEN ?2 END) \
                  ON CONFLICT(mac) DO UPDATE SET ip = ?2, subnet_id = ?3, \
+                 ipv4 = CASE WHEN instr(?2, ':') = 0 THEN ?2 ELSE ipv4 END, \
+                 ipv6 = CASE WHEN instr(?2, ':') > 0 THEN ?2 ELSE ipv6 END, \
                  hostname = CASE WHEN ?4 = '' THEN hostname ELSE ?4 END, state = 'queued', \
                  attempts = 0, next_attempt_at = ?5, leased_at_ms = ?6, updated_at = ?5",
                 params![l.mac, l.ip, l.subnet_id, l.hostname, now, l.leased_at_ms],
@@ -1067,6 +1101,47 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A dual-stack BMC leases from kea-dhcp4 and kea-dhcp6: its row keeps
+    /// each family's last address, `ip` the one of the latest lease.
+    #[test]
+    fn each_family_keeps_its_address() {
+        let dir = std::env::temp_dir().join(format!("bmc-state-v6-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.sqlite");
+        let _ = std::fs::remove_file(&path);
+        let s = Store::open(&path).unwrap();
+        let mac = "aa:bb:cc:00:00:06";
+        s.begin(&lease(mac, "2001:db8:61::10"), 1, true).unwrap();
+        let b = s.get(mac).unwrap().unwrap();
+        assert_eq!(
+            (b.ip.as_str(), b.ipv4.as_deref(), b.ipv6.as_deref()),
+            ("2001:db8:61::10", None, Some("2001:db8:61::10"))
+        );
+        s.begin(&lease(mac, "10.0.0.6"), 2, false).unwrap();
+        s.succeeded(mac, &Success::default()).unwrap();
+        // Reconciliation finds the BMC at a new IPv6 address: queued there.
+        s.reconcile(
+            &[active(mac, "2001:db8:61::11", true)],
+            Duration::from_secs(60),
+            false,
+        )
+        .unwrap();
+        let b = s.get(mac).unwrap().unwrap();
+        assert_eq!(
+            (b.ip.as_str(), b.ipv4.as_deref(), b.ipv6.as_deref()),
+            ("2001:db8:61::11", Some("10.0.0.6"), Some("2001:db8:61::11"))
+        );
+        let shown = serde_json::to_value(&b).unwrap();
+        assert_eq!(shown["ipv4"], "10.0.0.6");
+        assert_eq!(shown["ipv6"], "2001:db8:61::11");
+        // Replays go to the latest address, of its family.
+        let ev = b.lease_event().unwrap();
+        assert!(ev.is_v6());
+        assert_eq!(ev.ip().to_string(), "2001:db8:61::11");
+        drop(s);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn replace_bmc_is_kept_until_a_registration_and_old_files_get_it() {
         let dir = std::env::temp_dir().join(format!("bmc-state-v1-{}", std::process::id()));
@@ -1078,12 +1153,26 @@ mod tests {
             let conn = Connection::open(&path).unwrap();
             let v1 = SCHEMA
                 .replace(",\n    replace_bmc     INTEGER NOT NULL DEFAULT 0", "")
-                .replace(",\n    lldp_unmatched  TEXT", "");
+                .replace(",\n    lldp_unmatched  TEXT", "")
+                .replace(",\n    ipv4            TEXT", "")
+                .replace(",\n    ipv6            TEXT", "");
             assert!(!v1.contains("replace_bmc") && !v1.contains("lldp_unmatched"));
+            assert!(!v1.contains("ipv4") && !v1.contains("ipv6"));
             conn.execute_batch(&v1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO bmc (mac, ip, subnet_id, state, first_seen, leased_at_ms, updated_at) \
+                 VALUES ('aa:bb:cc:00:00:07', '10.0.0.7', 1, 'discovered', 1, 1, 1)",
+            )
+            .unwrap();
             conn.pragma_update(None, "user_version", 1).unwrap();
         }
         let s = Store::open(&path).unwrap();
+        // Schema 5: an old row's address is its IPv4 one.
+        let old = s.get("aa:bb:cc:00:00:07").unwrap().unwrap();
+        assert_eq!(
+            (old.ipv4.as_deref(), old.ipv6.as_deref()),
+            (Some("10.0.0.7"), None)
+        );
         let mac = "aa:bb:cc:00:00:04";
         assert_eq!(s.last_lease_ms(mac).unwrap(), None);
         assert!(!s.replace_bmc(mac).unwrap());

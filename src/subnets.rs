@@ -1,7 +1,7 @@
 //! Which of Kea's subnets are opted in, resolved once per configuration.
 //!
 //! The shim hands over the live subnets after every (re)configuration
-//! (`dhcp4_srv_configured`); this module turns their `user-context` and the
+//! (`dhcp4_srv_configured`, `dhcp6_srv_configured`); this module turns their `user-context` and the
 //! `subnet-ids` parameter into a sorted table that the packet path searches
 //! without allocating.
 
@@ -18,7 +18,7 @@ use serde_json::Value;
 pub struct SubnetInfo {
     /// Kea's subnet id.
     pub id: u32,
-    /// The prefix, e.g. `127.1.0.0/16`.
+    /// The prefix, e.g. `127.1.0.0/16` or `2001:db8:1::/64`.
     pub prefix: String,
     /// The shared network the subnet belongs to ("" for none).
     pub shared_network: String,
@@ -26,8 +26,9 @@ pub struct SubnetInfo {
     pub opted_in: bool,
     /// `user-context.site`, which overrides the site parsed from hostnames.
     pub site: Option<String>,
-    /// The address pools, as Kea reports them (first, last), in
-    /// configuration order: what `bmc-pool-report` measures.
+    /// The IPv4 address pools, as Kea reports them (first, last), in
+    /// configuration order: what `bmc-pool-report` measures (a subnet6's
+    /// pools are not measured yet: empty).
     pub pools: Vec<(Ipv4Addr, Ipv4Addr)>,
 }
 
@@ -40,8 +41,12 @@ pub struct SubnetTable {
 
 #[derive(Deserialize, Default)]
 struct RawConfig {
+    /// kea-dhcp4 hands over `subnet4`, kea-dhcp6 `subnet6`; the same
+    /// user-context opts either in.
     #[serde(default)]
     subnet4: Vec<RawSubnet>,
+    #[serde(default)]
+    subnet6: Vec<RawSubnet>,
     #[serde(default, rename = "shared-networks")]
     shared_networks: Vec<RawSharedNetwork>,
 }
@@ -52,6 +57,8 @@ struct RawSharedNetwork {
     name: String,
     #[serde(default)]
     subnet4: Vec<RawSubnet>,
+    #[serde(default)]
+    subnet6: Vec<RawSubnet>,
     #[serde(default, rename = "user-context")]
     user_context: Option<Value>,
 }
@@ -103,10 +110,15 @@ impl SubnetTable {
             .map_err(|e| format!("subnet configuration from Kea is not understood: {e}"))?;
         let mut warnings = Vec::new();
         let mut infos = Vec::new();
-        let plain = raw.subnet4.iter().map(|s| (s, "", None));
+        let plain = raw
+            .subnet4
+            .iter()
+            .chain(&raw.subnet6)
+            .map(|s| (s, "", None));
         let shared = raw.shared_networks.iter().flat_map(|n| {
             n.subnet4
                 .iter()
+                .chain(&n.subnet6)
                 .map(move |s| (s, n.name.as_str(), n.user_context.as_ref()))
         });
         for (subnet, network, network_ctx) in plain.chain(shared) {
@@ -158,6 +170,8 @@ impl SubnetTable {
             for raw in &subnet.pools {
                 match parse_pool(&raw.pool) {
                     Some(range) => pools.push(range),
+                    // IPv6 pools: not measured (yet), not an error.
+                    None if raw.pool.contains(':') => {}
                     None => warnings.push(format!(
                         "{label}: pool '{}' is not understood; bmc-pool-report leaves it out",
                         raw.pool
@@ -357,6 +371,32 @@ mod tests {
             warnings,
             ["subnet 1 (10.0.0.0/24): pool 'nope' is not understood; bmc-pool-report leaves it out"]
         );
+    }
+
+    /// What kea-dhcp6's dhcp6_srv_configured hands over: `subnet6`, and
+    /// shared networks whose subnets are `subnet6` too.
+    #[test]
+    fn subnet6_opts_in_as_subnet4_does() {
+        let (t, warnings) = SubnetTable::from_json(
+            r#"{"subnet6": [
+                {"id": 61, "subnet": "2001:db8:61::/64", "pools": [{"pool": "2001:db8:61::10 - 2001:db8:61::ff"}],
+                 "pd-pools": [{"prefix": "2001:db8:f00::", "prefix-len": 48, "delegated-len": 64}],
+                 "user-context": {"bmc-discovery": true, "site": "us3"}},
+                {"id": 62, "subnet": "2001:db8:62::/64", "pools": [{"pool": "2001:db8:62::/120"}]}],
+              "shared-networks": [{"name": "oob6", "user-context": {"bmc-discovery": true},
+                "subnet6": [{"id": 63, "subnet": "2001:db8:63::/64"}]}]}"#,
+            &[],
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(t.opted_in(61) && !t.opted_in(62) && t.opted_in(63));
+        let s = t.get(61).unwrap();
+        assert_eq!(
+            (s.prefix.as_str(), s.site.as_deref()),
+            ("2001:db8:61::/64", Some("us3"))
+        );
+        assert!(s.pools.is_empty(), "IPv6 pools are not measured");
+        assert_eq!(t.get(63).unwrap().shared_network, "oob6");
     }
 
     #[test]

@@ -71,7 +71,7 @@ for t in $targets; do
   case "$t" in
     redfish_inventory) max_len=262144 ;;
     redfish_json) max_len=131072 ;;
-    lease_event) max_len=512 ;;  # sizeof(bmc_lease_event) is 504
+    lease_event) max_len=520 ;;  # sizeof(bmc_lease_event) is 520 (504 before family + ipv6)
     *) max_len=16384 ;;
   esac
   log="$cache/artifacts/$t/last-run.log"

@@ -14,7 +14,8 @@
 # Per suite: root (debootstrap + apt, kept between runs), build (the hook
 # against that Kea), kea_hook (the hook core's Kea integration tests),
 # kea_discovery (the Kea + emulated-BMC tests that need no NetBox:
-# the files in discovery_tests below), smoke
+# the files in discovery_tests below), kea_dhcp6 (tests/kea_dhcp6.rs: the
+# same hook in kea-dhcp6, in network namespaces of its own), smoke
 # (tests/matrix/smoke.py), quickstart (the README's quick start as written,
 # tests/quickstart.sh), package (tests/matrix/package.sh: packaging/
 # check-deb.sh in the root), kea_upgrade (packaging/check-kea-upgrade.sh: apt
@@ -42,14 +43,14 @@ source tests/shared-dir.sh
 
 cache=${KEA_MATRIX_CACHE:-/var/cache/kea-hook-bmc-discovery}
 read -ra suites <<<"${*:-${KEA_MATRIX_SUITES:-trixie forky}}"
-read -ra steps <<<"${KEA_MATRIX_STEPS:-root build kea_hook kea_discovery smoke quickstart package kea_upgrade}"
+read -ra steps <<<"${KEA_MATRIX_STEPS:-root build kea_hook kea_discovery kea_dhcp6 smoke quickstart package kea_upgrade}"
 
 # What each root holds. kea-admin brings perfdhcp; libssl-dev is Kea 3.0's
 # undeclared build dependency; clang/libclang-dev are bindgen's; dpkg-dev
 # (dpkg-shlibdeps), lintian, socat and python3 are cargo-deb's and
 # packaging/check-deb.sh's; prometheus brings promtool for the metrics test.
 packages=(
-  kea-dev kea-dhcp4-server kea-admin kea-ctrl-agent
+  kea-dev kea-dhcp4-server kea-dhcp6-server kea-admin kea-ctrl-agent
   g++ libboost-dev pkg-config libssl-dev clang libclang-dev
   iproute2 ca-certificates dpkg-dev lintian socat python3 procps prometheus
 )
@@ -254,9 +255,10 @@ step_cmd() { # the command of step $2 for suite $1, run in the root
   case $2 in
     build)
       echo "cargo --version && cargo build --release --locked --lib --bins --examples" \
-        "&& cargo test --release --locked --no-run --test kea_hook$tests"
+        "&& cargo test --release --locked --no-run --test kea_hook --test kea_dhcp6$tests"
       ;;
     kea_hook) echo "cargo test --release --locked --test kea_hook" ;;
+    kea_dhcp6) echo "cargo test --release --locked --test kea_dhcp6" ;;
     kea_discovery)
       skip=$(printf -- ' --skip %s' "${discovery_skip[@]}")
       echo "cargo test --release --locked$tests -- --exact$skip"
@@ -272,8 +274,8 @@ step_cmd() { # the command of step $2 for suite $1, run in the root
   esac
 }
 
-all_steps=(root build kea_hook kea_discovery smoke quickstart package kea_upgrade bench)
-test_steps=(kea_hook kea_discovery smoke quickstart package kea_upgrade)
+all_steps=(root build kea_hook kea_discovery kea_dhcp6 smoke quickstart package kea_upgrade bench)
+test_steps=(kea_hook kea_discovery kea_dhcp6 smoke quickstart package kea_upgrade)
 wants() { [[ " ${steps[*]} " == *" $1 "* ]]; }
 # The bench's length (they go into a command line run in the root).
 bench_rounds=${BENCH_ROUNDS:-5}

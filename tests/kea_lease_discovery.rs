@@ -88,11 +88,19 @@ fn every_bmc_lease_is_discovered_or_fails_visibly() {
         leased
             .keys()
             .filter(|ip| bad(ip) != good)
-            .map(|ip| emu.stats(ip.parse().unwrap()).requests)
+            .map(|ip| {
+                emu.stats(ip.parse::<std::net::Ipv4Addr>().unwrap())
+                    .requests
+            })
             .sum()
     };
     for ip in leased.keys().filter(|ip| bad(ip)) {
-        assert_eq!(emu.stats(ip.parse().unwrap()).logins_failed, 1, "{ip}");
+        assert_eq!(
+            emu.stats(ip.parse::<std::net::Ipv4Addr>().unwrap())
+                .logins_failed,
+            1,
+            "{ip}"
+        );
     }
 
     // The same BMCs again: Kea renews their leases. Discovered ones are not
@@ -106,7 +114,12 @@ fn every_bmc_lease_is_discovered_or_fails_visibly() {
     assert_eq!(requests_to(&emu, true), good_before, "{status}");
     assert!(requests_to(&emu, false) > 0);
     for ip in leased.keys().filter(|ip| bad(ip)) {
-        assert_eq!(emu.stats(ip.parse().unwrap()).logins_failed, 1, "{ip}");
+        assert_eq!(
+            emu.stats(ip.parse::<std::net::Ipv4Addr>().unwrap())
+                .logins_failed,
+            1,
+            "{ip}"
+        );
     }
     assert!(kea.child_alive());
 }

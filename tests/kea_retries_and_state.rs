@@ -71,7 +71,9 @@ fn failures_are_retried_then_dead_and_the_state_survives_a_restart() {
             .contains("not valid JSON"),
         "{b}"
     );
-    let requests = emu.stats(ip.parse().unwrap()).requests;
+    let requests = emu
+        .stats(ip.parse::<std::net::Ipv4Addr>().unwrap())
+        .requests;
     let log = kea.log();
     assert!(
         log.contains(&format!("{mac} failed")) && log.contains("dead after 3 attempts"),
@@ -96,7 +98,11 @@ fn failures_are_retried_then_dead_and_the_state_survives_a_restart() {
     );
     // The others stay dead: no more requests reach them on their own.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(emu.stats(ip.parse().unwrap()).requests, requests);
+    assert_eq!(
+        emu.stats(ip.parse::<std::net::Ipv4Addr>().unwrap())
+            .requests,
+        requests
+    );
 
     // Bad arguments get an answer that says what is wrong.
     for (command, arguments, expected) in [
@@ -152,7 +158,8 @@ fn failures_are_retried_then_dead_and_the_state_survives_a_restart() {
         "renewal rediscovered"
     );
     assert_eq!(
-        emu.stats(ip.parse().unwrap()).requests,
+        emu.stats(ip.parse::<std::net::Ipv4Addr>().unwrap())
+            .requests,
         requests,
         "dead BMC tried"
     );

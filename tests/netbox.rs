@@ -104,7 +104,7 @@ fn registration<'a>(inv: &'a Inventory, i: u32, hostname: &str) -> Registration<
             .mac
             .clone()
             .unwrap_or_else(|| format!("02:00:00:00:01:{i:02x}")),
-        bmc_ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 20, 0, 10)) + i),
+        bmc_ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 20, 0, 10)) + i).into(),
         prefix_len: 16,
         name: hostname.to_string(),
         placement: PlacementPattern::default_pattern()

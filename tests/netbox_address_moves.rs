@@ -41,7 +41,7 @@ fn servers(n: u32) -> Vec<Inventory> {
 }
 
 /// The lease of `inv`'s BMC (its own MAC) at `ip`, named `host`.
-fn lease<'a>(inv: &'a Inventory, ip: Ipv4Addr, host: &str) -> Registration<'a> {
+fn lease<'a>(inv: &'a Inventory, ip: impl Into<std::net::IpAddr>, host: &str) -> Registration<'a> {
     let mac = inv
         .bmc
         .mac

@@ -70,7 +70,7 @@ fn registration<'a>(inv: &'a Inventory, i: u32, name: &str) -> Registration<'a> 
             .mac
             .clone()
             .unwrap_or_else(|| format!("02:00:00:00:58:{i:02x}")),
-        bmc_ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 58, 0, 10)) + i),
+        bmc_ip: Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 58, 0, 10)) + i).into(),
         prefix_len: 16,
         name: name.to_string(),
         placement: PlacementPattern::default_pattern()

@@ -19,6 +19,7 @@ esac
 packages_phase() {
   packages=(
     kea-dhcp4-server kea-dev kea-admin kea-ctrl-agent  # Kea 2.2, its headers, perfdhcp
+    kea-dhcp6-server                                  # the same hook in kea-dhcp6 (tests/kea_dhcp6.rs)
     libboost-dev                                      # Kea's headers include Boost
     libssl-dev                                        # ... and from Kea 3.0 Boost.Asio's SSL headers
     libclang-dev clang                                # bindgen (build.rs)
@@ -108,6 +109,6 @@ case "$phase" in
   all) packages_phase; tools_phase; netbox_phase ;;
 esac
 case "$phase" in
-  packages) echo "setup: packages ok (kea-dhcp4 $(kea-dhcp4 -v))" >&2 ;;
+  packages) echo "setup: packages ok (kea-dhcp4 $(kea-dhcp4 -v), kea-dhcp6 $(kea-dhcp6 -v))" >&2 ;;
   *) echo "setup: $phase ok (kea-dhcp4 $(kea-dhcp4 -v), $(cargo --version))" >&2 ;;
 esac

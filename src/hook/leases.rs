@@ -3,6 +3,7 @@
 //! leases of BMCs to the scheduler, and the pool report.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::time::Instant;
 
 use super::Hook;
@@ -39,11 +40,11 @@ impl Hook {
                 let matched = match self.intake.verdict(subnets, ev) {
                     Verdict::Accept => true,
                     Verdict::NoMatch => false,
-                    Verdict::NotOptedIn => return None,
+                    Verdict::NotOptedIn | Verdict::NoMac => return None,
                 };
                 Some(ActiveLease {
                     mac: ev.mac_string(),
-                    ip: ev.ipv4().to_string(),
+                    ip: ev.ip().to_string(),
                     subnet_id: ev.subnet_id(),
                     hostname: ev.hostname_text(),
                     leased_at_ms: ev.0.cltt.saturating_mul(1000),
@@ -129,15 +130,20 @@ impl Hook {
             *seen.entry(*subnet).or_insert(0) += 1;
         }
         let known: HashSet<String> = known.into_iter().map(|(mac, _)| mac).collect();
+        // The report measures IPv4 pools only (SubnetInfo::pools); a
+        // kea-dhcp6's leases are left out until it measures subnet6 pools.
         let leases: Vec<LeaseSeen> = shim::active_leases()?
             .iter()
             .filter(|ev| chosen.iter().any(|s| s.id == ev.subnet_id()))
-            .map(|ev| LeaseSeen {
-                ip: ev.ipv4(),
-                subnet_id: ev.subnet_id(),
-                bmc: self.intake.verdict(Some(table), ev) == Verdict::Accept
-                    || known.contains(&ev.mac_string()),
-                valid_lifetime_s: ev.0.valid_lifetime,
+            .filter_map(|ev| match ev.ip() {
+                IpAddr::V4(ip) => Some(LeaseSeen {
+                    ip,
+                    subnet_id: ev.subnet_id(),
+                    bmc: self.intake.verdict(Some(table), ev) == Verdict::Accept
+                        || known.contains(&ev.mac_string()),
+                    valid_lifetime_s: ev.0.valid_lifetime,
+                }),
+                IpAddr::V6(_) => None,
             })
             .collect();
         Ok(crate::pool_report::build(

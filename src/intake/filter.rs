@@ -20,6 +20,11 @@ pub enum Verdict {
     NotOptedIn,
     /// Opted-in subnet, but none of the configured patterns matched.
     NoMatch,
+    /// A DHCPv6 lease of an opted-in subnet without a MAC address: Kea's
+    /// mac-sources found none (a DUID-EN or DUID-UUID client, no relay
+    /// option 79). BMCs are known by MAC (the state file, NetBox), so such
+    /// a lease is left out rather than filed under an empty one.
+    NoMac,
 }
 
 /// The compiled filter. Immutable after `load()`.
@@ -107,6 +112,9 @@ impl Filter {
         if !opted_in {
             return Verdict::NotOptedIn;
         }
+        if ev.is_v6() && ev.hwaddr().is_empty() {
+            return Verdict::NoMac;
+        }
         // No patterns: every lease of an opted-in subnet is a BMC. With
         // patterns, any one match is enough: a BMC may lack a hostname but
         // still have a known OUI, or the other way round.
@@ -139,7 +147,7 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kea::lease::tests::event;
+    use crate::kea::lease::tests::{as_v6, event};
 
     fn filter(json: &str) -> Filter {
         Filter::new(&Config::from_json(json).unwrap()).unwrap()
@@ -170,6 +178,19 @@ mod tests {
             f.check(Some(&t), &event(&OTHER, 3, "", "")),
             Verdict::NotOptedIn
         );
+    }
+
+    /// kea-dhcp6: a lease whose MAC Kea's mac-sources found is judged as
+    /// a DHCPv4 one; one without is left out (and only in opted-in
+    /// subnets counted as such).
+    #[test]
+    fn v6_leases_without_a_mac_are_left_out() {
+        let f = filter("{}");
+        let t = table();
+        let v6 = |mac: &[u8], subnet: u32| as_v6(event(mac, subnet, "", ""), "2001:db8::10");
+        assert_eq!(f.check(Some(&t), &v6(&DELL, 1)), Verdict::Accept);
+        assert_eq!(f.check(Some(&t), &v6(&[], 1)), Verdict::NoMac);
+        assert_eq!(f.check(Some(&t), &v6(&[], 2)), Verdict::NotOptedIn);
     }
 
     #[test]

@@ -59,6 +59,7 @@ impl Intake {
             }
             Verdict::NotOptedIn => self.stats.bump(Counter::NotOptedIn),
             Verdict::NoMatch => self.stats.bump(Counter::NoMatch),
+            Verdict::NoMac => self.stats.bump(Counter::NoMac),
         }
         if ev.0.start_ns != 0 {
             self.stats

@@ -177,6 +177,12 @@ fn start(handle: *mut c_void) -> Result<(), String> {
         None if config.redfish.is_some() => format!("{discovery}; NetBox registration off"),
         None => discovery,
     };
+    // The same library serves both daemons; shim::register picks the
+    // family's callouts.
+    let discovery = match shim::family() {
+        6 => format!("{discovery}; DHCPv6 leases (kea-dhcp6)"),
+        _ => discovery,
+    };
     if let Some(w) = config.redfish.as_ref().and_then(|r| {
         crate::redfish::credentials::permissions_warning(std::path::Path::new(&r.credentials_file))
     }) {

@@ -1,13 +1,13 @@
 //! One lease as copied out of Kea, with accessors that respect the lengths.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::mac::Mac;
 
 use crate::kea::bindings::{
-    bmc_lease_event, BMC_LEASE_ACTIVE, BMC_LEASE_FORCED, BMC_LEASE_RENEW, BMC_LEASE_REPLAY,
-    BMC_LEASE_SELECT,
+    bmc_lease_event, BMC_FAMILY_V6, BMC_LEASE_ACTIVE, BMC_LEASE_FORCED, BMC_LEASE_RENEW,
+    BMC_LEASE_REPLAY, BMC_LEASE_SELECT,
 };
 
 /// A lease event by value: plain bytes, no pointers, no heap. It moves into a
@@ -19,9 +19,11 @@ pub struct LeaseEvent(pub bmc_lease_event);
 /// Which Kea callout saw the lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseKind {
-    /// A new allocation (DHCPREQUEST after DHCPDISCOVER).
+    /// A new allocation (DHCPREQUEST after DHCPDISCOVER; DHCPv6 REQUEST
+    /// after SOLICIT, or SOLICIT with rapid commit).
     Select,
-    /// A client that already held the lease asked for it again.
+    /// A client that already held the lease asked for it again (v6: RENEW,
+    /// REBIND, or a REQUEST for an address it holds).
     Renew,
     /// Not from a callout: scheduled from the state store (a retry, or a
     /// lease found by reconciliation); done only if still wanted.
@@ -72,14 +74,23 @@ impl LeaseEvent {
         bounded(&self.0.vendor_class, self.0.vendor_class_len)
     }
 
-    /// Client identifier bytes (may be empty).
+    /// Client identifier bytes (v4: option 61; v6: the DUID; may be empty).
     pub fn client_id(&self) -> &[u8] {
         bounded(&self.0.client_id, self.0.client_id_len)
     }
 
-    /// The leased address.
-    pub fn ipv4(&self) -> Ipv4Addr {
-        Ipv4Addr::from(self.0.ipv4)
+    /// Whether the lease is a DHCPv6 one (kea-dhcp6).
+    pub fn is_v6(&self) -> bool {
+        u32::from(self.0.family) == BMC_FAMILY_V6
+    }
+
+    /// The leased address, of the family of the daemon that leased it.
+    pub fn ip(&self) -> IpAddr {
+        if self.is_v6() {
+            IpAddr::V6(Ipv6Addr::from(self.0.ipv6))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(self.0.ipv4))
+        }
     }
 
     /// Kea's subnet id of the lease.
@@ -101,19 +112,19 @@ impl LeaseEvent {
 
     /// A replayed lease: `mac` (`aa:bb:..`), address, subnet and hostname
     /// as the state store keeps them. None if the MAC does not parse.
-    pub fn replay(mac: &str, ipv4: Ipv4Addr, subnet_id: u32, hostname: &str) -> Option<LeaseEvent> {
-        LeaseEvent::from_store(LeaseKind::Replay, mac, ipv4, subnet_id, hostname)
+    pub fn replay(mac: &str, ip: IpAddr, subnet_id: u32, hostname: &str) -> Option<LeaseEvent> {
+        LeaseEvent::from_store(LeaseKind::Replay, mac, ip, subnet_id, hostname)
     }
 
     /// Like `replay`, for `bmc-discover`: done whatever the BMC's state.
-    pub fn forced(mac: &str, ipv4: Ipv4Addr, subnet_id: u32, hostname: &str) -> Option<LeaseEvent> {
-        LeaseEvent::from_store(LeaseKind::Forced, mac, ipv4, subnet_id, hostname)
+    pub fn forced(mac: &str, ip: IpAddr, subnet_id: u32, hostname: &str) -> Option<LeaseEvent> {
+        LeaseEvent::from_store(LeaseKind::Forced, mac, ip, subnet_id, hostname)
     }
 
     fn from_store(
         kind: LeaseKind,
         mac: &str,
-        ipv4: Ipv4Addr,
+        ip: IpAddr,
         subnet_id: u32,
         hostname: &str,
     ) -> Option<LeaseEvent> {
@@ -130,7 +141,13 @@ impl LeaseEvent {
         ev.0.htype = 1;
         ev.0.hwaddr[..bytes.len()].copy_from_slice(bytes);
         ev.0.hwaddr_len = bytes.len() as u8;
-        ev.0.ipv4 = u32::from(ipv4);
+        match ip {
+            IpAddr::V4(v4) => ev.0.ipv4 = u32::from(v4),
+            IpAddr::V6(v6) => {
+                ev.0.family = BMC_FAMILY_V6 as u8;
+                ev.0.ipv6 = v6.octets();
+            }
+        }
         ev.0.subnet_id = subnet_id;
         let mut end = hostname.len().min(ev.0.hostname.len());
         while !hostname.is_char_boundary(end) {
@@ -178,7 +195,7 @@ impl fmt::Debug for LeaseEvent {
         f.debug_struct("LeaseEvent")
             .field("kind", &self.kind())
             .field("mac", &self.mac_string())
-            .field("ipv4", &self.ipv4())
+            .field("ip", &self.ip())
             .field("subnet_id", &self.subnet_id())
             .field("hostname", &String::from_utf8_lossy(self.hostname()))
             .field(
@@ -208,6 +225,13 @@ pub(crate) mod tests {
         ev
     }
 
+    /// `ev` as kea-dhcp6 would send it, leased `addr`.
+    pub fn as_v6(mut ev: LeaseEvent, addr: &str) -> LeaseEvent {
+        ev.0.family = BMC_FAMILY_V6 as u8;
+        ev.0.ipv6 = addr.parse::<Ipv6Addr>().unwrap().octets();
+        ev
+    }
+
     #[test]
     fn accessors_respect_lengths() {
         let ev = event(
@@ -221,24 +245,41 @@ pub(crate) mod tests {
         assert_eq!(ev.vendor_class(), b"iDRAC");
         assert_eq!(ev.subnet_id(), 7);
         assert_eq!(ev.kind(), LeaseKind::Select);
-        assert_eq!(ev.ipv4(), Ipv4Addr::new(127, 1, 0, 10));
+        assert_eq!(ev.ip(), IpAddr::V4(Ipv4Addr::new(127, 1, 0, 10)));
+        assert!(!ev.is_v6());
+    }
+
+    #[test]
+    fn v6_events_carry_their_address() {
+        let ev = as_v6(
+            event(&[0x14, 0x18, 0x77, 1, 2, 3], 7, "", ""),
+            "2001:db8:1::10",
+        );
+        let addr: Ipv6Addr = "2001:db8:1::10".parse().unwrap();
+        assert!(ev.is_v6());
+        assert_eq!(ev.ip(), IpAddr::V6(addr));
+        assert_eq!(ev.ip().to_string(), "2001:db8:1::10");
+        let again = LeaseEvent::replay("14:18:77:01:02:03", ev.ip(), 7, "").unwrap();
+        assert_eq!(again.ip(), ev.ip());
+        assert!(again.is_v6());
     }
 
     #[test]
     fn replays_carry_what_the_store_keeps() {
         let ev = LeaseEvent::replay(
             "14:18:77:0a:0b:0c",
-            Ipv4Addr::new(10, 0, 5, 17),
+            Ipv4Addr::new(10, 0, 5, 17).into(),
             4,
             "us3-cab1-ru2-x",
         )
         .unwrap();
         assert_eq!(ev.kind(), LeaseKind::Replay);
         assert_eq!(ev.mac_string(), "14:18:77:0a:0b:0c");
-        assert_eq!(ev.ipv4(), Ipv4Addr::new(10, 0, 5, 17));
+        assert_eq!(ev.ip(), IpAddr::V4(Ipv4Addr::new(10, 0, 5, 17)));
         assert_eq!((ev.subnet_id(), ev.hostname()), (4, &b"us3-cab1-ru2-x"[..]));
-        assert!(LeaseEvent::replay("zz:00", Ipv4Addr::LOCALHOST, 1, "").is_none());
-        assert!(LeaseEvent::replay("", Ipv4Addr::LOCALHOST, 1, "").is_none());
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert!(LeaseEvent::replay("zz:00", lo, 1, "").is_none());
+        assert!(LeaseEvent::replay("", lo, 1, "").is_none());
     }
 
     #[test]

@@ -5,15 +5,16 @@
 //!
 //! Kea's objects behind these calls (LibraryHandle, TimerMgr, StatsMgr, the
 //! lease manager) are used on Kea's own threads only: the parameters and
-//! registration at `load()`, the timer at `dhcp4_srv_configured` and
+//! registration at `load()`, the timer at `dhcp4_srv_configured` (or
+//! `dhcp6_srv_configured`) and
 //! `unload()`, statistics and the lease walk on the main thread's tick.
 
 use std::ffi::{c_char, c_int, c_void, CString};
 
 use super::bindings::{
-    bmc_lease_event, bmc_sink, shim_active_leases4, shim_ha_heartbeat, shim_hooks_version,
-    shim_library_parameters, shim_register, shim_staged_hooks_libraries, shim_stat_del,
-    shim_stat_set, shim_timer_start, shim_timer_stop,
+    bmc_lease_event, bmc_sink, shim_active_leases, shim_family, shim_ha_heartbeat,
+    shim_hooks_version, shim_library_parameters, shim_register, shim_staged_hooks_libraries,
+    shim_stat_del, shim_stat_set, shim_timer_start, shim_timer_stop,
 };
 use super::lease::LeaseEvent;
 
@@ -46,6 +47,17 @@ pub fn hooks_version() -> c_int {
     unsafe { shim_hooks_version() }
 }
 
+/// The family of the daemon that loaded the library: 4 (kea-dhcp4) or 6
+/// (kea-dhcp6).
+pub fn family() -> u8 {
+    // SAFETY: reads Kea's CfgMgr singleton, which the daemon set up first.
+    if unsafe { shim_family() } == 6 {
+        6
+    } else {
+        4
+    }
+}
+
 /// The `parameters` of this library's entry, as JSON (`load()` only).
 ///
 /// # Safety
@@ -62,7 +74,8 @@ pub fn staged_hooks_libraries() -> Result<String, String> {
     with_sink(|sink, ctx| unsafe { shim_staged_hooks_libraries(sink, ctx) })
 }
 
-/// Registers the lease callouts, `dhcp4_srv_configured` and `commands`.
+/// Registers the lease callouts and `dhcpN_srv_configured` of the loading
+/// daemon's family, and `commands`.
 ///
 /// # Safety
 /// `handle` is the LibraryHandle Kea passed to the `load()` running now.
@@ -142,7 +155,7 @@ pub fn active_leases() -> Result<Vec<LeaseEvent>, String> {
     // SAFETY: each sink is paired with the context it expects; both
     // outlive the call.
     with_sink(|sink, ctx| unsafe {
-        shim_active_leases4(
+        shim_active_leases(
             Some(collect_lease),
             (&mut leases as *mut Vec<LeaseEvent>).cast(),
             sink,

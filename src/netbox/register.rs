@@ -28,7 +28,7 @@ mod identity;
 mod moves;
 mod writes;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde_json::{json, Map, Value};
 
@@ -46,7 +46,7 @@ pub struct Registration<'a> {
     pub inventory: &'a Inventory,
     /// The BMC's MAC from its lease (canonical `aa:bb:..`).
     pub bmc_mac: String,
-    pub bmc_ip: Ipv4Addr,
+    pub bmc_ip: IpAddr,
     /// The subnet's prefix length, for the IP address object.
     pub prefix_len: u8,
     /// The device's name (already NetBox-safe, see `hostname::device_name`).
@@ -97,7 +97,7 @@ impl<'a> Registration<'a> {
     pub fn for_lease(
         inventory: &'a Inventory,
         bmc_mac: &str,
-        bmc_ip: Ipv4Addr,
+        bmc_ip: impl Into<IpAddr>,
         prefix_len: u8,
         lease_hostname: Option<&str>,
         site: Option<&str>,
@@ -125,7 +125,7 @@ impl<'a> Registration<'a> {
         Registration {
             inventory,
             bmc_mac: bmc_mac.to_string(),
-            bmc_ip,
+            bmc_ip: bmc_ip.into(),
             prefix_len,
             name,
             placement,

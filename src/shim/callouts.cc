@@ -19,14 +19,19 @@
 #include <cc/command_interpreter.h>
 #include <cc/data.h>
 #include <dhcp/dhcp4.h>
+#include <dhcp/dhcp6.h>
 #include <dhcp/option.h>
 #include <dhcp/option4_client_fqdn.h>
+#include <dhcp/option6_client_fqdn.h>
+#include <dhcp/option_vendor_class.h>
 #include <dhcp/pkt4.h>
+#include <dhcp/pkt6.h>
 // srv_config.h and cfgmgr.h need dhcpsrv/cfg_globals.h, which Debian's
 // kea-dev 2.2 lacks; see include/kea-compat/ for what stands in and why the
 // shim must not call getters that read globals by index.
 #include <dhcpsrv/cfg_shared_networks.h>
 #include <dhcpsrv/cfg_subnets4.h>
+#include <dhcpsrv/cfg_subnets6.h>
 #include <dhcpsrv/cfgmgr.h>
 #include <dhcpsrv/lease.h>
 #include <dhcpsrv/lease_mgr.h>
@@ -41,6 +46,7 @@
 static_assert(KEA_HOOKS_VERSION == BMC_KEA_HOOKS_VERSION,
               "build.rs detected another Kea than the headers the shim includes");
 
+#include <sys/socket.h>
 #include <time.h>
 
 #include <algorithm>
@@ -235,6 +241,279 @@ int dhcp4_srv_configured_callout(CalloutHandle& handle) {
     return 0;
 }
 
+
+// ---- DHCPv6 ---------------------------------------------------------------
+
+// IOAddress keeps its boost address private and hands out its bytes only as
+// a new heap vector (toBytes()). An explicit instantiation may name a private
+// member ([temp.explicit]: access is not checked there), which gives the
+// packet path the 16 bytes without an allocation. The member has had this
+// name and type in every Kea the build supports (2.2 to 3.2).
+template <typename Tag, typename Tag::type Member>
+struct Expose {
+    friend typename Tag::type member(Tag) { return Member; }
+};
+struct IOAddressAsio {
+    typedef boost::asio::ip::address isc::asiolink::IOAddress::*type;
+    friend type member(IOAddressAsio);
+};
+template struct Expose<IOAddressAsio, &isc::asiolink::IOAddress::asio_address_>;
+
+void copy_ipv6(const isc::asiolink::IOAddress& addr, uint8_t (&out)[16]) {
+    const boost::asio::ip::address& a = addr.*member(IOAddressAsio());
+    if (a.is_v6()) {
+        const auto bytes = a.to_v6().to_bytes();
+        std::copy(bytes.begin(), bytes.end(), out);
+    }
+}
+
+// An option of the query without the copy Pkt::getOption() makes: Kea turns
+// on "copy retrieved options" around the lease callouts, and then every
+// getOption() clones the option on the heap. Reading the collection directly
+// only reads.
+isc::dhcp::OptionPtr peek_option(const isc::dhcp::Pkt6& query, uint16_t type) {
+    const auto it = query.options_.find(type);
+    return it == query.options_.end() ? isc::dhcp::OptionPtr() : it->second;
+}
+
+void copy_lease6(const isc::dhcp::Lease6& lease, bmc_lease_event& ev) {
+    ev.family = BMC_FAMILY_V6;
+    copy_ipv6(lease.addr_, ev.ipv6);
+    ev.subnet_id = lease.subnet_id_;
+    ev.valid_lifetime = lease.valid_lft_;
+    ev.cltt = static_cast<int64_t>(lease.cltt_);
+    // What Kea's mac-sources found for this client; none is common (a DUID-EN
+    // or DUID-UUID client reached without relay option 79).
+    if (lease.hwaddr_) {
+        const auto& hw = lease.hwaddr_->hwaddr_;
+        ev.htype = lease.hwaddr_->htype_;
+        uint8_t ignored = 0;
+        ev.hwaddr_len = copy_bounded(hw.begin(), hw.end(), ev.hwaddr, BMC_HWADDR_MAX, 0, ignored);
+    }
+    if (lease.duid_) {
+        const auto& id = lease.duid_->getDuid();
+        ev.client_id_len = copy_bounded(id.begin(), id.end(), ev.client_id, BMC_CLIENT_ID_MAX,
+                                        BMC_TRUNC_CLIENT_ID, ev.truncated);
+    }
+    if (!lease.hostname_.empty()) {
+        ev.hostname_len = copy_bounded(lease.hostname_.begin(), lease.hostname_.end(), ev.hostname,
+                                       BMC_HOSTNAME_MAX, BMC_TRUNC_HOSTNAME, ev.truncated);
+    }
+}
+
+// Hostname (option 39) and vendor class (option 16) from the query.
+void copy_query6(const isc::dhcp::Pkt6& query, bmc_lease_event& ev) {
+    if (ev.hostname_len == 0) {
+        // Kea copies option 39 into the lease's hostname when it processes
+        // the FQDN; this covers a lease that has none. Its domain name is
+        // only available as a string, as for option 81.
+        auto fqdn = boost::dynamic_pointer_cast<isc::dhcp::Option6ClientFqdn>(
+            peek_option(query, D6O_CLIENT_FQDN));
+        if (fqdn) {
+            const std::string name = fqdn->getDomainName();
+            ev.hostname_len = copy_bounded(name.begin(), name.end(), ev.hostname,
+                                           BMC_HOSTNAME_MAX, BMC_TRUNC_HOSTNAME, ev.truncated);
+        }
+    }
+    const isc::dhcp::OptionPtr opt16 = peek_option(query, D6O_VENDOR_CLASS);
+    if (!opt16) {
+        return;
+    }
+    // Option 16 is an enterprise number and length-prefixed strings; the
+    // patterns see the strings, joined by a space, as option 60's text.
+    auto vendor = boost::dynamic_pointer_cast<isc::dhcp::OptionVendorClass>(opt16);
+    if (!vendor) {
+        const auto& data = opt16->getData();
+        ev.vendor_class_len = copy_bounded(data.begin(), data.end(), ev.vendor_class,
+                                           BMC_VENDOR_CLASS_MAX, BMC_TRUNC_VENDOR_CLASS,
+                                           ev.truncated);
+        return;
+    }
+    size_t used = 0;
+    for (const auto& tuple : vendor->getTuples()) {
+        const auto& data = tuple.getData();
+        if (used > 0 && used < BMC_VENDOR_CLASS_MAX) {
+            ev.vendor_class[used++] = ' ';
+        }
+        uint8_t n = copy_bounded(data.begin(), data.end(), ev.vendor_class + used,
+                                 BMC_VENDOR_CLASS_MAX - used, BMC_TRUNC_VENDOR_CLASS,
+                                 ev.truncated);
+        used += n;
+    }
+    ev.vendor_class_len = static_cast<uint8_t>(used);
+}
+
+const std::string ARG_LEASE6 = "lease6";
+const std::string ARG_LEASES6 = "leases6";
+const std::string ARG_QUERY6 = "query6";
+
+// A DHCPv6 REQUEST for an address the client already holds reaches no lease6
+// callout in any Kea (the allocation engine only updates the lease:
+// allocateLeases6 -> updateLeaseData, 2.2 to 3.0); leases6_committed sees
+// every lease of the REQUEST's reply, new or held. So a REQUEST's new
+// allocations come from lease6_select (as SELECT) and are noted here, per
+// packet thread, and leases6_committed sends the REQUEST's other leases
+// (as RENEW). Both callouts run on the same thread for one query, one after
+// the other: Kea allocates and commits in processDhcp6Query.
+//
+// thread_local of plain data: no constructor, no lock; glibc sets up a
+// dlopen'ed library's TLS block on a thread's first touch only.
+struct SelectedInRequest {
+    const void* query;
+    uint8_t n;
+    uint8_t addr[8][16];
+};
+thread_local SelectedInRequest selected_in_request;
+
+bool selected_already(const void* query, const uint8_t (&addr)[16]) {
+    const SelectedInRequest& s = selected_in_request;
+    if (s.query != query) {
+        return false;
+    }
+    for (uint8_t i = 0; i < s.n; ++i) {
+        if (std::memcmp(s.addr[i], addr, 16) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void note_selected(const void* query, const uint8_t (&addr)[16]) {
+    SelectedInRequest& s = selected_in_request;
+    if (s.query != query) {
+        s.query = query;
+        s.n = 0;
+    }
+    // More than 8 addresses in one REQUEST: the rest are sent again as RENEW,
+    // which the in-flight table merges.
+    if (s.n < 8) {
+        std::memcpy(s.addr[s.n++], addr, 16);
+    }
+}
+
+bool skipped(const CalloutHandle& handle) {
+    const auto status = handle.getStatus();
+    return status == CalloutHandle::NEXT_STEP_DROP || status == CalloutHandle::NEXT_STEP_SKIP;
+}
+
+void forward_lease6(const isc::dhcp::Lease6& lease, const isc::dhcp::Pkt6Ptr& query,
+                    uint8_t kind, uint64_t start_ns) {
+    bmc_lease_event ev = {};
+    ev.start_ns = start_ns;
+    ev.kind = kind;
+    copy_lease6(lease, ev);
+    if (query) {
+        copy_query6(*query, ev);
+    }
+    bmc_on_lease(&ev);
+}
+
+// lease6_select, lease6_renew and lease6_rebind: one address lease each.
+int forward_lease6_callout(CalloutHandle& handle, uint8_t kind) {
+    try {
+        const uint64_t start_ns = monotonic_ns();
+        if (skipped(handle)) {
+            return 0;
+        }
+        if (kind == BMC_LEASE_SELECT) {
+            // SOLICIT (without rapid commit) runs lease6_select with
+            // fake_allocation: only an ADVERTISE, no lease yet.
+            bool fake_allocation = false;
+            handle.getArgument(ARG_FAKE_ALLOCATION, fake_allocation);
+            if (fake_allocation) {
+                return 0;
+            }
+        }
+        isc::dhcp::Lease6Ptr lease;
+        handle.getArgument(ARG_LEASE6, lease);
+        // Delegated prefixes are not a BMC's address.
+        if (!lease || lease->type_ != isc::dhcp::Lease::TYPE_NA) {
+            return 0;
+        }
+        isc::dhcp::Pkt6Ptr query;
+        handle.getArgument(ARG_QUERY6, query);
+        if (kind == BMC_LEASE_SELECT && query && query->getType() == DHCPV6_REQUEST) {
+            uint8_t addr[16] = {};
+            copy_ipv6(lease->addr_, addr);
+            note_selected(query.get(), addr);
+        }
+        forward_lease6(*lease, query, kind, start_ns);
+    } catch (const std::exception& ex) {
+        log_what(BMC_DISCOVERY_LEASE_CALLOUT_FAILED, ex.what());
+    } catch (...) {
+        log_what(BMC_DISCOVERY_LEASE_CALLOUT_FAILED, "unknown exception");
+    }
+    return 0;
+}
+
+int lease6_select_callout(CalloutHandle& handle) {
+    return forward_lease6_callout(handle, BMC_LEASE_SELECT);
+}
+
+int lease6_renew_callout(CalloutHandle& handle) {
+    return forward_lease6_callout(handle, BMC_LEASE_RENEW);
+}
+
+int lease6_rebind_callout(CalloutHandle& handle) {
+    return forward_lease6_callout(handle, BMC_LEASE_RENEW);
+}
+
+// After a REQUEST's reply is committed: the addresses the client already held.
+int leases6_committed_callout(CalloutHandle& handle) {
+    try {
+        const uint64_t start_ns = monotonic_ns();
+        if (skipped(handle)) {
+            return 0;
+        }
+        isc::dhcp::Pkt6Ptr query;
+        handle.getArgument(ARG_QUERY6, query);
+        // RENEW and REBIND passed lease6_renew / lease6_rebind, SOLICIT with
+        // rapid commit lease6_select; RELEASE and DECLINE hand out nothing.
+        if (!query || query->getType() != DHCPV6_REQUEST) {
+            return 0;
+        }
+        isc::dhcp::Lease6CollectionPtr leases;
+        handle.getArgument(ARG_LEASES6, leases);
+        if (leases) {
+            for (const auto& lease : *leases) {
+                if (!lease || lease->type_ != isc::dhcp::Lease::TYPE_NA) {
+                    continue;
+                }
+                uint8_t addr[16] = {};
+                copy_ipv6(lease->addr_, addr);
+                if (!selected_already(query.get(), addr)) {
+                    forward_lease6(*lease, query, BMC_LEASE_RENEW, start_ns);
+                }
+            }
+        }
+        selected_in_request.query = nullptr;
+    } catch (const std::exception& ex) {
+        log_what(BMC_DISCOVERY_LEASE_CALLOUT_FAILED, ex.what());
+    } catch (...) {
+        log_what(BMC_DISCOVERY_LEASE_CALLOUT_FAILED, "unknown exception");
+    }
+    return 0;
+}
+
+int dhcp6_srv_configured_callout(CalloutHandle& handle) {
+    try {
+        isc::dhcp::SrvConfigPtr config;
+        handle.getArgument("server_config", config);
+        ElementPtr subnets = Element::createMap();
+        if (config) {
+            subnets->set("subnet6", config->getCfgSubnets6()->toElement());
+            subnets->set("shared-networks", config->getCfgSharedNetworks6()->toElement());
+        }
+        const std::string json = subnets->str();
+        bmc_on_configured(json.data(), json.size());
+    } catch (const std::exception& ex) {
+        log_what(BMC_DISCOVERY_SUBNETS_READ_FAILED, ex.what());
+    }
+    return 0;
+}
+
+bool is_v6() { return isc::dhcp::CfgMgr::instance().getFamily() == AF_INET6; }
+
 void append_to_string(void* ctx, const char* data, size_t len) {
     static_cast<std::string*>(ctx)->append(data, len);
 }
@@ -275,6 +554,14 @@ extern "C" {
 
 int shim_hooks_version(void) { return KEA_HOOKS_VERSION; }
 
+int shim_family(void) {
+    try {
+        return is_v6() ? 6 : 4;
+    } catch (...) {
+        return 4;
+    }
+}
+
 int shim_library_parameters(void* library_handle, bmc_sink sink, void* ctx) {
     try {
         auto& handle = *static_cast<LibraryHandle*>(library_handle);
@@ -314,9 +601,19 @@ int shim_register(void* library_handle, const char* const* commands, size_t n_co
                   bmc_sink sink, void* ctx) {
     try {
         auto& handle = *static_cast<LibraryHandle*>(library_handle);
-        handle.registerCallout("lease4_select", lease4_select_callout);
-        handle.registerCallout("lease4_renew", lease4_renew_callout);
-        handle.registerCallout("dhcp4_srv_configured", dhcp4_srv_configured_callout);
+        // Each daemon knows only its own family's hook points: kea-dhcp6
+        // refuses "dhcp4_srv_configured" (and kea-dhcp4 "leases6_committed").
+        if (is_v6()) {
+            handle.registerCallout("lease6_select", lease6_select_callout);
+            handle.registerCallout("lease6_renew", lease6_renew_callout);
+            handle.registerCallout("lease6_rebind", lease6_rebind_callout);
+            handle.registerCallout("leases6_committed", leases6_committed_callout);
+            handle.registerCallout("dhcp6_srv_configured", dhcp6_srv_configured_callout);
+        } else {
+            handle.registerCallout("lease4_select", lease4_select_callout);
+            handle.registerCallout("lease4_renew", lease4_renew_callout);
+            handle.registerCallout("dhcp4_srv_configured", dhcp4_srv_configured_callout);
+        }
         for (size_t i = 0; i < n_commands; ++i) {
             handle.registerCommandCallout(commands[i], command_callout);
         }
@@ -327,11 +624,49 @@ int shim_register(void* library_handle, const char* const* commands, size_t n_co
     }
 }
 
-int shim_active_leases4(bmc_lease_sink leases, void* leases_ctx, bmc_sink sink, void* ctx) {
+}  // extern "C"
+
+namespace {
+
+int active_leases6(bmc_lease_sink leases, void* leases_ctx) {
+    auto& mgr = isc::dhcp::LeaseMgrFactory::instance();
+    const isc::dhcp::LeasePageSize page(1000);
+    isc::asiolink::IOAddress from = isc::asiolink::IOAddress::IPV6_ZERO_ADDRESS();
+    for (;;) {
+        const isc::dhcp::Lease6Collection batch = mgr.getLeases6(from, page);
+        if (batch.empty()) {
+            break;
+        }
+        for (const auto& lease : batch) {
+            if (!lease || lease->type_ != isc::dhcp::Lease::TYPE_NA ||
+                lease->state_ != isc::dhcp::Lease::STATE_DEFAULT || lease->expired()) {
+                continue;
+            }
+            bmc_lease_event ev = {};
+            ev.kind = BMC_LEASE_ACTIVE;
+            copy_lease6(*lease, ev);
+            leases(leases_ctx, &ev);
+        }
+        from = batch.back()->addr_;
+        if (batch.size() < page.page_size_) {
+            break;
+        }
+    }
+    return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+int shim_active_leases(bmc_lease_sink leases, void* leases_ctx, bmc_sink sink, void* ctx) {
     try {
         if (!isc::dhcp::LeaseMgrFactory::haveInstance()) {
             report(sink, ctx, "Kea has no lease database open");
             return 1;
+        }
+        if (is_v6()) {
+            return active_leases6(leases, leases_ctx);
         }
         auto& mgr = isc::dhcp::LeaseMgrFactory::instance();
         // Pages keep memory bounded however large the database is.

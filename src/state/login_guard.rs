@@ -275,16 +275,16 @@ mod tests {
             .conn()
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
         assert!(store.login_records().unwrap().failures.is_empty());
         drop(store);
         // A newer file is refused, naming both schemas.
         {
             let conn = Connection::open(&path).unwrap();
-            conn.pragma_update(None, "user_version", 5).unwrap();
+            conn.pragma_update(None, "user_version", 6).unwrap();
         }
         let e = Store::open(&path).err().unwrap().to_string();
-        assert!(e.contains("schema 5, this one knows 4"), "{e}");
+        assert!(e.contains("schema 6, this one knows 5"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -20,7 +20,7 @@ const fn metric(kea: &'static str, prom: &'static str, help: &'static str) -> Me
 }
 
 /// Counters, in `Snapshot::counter_values` order.
-pub const COUNTERS: [Metric; 12] = [
+pub const COUNTERS: [Metric; 13] = [
     metric(
         "leases-seen",
         "bmc_discovery_leases_seen_total",
@@ -40,6 +40,11 @@ pub const COUNTERS: [Metric; 12] = [
         "leases-no-match",
         "bmc_discovery_leases_no_match_total",
         "Leases of opted-in subnets no pattern matched.",
+    ),
+    metric(
+        "leases-no-mac",
+        "bmc_discovery_leases_no_mac_total",
+        "DHCPv6 leases of opted-in subnets without a MAC address (Kea's mac-sources found none).",
     ),
     metric(
         "leases-merged-in-flight",

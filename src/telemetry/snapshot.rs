@@ -130,6 +130,7 @@ impl Snapshot {
             c.accepted,
             c.not_opted_in,
             c.no_match,
+            c.no_mac,
             c.duplicate_in_flight,
             c.dropped_queue_full,
             c.scheduled,

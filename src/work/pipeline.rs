@@ -59,7 +59,7 @@ impl Pipeline for LogPipeline {
             BMC_DISCOVERY_LEASE,
             format!("{:?}", ev.kind()),
             ev.mac_string(),
-            ev.ipv4(),
+            ev.ip(),
             ev.subnet_id(),
             format!("{:?}", String::from_utf8_lossy(ev.hostname())),
             format!("{:?}", String::from_utf8_lossy(ev.vendor_class())),
@@ -393,7 +393,7 @@ impl DiscoveryPipeline {
 impl Pipeline for DiscoveryPipeline {
     fn process(&self, ev: &LeaseEvent) -> Result<Done, String> {
         let mac = ev.mac_string();
-        let ip = ev.ipv4().to_string();
+        let ip = ev.ip().to_string();
         if ev.kind() == LeaseKind::Renew {
             let skip = self
                 .state
@@ -553,7 +553,7 @@ impl DiscoveryPipeline {
         mac: &str,
         leased_at: i64,
     ) -> Result<Success, (Failed, String)> {
-        let mut target = Target::new(&ev.ipv4().to_string(), self.port);
+        let mut target = Target::new(&ev.ip().to_string(), self.port);
         target.mac = Some(mac.to_string());
         let d = self.discoverer.discover(&target).map_err(|e| {
             // Held back by a suspension: not this BMC's failure; it is
@@ -572,7 +572,7 @@ impl DiscoveryPipeline {
         kea_log!(
             BMC_DISCOVERY_DISCOVERED,
             mac,
-            ev.ipv4(),
+            ev.ip(),
             format!(
                 "{} {} serial {} ({} module)",
                 inv.manufacturer.as_deref().unwrap_or("unknown"),
@@ -709,7 +709,7 @@ impl DiscoveryPipeline {
         let mut reg = Registration::for_lease(
             inv,
             &mac,
-            ev.ipv4(),
+            ev.ip(),
             prefix_len,
             Some(lease_name.as_str()),
             subnet.as_ref().and_then(|s| s.site.as_deref()),
@@ -724,13 +724,13 @@ impl DiscoveryPipeline {
         let nb = r.client()?;
         let out = netbox::register(&nb, &reg, &r.options)?;
         for n in &out.notes {
-            kea_log!(BMC_DISCOVERY_NETBOX_NOTE, ev.mac_string(), ev.ipv4(), n);
+            kea_log!(BMC_DISCOVERY_NETBOX_NOTE, ev.mac_string(), ev.ip(), n);
         }
         if out.dry_run && !out.changes.is_empty() {
             kea_log!(
                 BMC_DISCOVERY_NETBOX_DRY_RUN,
                 ev.mac_string(),
-                ev.ipv4(),
+                ev.ip(),
                 name,
                 out.device_id.to_string(),
                 out.changes.join("; ")
@@ -739,7 +739,7 @@ impl DiscoveryPipeline {
             kea_log!(
                 BMC_DISCOVERY_NETBOX_UP_TO_DATE,
                 ev.mac_string(),
-                ev.ipv4(),
+                ev.ip(),
                 out.device_id,
                 name
             );
@@ -747,7 +747,7 @@ impl DiscoveryPipeline {
             kea_log!(
                 BMC_DISCOVERY_NETBOX_REGISTERED,
                 ev.mac_string(),
-                ev.ipv4(),
+                ev.ip(),
                 out.device_id,
                 name,
                 out.changes.join("; ")

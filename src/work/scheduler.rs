@@ -268,7 +268,7 @@ impl Feeder {
             .unwrap_or_default();
         for ev in &due {
             match self.admission.hand_over(ev, Origin::Store) {
-                Ok(()) => kea_log!(BMC_DISCOVERY_REQUEUED, ev.mac_string(), ev.ipv4()),
+                Ok(()) => kea_log!(BMC_DISCOVERY_REQUEUED, ev.mac_string(), ev.ip()),
                 Err(Refusal::InFlight) => {}
                 Err(Refusal::QueueFull) => {
                     if let Some(store) = &self.store {

@@ -43,14 +43,14 @@ fuzz_target!(|data: &[u8]| {
     assert!(ev.hostname().len() <= ev.0.hostname.len());
     assert!(ev.vendor_class().len() <= ev.0.vendor_class.len());
     assert!(ev.client_id().len() <= ev.0.client_id.len());
-    let _ = (ev.ipv4(), ev.subnet_id(), ev.kind(), ev.hwaddr_key());
+    let _ = (ev.ip(), ev.subnet_id(), ev.kind(), ev.hwaddr_key());
     let _ = filter().check(None, &ev);
     let _ = format!("{ev:?}");
     let mac = ev.mac_string();
     let hostname = ev.hostname_text();
     // What the state file stores comes back as an event (bmc-discover,
     // retries): the same MAC, and the hostname cut on a char boundary.
-    if let Some(again) = LeaseEvent::replay(&mac, ev.ipv4(), ev.subnet_id(), &hostname) {
+    if let Some(again) = LeaseEvent::replay(&mac, ev.ip(), ev.subnet_id(), &hostname) {
         assert_eq!(again.mac_string(), mac);
         assert!(again.hostname().len() <= ev.0.hostname.len());
     }
@@ -59,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = Registration::for_lease(
         &inv,
         &mac,
-        ev.ipv4(),
+        ev.ip(),
         24,
         Some(&hostname),
         None,

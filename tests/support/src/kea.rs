@@ -259,19 +259,32 @@ impl Kea {
         wrapper: &[String],
         patience: Duration,
     ) -> Kea {
+        Kea::start_program(dir, config, wrapper, "kea-dhcp4", patience)
+    }
+
+    /// Starts `program` (kea-dhcp4 or kea-dhcp6) on `config` (written into
+    /// `dir` as `<program>.conf`) as the last argument of `wrapper`, waiting
+    /// up to `patience` for its socket.
+    pub fn start_program(
+        dir: &TempDir,
+        config: &Value,
+        wrapper: &[String],
+        program: &str,
+        patience: Duration,
+    ) -> Kea {
         let dir = dir.path().to_path_buf();
-        let config_file = dir.join("kea-dhcp4.conf");
+        let config_file = dir.join(format!("{program}.conf"));
         std::fs::write(&config_file, serde_json::to_string_pretty(config).unwrap()).unwrap();
         let _ = std::fs::remove_file(dir.join("kea.sock"));
         prepare_dir(&dir);
         let lo = lo_addresses();
         let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg("kea-dhcp4");
+            Some((first, args)) => {
+                let mut c = Command::new(first);
+                c.args(args).arg(program);
                 c
             }
-            None => Command::new("kea-dhcp4"),
+            None => Command::new(program),
         };
         let child = command
             .arg("-c")
@@ -284,7 +297,7 @@ impl Kea {
                 std::fs::File::create(dir.join("kea.stderr")).unwrap(),
             ))
             .spawn()
-            .expect("start kea-dhcp4");
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
         let mut kea = Kea {
             child,
             dir,
@@ -292,7 +305,7 @@ impl Kea {
         };
         wait_for("Kea's control socket", patience, || {
             if let Ok(Some(status)) = kea.child.try_wait() {
-                panic!("kea-dhcp4 exited with {status}:\n{}", kea.log_tail(30));
+                panic!("{program} exited with {status}:\n{}", kea.log_tail(30));
             }
             kea.try_command("version-get", None).ok()
         });

@@ -8,10 +8,13 @@
 //!
 //! Each Kea gets a block 127.0.N.0/24 of its own (server .1, relays .2/.3),
 //! so tests in one binary can run in parallel. Traffic never leaves 127/8.
+//! A kea-dhcp6 ([`kea6`]) gets two network namespaces of its own instead,
+//! joined by a veth pair.
 
 pub mod discovery;
 pub mod emulator;
 pub mod kea;
+pub mod kea6;
 pub mod netbox;
 pub mod perfdhcp;
 pub mod prometheus;

@@ -34,7 +34,37 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
 impl Proxy {
     /// Forwards 127.0.0.1:<port> to `upstream`.
     pub fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Proxy::serve(TcpListener::bind("127.0.0.1:0").unwrap(), upstream)
+    }
+
+    /// Forwards 127.0.0.1:<port> inside the network namespace `netns` (a
+    /// name of `ip netns`) to `upstream` in this process's namespace: how a
+    /// Kea in a namespace of its own (tests/support/src/kea6.rs) reaches
+    /// the tests' NetBox on the host's loopback. Only the listening socket
+    /// is made in there, by a thread that enters it and ends.
+    pub fn start_in_netns(upstream: SocketAddr, netns: &str) -> Proxy {
+        let path = format!("/var/run/netns/{netns}");
+        let listener = std::thread::spawn(move || {
+            let ns =
+                std::fs::File::open(&path).unwrap_or_else(|e| panic!("proxy: open {path}: {e}"));
+            // SAFETY: setns on a namespace file we hold open; it moves only
+            // this short-lived thread.
+            let rc =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "proxy: setns {path}: {}",
+                std::io::Error::last_os_error()
+            );
+            TcpListener::bind("127.0.0.1:0").unwrap()
+        })
+        .join()
+        .expect("proxy: listener thread");
+        Proxy::serve(listener, upstream)
+    }
+
+    fn serve(listener: TcpListener, upstream: SocketAddr) -> Proxy {
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let down = Arc::new(AtomicBool::new(false));

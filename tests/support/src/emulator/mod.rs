@@ -119,7 +119,7 @@ struct Bmc {
 
 struct Shared {
     models: Mutex<HashMap<String, Arc<Model>>>,
-    bmcs: RwLock<HashMap<Ipv4Addr, Arc<Bmc>>>,
+    bmcs: RwLock<HashMap<IpAddr, Arc<Bmc>>>,
     ca_key: rcgen::KeyPair,
     ca_cert: rcgen::Certificate,
     stop: AtomicBool,
@@ -130,12 +130,46 @@ pub struct Emulator {
     pub port: u16,
     shared: Arc<Shared>,
     accept: Option<JoinHandle<()>>,
+    /// A listener in another network namespace ([`Emulator::start_in_netns`]):
+    /// a connection from here cannot reach it, so Drop shuts it down instead.
+    listener_in_netns: Option<TcpListener>,
 }
 
 impl Emulator {
     /// Listens on 0.0.0.0:`port` (0 = any free port).
     pub fn start(port: u16) -> Emulator {
         let listener = TcpListener::bind(("0.0.0.0", port)).expect("emulator: bind");
+        Emulator::serve(listener, None)
+    }
+
+    /// Listens on [::]:`port` (IPv6, and IPv4 through mapped addresses)
+    /// inside the network namespace `netns` (a name of `ip netns`), for BMCs
+    /// on addresses of that namespace: a thread enters it only to create
+    /// the socket, which stays there.
+    pub fn start_in_netns(port: u16, netns: &str) -> Emulator {
+        let path = format!("/var/run/netns/{netns}");
+        let listener = std::thread::spawn(move || {
+            let ns =
+                std::fs::File::open(&path).unwrap_or_else(|e| panic!("emulator: open {path}: {e}"));
+            // SAFETY: setns on a namespace file we hold open; it moves only
+            // this short-lived thread.
+            let rc =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "emulator: setns {path}: {}",
+                std::io::Error::last_os_error()
+            );
+            TcpListener::bind(("::", port)).expect("emulator: bind [::]")
+        })
+        .join()
+        .expect("emulator: listener thread");
+        let keep = listener.try_clone().expect("emulator: clone listener");
+        Emulator::serve(listener, Some(keep))
+    }
+
+    fn serve(listener: TcpListener, listener_in_netns: Option<TcpListener>) -> Emulator {
         let port = listener.local_addr().expect("emulator: addr").port();
         let ca_key = rcgen::KeyPair::generate().expect("emulator: CA key");
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -158,6 +192,7 @@ impl Emulator {
             port,
             shared,
             accept: Some(accept),
+            listener_in_netns,
         }
     }
 
@@ -169,7 +204,15 @@ impl Emulator {
     /// Adds a BMC answering on `addr`, serving `model`, instance number
     /// `instance` (0 = the files unchanged; others get their own serials
     /// and MACs), accepting `username`/`password`.
-    pub fn add(&self, addr: Ipv4Addr, model: &str, instance: u32, username: &str, password: &str) {
+    pub fn add(
+        &self,
+        addr: impl Into<IpAddr>,
+        model: &str,
+        instance: u32,
+        username: &str,
+        password: &str,
+    ) {
+        let addr = addr.into();
         let model = self.model(model);
         let (tls, fp) = self.server_config(addr);
         let bmc = Arc::new(Bmc {
@@ -193,7 +236,7 @@ impl Emulator {
     /// `password(i)`, with `faults`.
     pub fn add_fleet<'a>(
         &self,
-        first: Ipv4Addr,
+        first: impl Into<IpAddr>,
         n: u32,
         faults: &Faults,
         password: impl Fn(u32) -> &'a str,
@@ -207,10 +250,16 @@ impl Emulator {
 
     /// A fleet as [`add_fleet`](Self::add_fleet) makes it, BMC `i` set up
     /// as `bmc(i)` says (model, password, faults, host name).
-    pub fn add_fleet_with(&self, first: Ipv4Addr, n: u32, mut bmc: impl FnMut(u32) -> FleetBmc) {
+    pub fn add_fleet_with(
+        &self,
+        first: impl Into<IpAddr>,
+        n: u32,
+        mut bmc: impl FnMut(u32) -> FleetBmc,
+    ) {
         let models = all_models();
+        let first = first.into();
         for i in 0..n {
-            let addr = Ipv4Addr::from(u32::from(first) + i);
+            let addr = nth_addr(first, i);
             let b = bmc(i);
             let model = b
                 .model
@@ -226,15 +275,15 @@ impl Emulator {
     /// Makes the BMC at `addr` report `name` as its host name (every
     /// `HostName` and `FQDN`), as a fleet with a naming scheme does; the
     /// mockups' own names repeat across instances of a model.
-    pub fn set_hostname(&self, addr: Ipv4Addr, name: &str) {
+    pub fn set_hostname(&self, addr: impl Into<IpAddr>, name: &str) {
         *self.bmc(addr).hostname.lock().unwrap() = Some(name.to_string());
     }
 
-    pub fn set_faults(&self, addr: Ipv4Addr, faults: Faults) {
+    pub fn set_faults(&self, addr: impl Into<IpAddr>, faults: Faults) {
         *self.bmc(addr).faults.lock().unwrap() = faults;
     }
 
-    pub fn stats(&self, addr: Ipv4Addr) -> BmcStats {
+    pub fn stats(&self, addr: impl Into<IpAddr>) -> BmcStats {
         let b = self.bmc(addr);
         let mut s = b.stats.lock().unwrap().clone();
         s.sessions_open = b.sessions.lock().unwrap().len() as u64;
@@ -242,7 +291,7 @@ impl Emulator {
     }
 
     /// Every session token the BMC at `addr` has handed out.
-    pub fn tokens(&self, addr: Ipv4Addr) -> Vec<String> {
+    pub fn tokens(&self, addr: impl Into<IpAddr>) -> Vec<String> {
         self.bmc(addr).tokens.lock().unwrap().clone()
     }
 
@@ -258,7 +307,8 @@ impl Emulator {
     }
 
     /// Gives the BMC a new certificate (as after a BMC replacement).
-    pub fn rotate_cert(&self, addr: Ipv4Addr) {
+    pub fn rotate_cert(&self, addr: impl Into<IpAddr>) {
+        let addr = addr.into();
         let (tls, fp) = self.server_config(addr);
         let b = self.bmc(addr);
         *b.tls.lock().unwrap() = tls;
@@ -266,13 +316,13 @@ impl Emulator {
     }
 
     /// SHA-256 fingerprint of the BMC's certificate, `AB:CD:..`.
-    pub fn fingerprint(&self, addr: Ipv4Addr) -> String {
+    pub fn fingerprint(&self, addr: impl Into<IpAddr>) -> String {
         self.bmc(addr).fingerprint.lock().unwrap().clone()
     }
 
     /// The JSON a model serves at `path` for `instance` (what a client
     /// should see), or None.
-    pub fn served(&self, addr: Ipv4Addr, path: &str) -> Option<Value> {
+    pub fn served(&self, addr: impl Into<IpAddr>, path: &str) -> Option<Value> {
         let b = self.bmc(addr);
         let text = b
             .model
@@ -281,8 +331,8 @@ impl Emulator {
         serde_json::from_str(&rewrite(&b.model, b.instance, text)).ok()
     }
 
-    fn bmc(&self, addr: Ipv4Addr) -> Arc<Bmc> {
-        self.shared.bmcs.read().unwrap()[&addr].clone()
+    fn bmc(&self, addr: impl Into<IpAddr>) -> Arc<Bmc> {
+        self.shared.bmcs.read().unwrap()[&addr.into()].clone()
     }
 
     fn model(&self, name: &str) -> Arc<Model> {
@@ -293,10 +343,10 @@ impl Emulator {
             .clone()
     }
 
-    fn server_config(&self, addr: Ipv4Addr) -> (Arc<rustls::ServerConfig>, String) {
+    fn server_config(&self, addr: IpAddr) -> (Arc<rustls::ServerConfig>, String) {
         let key = rcgen::KeyPair::generate().expect("BMC key");
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.subject_alt_names = vec![rcgen::SanType::IpAddress(IpAddr::V4(addr))];
+        params.subject_alt_names = vec![rcgen::SanType::IpAddress(addr)];
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, format!("bmc {addr}"));
@@ -323,10 +373,16 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         // Wake the blocking accept so that it sees the flag.
-        let _ = TcpStream::connect_timeout(
-            &SocketAddr::from(([127, 0, 0, 1], self.port)),
-            Duration::from_secs(1),
-        );
+        if let Some(listener) = &self.listener_in_netns {
+            // SAFETY: shutdown(2) on a socket this struct owns; the blocked
+            // accept then returns an error and the loop sees the flag.
+            unsafe { libc::shutdown(std::os::fd::AsRawFd::as_raw_fd(listener), libc::SHUT_RDWR) };
+        } else {
+            let _ = TcpStream::connect_timeout(
+                &SocketAddr::from(([127, 0, 0, 1], self.port)),
+                Duration::from_secs(1),
+            );
+        }
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
@@ -539,6 +595,14 @@ fn is_mac(m: &[u8]) -> bool {
         && (0..5).all(|j| m[j * 3 + 2] == sep)
 }
 
+/// The `i`-th address from `first`, counting up in its family.
+pub fn nth_addr(first: IpAddr, i: u32) -> IpAddr {
+    match first {
+        IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) + i)),
+        IpAddr::V6(a) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(a) + u128::from(i))),
+    }
+}
+
 fn accept_loop(listener: TcpListener, sh: Arc<Shared>) {
     for stream in listener.incoming() {
         if sh.stop.load(Ordering::SeqCst) {
@@ -555,9 +619,14 @@ fn serve_connection(stream: TcpStream, sh: Arc<Shared>) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    // A [::] listener sees IPv4 peers as mapped addresses.
     let local = match stream.local_addr() {
-        Ok(SocketAddr::V4(a)) => *a.ip(),
-        _ => return,
+        Ok(SocketAddr::V4(a)) => IpAddr::V4(*a.ip()),
+        Ok(SocketAddr::V6(a)) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(*a.ip()),
+        },
+        Err(_) => return,
     };
     let Some(bmc) = sh.bmcs.read().unwrap().get(&local).cloned() else {
         return;
