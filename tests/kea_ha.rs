@@ -109,6 +109,108 @@ fn wait_ha_state(kea: &Kea, who: &str, state: &str, limit: Duration) {
     });
 }
 
+/// A hot-standby pair on Net blocks `block` (server1, the primary) and
+/// `block + 1` (server2), HA listeners on ports 17000 + block, each
+/// server's directory and configuration, the hook with `params(dir)`.
+struct Pair {
+    a: Server,
+    dir_a: TempDir,
+    dir_b: TempDir,
+    cfg_a: Value,
+    cfg_b: Value,
+}
+
+impl Pair {
+    fn hot_standby(block: u8, what: &str, params: impl Fn(&TempDir) -> Value) -> Pair {
+        let server = |block: u8, name| Server {
+            net: Net::new(block),
+            name,
+            port: 17000 + u16::from(block),
+        };
+        let (a, b) = (server(block, "server1"), server(block + 1, "server2"));
+        let dir_a = TempDir::new(&format!("{what}-primary"));
+        let dir_b = TempDir::new(&format!("{what}-standby"));
+        let cfg_a = pair_config(&a, [&a, &b], "hot-standby", dir_a.path(), params(&dir_a));
+        let cfg_b = pair_config(&b, [&a, &b], "hot-standby", dir_b.path(), params(&dir_b));
+        Pair {
+            a,
+            dir_a,
+            dir_b,
+            cfg_a,
+            cfg_b,
+        }
+    }
+
+    /// Starts both (the standby first) and waits until both are in
+    /// hot-standby: (primary, standby).
+    fn start(&self) -> (Kea, Kea) {
+        let standby = Kea::start(&self.dir_b, &self.cfg_b);
+        let primary = self.start_primary(Duration::from_secs(60));
+        wait_ha_state(
+            &standby,
+            "the standby",
+            "hot-standby",
+            Duration::from_secs(60),
+        );
+        (primary, standby)
+    }
+
+    /// Starts the primary (again, with its state file and leases) and
+    /// waits up to `limit` until it is in hot-standby.
+    fn start_primary(&self, limit: Duration) -> Kea {
+        let primary = Kea::start(&self.dir_a, &self.cfg_a);
+        wait_ha_state(&primary, "the primary", "hot-standby", limit);
+        primary
+    }
+
+    /// The burst of `n` BMCs, through the relay to the primary (the
+    /// standby, which answers no client while the primary is up, is not
+    /// asked); the leases, by address.
+    fn burst(&self, primary: &Kea, n: u32, base_mac: &str) -> Vec<(String, String)> {
+        let net = self.a.net;
+        let run = perfdhcp::avalanche(net, &net.relay_bmc(), n as usize, base_mac);
+        assert!(run.success, "perfdhcp failed:\n{}", run.output);
+        let leased: Vec<(String, String)> = leases(primary).into_iter().collect();
+        assert_eq!(leased.len(), n as usize);
+        leased
+    }
+}
+
+/// `n` emulated BMCs on the pool, every model in turn, each answering
+/// after `latency`; `named`: each reports a host name of its own (the
+/// captures' own names repeat across instances of a model).
+fn fleet(n: u32, latency: Duration, named: bool) -> Emulator {
+    let emu = Emulator::start(0);
+    emu.add_fleet_with(pool_addr(0), n, |i| FleetBmc {
+        password: PASS.into(),
+        faults: Faults {
+            latency,
+            ..Faults::default()
+        },
+        hostname: named.then(|| format!("us3-cab{:02}-ru{:02}-bmc", i / 10 + 1, (i % 10) * 4 + 1)),
+        ..FleetBmc::default()
+    });
+    emu
+}
+
+/// Kills the primary with SIGKILL once its `bmc-status` meets `ready`
+/// (no BMC may give up before); the status it died with.
+fn kill_when(
+    primary: &mut Kea,
+    what: &str,
+    limit: Duration,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let status = wait_for(what, limit, || {
+        let s = primary.bmc_status();
+        none_dead(primary, &s);
+        ready(&s).then_some(s)
+    });
+    primary.child.kill().unwrap();
+    let _ = primary.child.wait();
+    status
+}
+
 /// NetBox's objects of the burst: devices, BMC MACs and IP addresses,
 /// each listed with how often it occurs.
 struct InNetBox {
@@ -157,37 +259,10 @@ fn in_netbox(client: &dhcp_bmc_discovery::netbox::NetBox, leased: &[(String, Str
 fn hot_standby_primary_killed_mid_burst_every_bmc_registered_once() {
     let (_guard, nb) = netbox();
     reset();
-    let a = Server {
-        net: Net::new(67),
-        name: "server1",
-        port: 17067,
-    };
-    let b = Server {
-        net: Net::new(68),
-        name: "server2",
-        port: 17068,
-    };
     let n = 100;
-    // Every model in turn, each server named for its cabinet and unit (the
-    // captures' own names repeat across instances of a model), 50 ms a
-    // Redfish request.
-    let emu = Emulator::start(0);
-    emu.add_fleet_with(pool_addr(0), n, |i| FleetBmc {
-        password: PASS.into(),
-        faults: Faults {
-            latency: Duration::from_millis(50),
-            ..Faults::default()
-        },
-        hostname: Some(format!(
-            "us3-cab{:02}-ru{:02}-bmc",
-            i / 10 + 1,
-            (i % 10) * 4 + 1
-        )),
-        ..FleetBmc::default()
-    });
-    let dir_a = TempDir::new("ha-primary");
-    let dir_b = TempDir::new("ha-standby");
-    let params = |dir: &TempDir| {
+    // 50 ms a Redfish request: the primary is still busy when it dies.
+    let emu = fleet(n, Duration::from_millis(50), true);
+    let pair = Pair::hot_standby(67, "ha", |dir| {
         let token_file = dir.path().join("netbox-token");
         std::fs::write(&token_file, format!("{}\n", nb.token)).unwrap();
         json!({
@@ -197,23 +272,8 @@ fn hot_standby_primary_killed_mid_burst_every_bmc_registered_once() {
             "redfish": redfish_params(dir.path(), &emu, PASS),
             "netbox": {"url": nb.url, "token-file": token_file, "create-missing": true},
         })
-    };
-    let cfg_a = pair_config(&a, [&a, &b], "hot-standby", dir_a.path(), params(&dir_a));
-    let cfg_b = pair_config(&b, [&a, &b], "hot-standby", dir_b.path(), params(&dir_b));
-    let standby = Kea::start(&dir_b, &cfg_b);
-    let mut primary = Kea::start(&dir_a, &cfg_a);
-    wait_ha_state(
-        &primary,
-        "the primary",
-        "hot-standby",
-        Duration::from_secs(60),
-    );
-    wait_ha_state(
-        &standby,
-        "the standby",
-        "hot-standby",
-        Duration::from_secs(60),
-    );
+    });
+    let (mut primary, standby) = pair.start();
     let role = wait_for(
         "the standby's HA role in bmc-status",
         Duration::from_secs(10),
@@ -225,24 +285,14 @@ fn hot_standby_primary_killed_mid_burst_every_bmc_registered_once() {
     assert_eq!(role["scopes"], json!([]), "{role}");
     assert_eq!(role["takeovers"], 0, "{role}");
 
-    // The burst, through the relay to the primary (the standby, which
-    // answers no client while the primary is up, is not asked).
-    let run = perfdhcp::avalanche(a.net, &a.net.relay_bmc(), n as usize, "14:18:77:67:00:00");
-    assert!(run.success, "perfdhcp failed:\n{}", run.output);
-    let leased: Vec<(String, String)> = leases(&primary).into_iter().collect();
-    assert_eq!(leased.len(), n as usize);
+    let leased = pair.burst(&primary, n, "14:18:77:67:00:00");
     // SIGKILL once ~40 are registered.
-    let killed_at = wait_for(
+    let killed_at = kill_when(
+        &mut primary,
         "40 registered by the primary",
         Duration::from_secs(240),
-        || {
-            let s = primary.bmc_status();
-            none_dead(&primary, &s);
-            (count(&s, "registered") >= 40).then_some(s)
-        },
+        |s| count(s, "registered") >= 40,
     );
-    primary.child.kill().unwrap();
-    let _ = primary.child.wait();
     let t_kill = Instant::now();
     eprintln!(
         "primary killed with {} registered: {}",
@@ -307,13 +357,8 @@ fn hot_standby_primary_killed_mid_burst_every_bmc_registered_once() {
     // The primary returns with its state file, syncs from the standby and
     // takes its role back; what it had left undone it discovers again and
     // finds in NetBox as it should be.
-    let primary = Kea::start(&dir_a, &cfg_a);
-    wait_ha_state(
-        &primary,
-        "the returning primary",
-        "hot-standby",
-        Duration::from_secs(90),
-    );
+    // A returning primary syncs the leases first.
+    let primary = pair.start_primary(Duration::from_secs(90));
     wait_ha_state(
         &standby,
         "the standby",
@@ -348,67 +393,25 @@ fn hot_standby_primary_killed_mid_burst_every_bmc_registered_once() {
 /// the standby, which saw none of them as a lease callout, discovers all.
 #[test]
 fn hot_standby_takeover_discovers_the_bmcs_the_dead_primary_left() {
-    let a = Server {
-        net: Net::new(69),
-        name: "server1",
-        port: 17069,
-    };
-    let b = Server {
-        net: Net::new(70),
-        name: "server2",
-        port: 17070,
-    };
     let n = 60;
     // 100 ms a Redfish request: a discovery takes a second or two, so the
     // primary dies with most of the burst still to do.
-    let emu = Emulator::start(0);
-    emu.add_fleet_with(pool_addr(0), n, |_| FleetBmc {
-        password: PASS.into(),
-        faults: Faults {
-            latency: Duration::from_millis(100),
-            ..Faults::default()
-        },
-        ..FleetBmc::default()
-    });
-    let dir_a = TempDir::new("ha-discovery-primary");
-    let dir_b = TempDir::new("ha-discovery-standby");
-    let params = |dir: &TempDir| {
+    let emu = fleet(n, Duration::from_millis(100), false);
+    let pair = Pair::hot_standby(69, "ha-discovery", |dir| {
         json!({
             "workers": 2,
             "reconcile-interval-s": 0,
             "redfish": redfish_params(dir.path(), &emu, PASS),
         })
-    };
-    let cfg_a = pair_config(&a, [&a, &b], "hot-standby", dir_a.path(), params(&dir_a));
-    let cfg_b = pair_config(&b, [&a, &b], "hot-standby", dir_b.path(), params(&dir_b));
-    let standby = Kea::start(&dir_b, &cfg_b);
-    let mut primary = Kea::start(&dir_a, &cfg_a);
-    wait_ha_state(
-        &primary,
-        "the primary",
-        "hot-standby",
-        Duration::from_secs(60),
-    );
-    wait_ha_state(
-        &standby,
-        "the standby",
-        "hot-standby",
-        Duration::from_secs(60),
-    );
-
-    let run = perfdhcp::avalanche(a.net, &a.net.relay_bmc(), n as usize, "14:18:77:69:00:00");
-    assert!(run.success, "perfdhcp failed:\n{}", run.output);
-    assert_eq!(leases(&primary).len(), n as usize);
-    let killed_at = wait_for(
+    });
+    let (mut primary, standby) = pair.start();
+    pair.burst(&primary, n, "14:18:77:69:00:00");
+    let killed_at = kill_when(
+        &mut primary,
         "20 discovered by the primary",
         Duration::from_secs(120),
-        || {
-            let s = primary.bmc_status();
-            (count(&s, "discovered") >= 20).then_some(s)
-        },
+        |s| count(s, "discovered") >= 20,
     );
-    primary.child.kill().unwrap();
-    let _ = primary.child.wait();
     eprintln!("primary killed: {}", killed_at["bmcs"]);
     assert!(count(&killed_at, "discovered") < n as u64);
     assert_eq!(
