@@ -136,9 +136,10 @@ void copy_hostname(const isc::dhcp::Lease4& lease, const isc::dhcp::Pkt4Ptr& que
     }
 }
 
-// The lease's own fields (address, subnet, hardware address, client id).
-void copy_lease(const isc::dhcp::Lease4& lease, bmc_lease_event& ev) {
-    ev.ipv4 = lease.addr_.toUint32();
+// What every lease has (isc::dhcp::Lease): subnet, lifetime, time of the
+// last transaction, hardware address (for DHCPv6: what Kea's mac-sources
+// found, often none).
+void copy_lease_common(const isc::dhcp::Lease& lease, bmc_lease_event& ev) {
     ev.subnet_id = lease.subnet_id_;
     ev.valid_lifetime = lease.valid_lft_;
     ev.cltt = static_cast<int64_t>(lease.cltt_);
@@ -148,6 +149,12 @@ void copy_lease(const isc::dhcp::Lease4& lease, bmc_lease_event& ev) {
         uint8_t ignored = 0;
         ev.hwaddr_len = copy_bounded(hw.begin(), hw.end(), ev.hwaddr, BMC_HWADDR_MAX, 0, ignored);
     }
+}
+
+// The lease's own fields (address, subnet, hardware address, client id).
+void copy_lease(const isc::dhcp::Lease4& lease, bmc_lease_event& ev) {
+    ev.ipv4 = lease.addr_.toUint32();
+    copy_lease_common(lease, ev);
     if (lease.client_id_) {
         const auto& id = lease.client_id_->getClientId();
         ev.client_id_len = copy_bounded(id.begin(), id.end(), ev.client_id, BMC_CLIENT_ID_MAX,
@@ -279,17 +286,9 @@ isc::dhcp::OptionPtr peek_option(const isc::dhcp::Pkt6& query, uint16_t type) {
 void copy_lease6(const isc::dhcp::Lease6& lease, bmc_lease_event& ev) {
     ev.family = BMC_FAMILY_V6;
     copy_ipv6(lease.addr_, ev.ipv6);
-    ev.subnet_id = lease.subnet_id_;
-    ev.valid_lifetime = lease.valid_lft_;
-    ev.cltt = static_cast<int64_t>(lease.cltt_);
-    // What Kea's mac-sources found for this client; none is common (a DUID-EN
-    // or DUID-UUID client reached without relay option 79).
-    if (lease.hwaddr_) {
-        const auto& hw = lease.hwaddr_->hwaddr_;
-        ev.htype = lease.hwaddr_->htype_;
-        uint8_t ignored = 0;
-        ev.hwaddr_len = copy_bounded(hw.begin(), hw.end(), ev.hwaddr, BMC_HWADDR_MAX, 0, ignored);
-    }
+    // No hardware address is common here (a DUID-EN or DUID-UUID client
+    // reached without relay option 79).
+    copy_lease_common(lease, ev);
     if (lease.duid_) {
         const auto& id = lease.duid_->getDuid();
         ev.client_id_len = copy_bounded(id.begin(), id.end(), ev.client_id, BMC_CLIENT_ID_MAX,
