@@ -16,7 +16,7 @@
 use std::net::Ipv6Addr;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -355,34 +355,11 @@ pub fn avalanche_duid(
 /// Runs `perfdhcp -6 -A1 -l relay <args> <server>` in the clients'
 /// namespace, killed after `limit`.
 pub fn run(net: &Net6, relay: &str, args: &[&str], limit: Duration) -> Report {
-    let mut child = Command::new("ip")
+    let mut command = Command::new("ip");
+    command
         .args(["netns", "exec", net.client_ns.as_str()])
         .args(["perfdhcp", "-6", "-A1", "-l", relay])
         .args(args)
-        .arg(net.server())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run perfdhcp (install Debian's kea-admin)");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait perfdhcp") {
-            break Some(status);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = child.wait_with_output().expect("perfdhcp output");
-    Report {
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        success: status.is_some_and(|s| s.success()),
-    }
+        .arg(net.server());
+    crate::perfdhcp::run_command(command, limit)
 }

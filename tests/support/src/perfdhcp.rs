@@ -25,10 +25,18 @@ impl Report {
 /// Runs perfdhcp with `args` from `relay` to the test server, killed after
 /// `limit` (perfdhcp's avalanche retries until every client has a lease).
 pub fn run(net: Net, relay: &str, args: &[&str], limit: Duration) -> Report {
-    let mut child = Command::new("perfdhcp")
+    let mut command = Command::new("perfdhcp");
+    command
         .args(["-4", "-l", relay])
         .args(args)
-        .arg(net.server())
+        .arg(net.server());
+    run_command(command, limit)
+}
+
+/// Runs a perfdhcp `command` (perhaps wrapped, e.g. in `ip netns exec`),
+/// killed after `limit`; what it printed and whether it succeeded.
+pub fn run_command(mut command: Command, limit: Duration) -> Report {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
