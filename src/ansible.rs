@@ -307,6 +307,26 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_targets_are_quoted_addresses() {
+        // A plain YAML scalar of digits and colons is a base-60 integer to
+        // YAML 1.1 readers (Ansible's PyYAML): `1:2:3:4:5:6:7:8` would be
+        // read as a number. Quoted, every IPv6 address stays a string.
+        let mut b = bmc("02:00:00:00:00:01", "v6", Some("cab1"), Some(1));
+        b.ip = "1:2:3:4:5:6:7:8".into();
+        let c = cabinets(&[b]);
+        let hosts = &c[&("us3".to_string(), "cab1".to_string())];
+        let y = yaml("us3", "cab1", hosts);
+        assert!(
+            y.contains("          ansible_host: \"1:2:3:4:5:6:7:8\"\n"),
+            "{y}"
+        );
+        assert_eq!(
+            json(&c)["_meta"]["hostvars"]["v6"]["ansible_host"],
+            "1:2:3:4:5:6:7:8"
+        );
+    }
+
+    #[test]
     fn hosts_are_grouped_by_cabinet_in_rack_unit_order() {
         let mut dead = bmc("02:00:00:00:00:09", "gone", Some("cab1"), Some(1));
         dead.state = State::Dead;

@@ -149,6 +149,14 @@ pub extern "C" fn load(handle: *mut c_void) -> c_int {
     })
 }
 
+/// The daemon that loaded the library, as operators know it.
+fn daemon_name() -> &'static str {
+    match shim::family() {
+        6 => "kea-dhcp6",
+        _ => "kea-dhcp4",
+    }
+}
+
 fn start(handle: *mut c_void) -> Result<(), String> {
     // SAFETY: handle is Kea's LibraryHandle for this load().
     let params = unsafe { shim::library_parameters(handle) }
@@ -157,7 +165,7 @@ fn start(handle: *mut c_void) -> Result<(), String> {
     // the running server: validate, then start and register nothing.
     if crate::check_process::is_config_check() {
         parse_parameters(&params, pipeline::Mode::Check)?;
-        kea_log!(BMC_DISCOVERY_CHECK_VALID);
+        kea_log!(BMC_DISCOVERY_CHECK_VALID, daemon_name());
         return Ok(());
     }
     let (config, filter, pipeline, services) = parse_parameters(&params, pipeline::Mode::Load)?;
