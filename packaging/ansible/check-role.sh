@@ -51,7 +51,8 @@ cp -p "$conf" "$work/kea-dhcp4.conf.orig"
 # Kea's own files that its run here makes, removed afterwards unless they
 # were here before.
 kea_files=()
-for f in /var/lib/kea/kea-leases4.csv /var/lib/kea/kea-leases4.csv2 /var/log/kea/kea-dhcp4.log; do
+for f in /var/lib/kea/kea-leases4.csv /var/lib/kea/kea-leases4.csv2 /var/log/kea/kea-dhcp4.log \
+  /etc/default/kea-dhcp4-server; do
   [[ -e "$f" ]] || kea_files+=("$f")
 done
 cleanup() {
@@ -66,6 +67,16 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# Debian's init script waits for a pid file nothing writes
+# (/run/kea-dhcp4-server.pid: it starts Kea without --make-pidfile), so
+# without systemd every stop is 30 s of waiting and then SIGKILL. Kea's own
+# pid file (KEA_PIDFILE_DIR /run/kea, named after the configuration file)
+# makes it a SIGTERM that Kea answers at once. The script reads this file;
+# one left by the machine's owner is used as it is.
+if [[ ! -e /etc/default/kea-dhcp4-server && "$(ps -o comm= -p 1)" != systemd ]]; then
+  printf '%s\n' "# Written by check-role.sh for its run, removed afterwards." \
+    "PIDFILE=/run/kea/kea-dhcp4.kea-dhcp4.pid" "NAME=kea-dhcp4" >/etc/default/kea-dhcp4-server
+fi
 ip addr replace 127.0.31.1/32 dev lo
 
 # Throwaway secrets made up for this run, handed over the way an operator
