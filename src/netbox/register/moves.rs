@@ -134,9 +134,11 @@ pub(super) struct Moved {
 }
 
 /// The IP address object `ip`, held by another device's interface, made
-/// free to move: that device's `oob_ip` and `primary_ip4`, where they are
-/// this address, are cleared (one PATCH). Its interface assignment moves
-/// with the caller's update.
+/// free to move: that device's `oob_ip`, `primary_ip4` and `primary_ip6`,
+/// where they are this address, are cleared (one PATCH). A dual-stack
+/// device losing one family's address keeps its other address on that
+/// interface as `oob_ip` (the oldest, if it has several) rather than none.
+/// Its interface assignment moves with the caller's update.
 pub(super) fn release_ip(
     cx: &mut Ctx,
     from: Holder,
@@ -149,10 +151,19 @@ pub(super) fn release_ip(
         .get(&format!("/api/dcim/devices/{}/", from.device.wire()))?;
     let mut clear = Map::new();
     let mut cleared = Vec::new();
-    for field in ["oob_ip", "primary_ip4"] {
+    for field in ["oob_ip", "primary_ip4", "primary_ip6"] {
         if device.get(field).and_then(ObjectId::of) == ip_id && ip_id.is_some() {
             clear.insert(field.into(), Value::Null);
             cleared.push(field);
+        }
+    }
+    if clear.contains_key("oob_ip") {
+        let others = cx.on_interface("ipam/ip-addresses", from.iface)?;
+        if let Some(other) = oldest(others.iter().filter(|o| ObjectId::of(o) != ip_id)) {
+            clear.insert("oob_ip".into(), json!(ObjectId::of(other)));
+            if let Some(c) = cleared.iter_mut().find(|c| **c == "oob_ip") {
+                *c = "oob_ip (now its other address there)";
+            }
         }
     }
     if !clear.is_empty() {
