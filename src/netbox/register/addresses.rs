@@ -369,7 +369,13 @@ mod tests {
         // v4 address is on the interface, both daemons pick the v4 one.
         let v4_pref = OobIpFamily::Ipv4;
         assert_eq!(
-            id(oob_object(&v6, v6_ip, v4_pref, &none, &[v6.clone()])),
+            id(oob_object(
+                &v6,
+                v6_ip,
+                v4_pref,
+                &none,
+                std::slice::from_ref(&v6)
+            )),
             id(&v6)
         );
         assert_eq!(id(oob_object(&v6, v6_ip, v4_pref, &none, &both)), id(&v4));
