@@ -131,6 +131,9 @@ pub(super) struct Moved {
     pub what: String,
     /// What the other side let go of first ("oob_ip", "primary MAC").
     pub cleared: Vec<&'static str>,
+    /// The other device's `oob_ip` now: its other address on that
+    /// interface (a dual-stack BMC's other family), if it has one.
+    pub oob_now: Option<String>,
 }
 
 /// The IP address object `ip`, held by another device's interface, made
@@ -157,13 +160,15 @@ pub(super) fn release_ip(
             cleared.push(field);
         }
     }
+    let mut oob_now = None;
     if clear.contains_key("oob_ip") {
         let others = cx.on_interface("ipam/ip-addresses", from.iface)?;
         if let Some(other) = oldest(others.iter().filter(|o| ObjectId::of(o) != ip_id)) {
             clear.insert("oob_ip".into(), json!(ObjectId::of(other)));
-            if let Some(c) = cleared.iter_mut().find(|c| **c == "oob_ip") {
-                *c = "oob_ip (now its other address there)";
-            }
+            oob_now = other
+                .get("address")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
     }
     if !clear.is_empty() {
@@ -172,7 +177,9 @@ pub(super) fn release_ip(
             &Value::Object(clear),
         )?;
     }
-    moved_here(cx, from, what, cleared)
+    let mut moved = moved_here(cx, from, what, cleared)?;
+    moved.oob_now = oob_now;
+    Ok(moved)
 }
 
 /// The MAC object `mac`, held by another interface, made free to move:
@@ -215,6 +222,7 @@ fn moved_here(
         from,
         what,
         cleared,
+        oob_now: None,
     })
 }
 
@@ -248,6 +256,9 @@ pub(super) fn journal(
             ));
             if !m.cleared.is_empty() {
                 text.push_str(&format!(" ({} cleared first)", m.cleared.join(", ")));
+            }
+            if let Some(now) = &m.oob_now {
+                text.push_str(&format!("; its oob_ip is now {now}, its other address"));
             }
         }
         cx.nb.post(
