@@ -6,9 +6,10 @@
 //! state file knows; this module counts and judges. Pools of a subnet4 and
 //! of a subnet6 alike: pool sizes are counted in u128 (a subnet6 pool can
 //! hold up to 2^128 addresses) and levels judged on the exact size; the
-//! report carries sizes as u64, and one past that is shown as
-//! 18446744073709551615 with `total-addresses-saturated` (the text and CSV
-//! add a `+`). The CLI
+//! report carries sizes as Kea's JSON can (a signed 64-bit integer: Kea
+//! refuses the whole answer with "Number overflow" beyond that), and a
+//! larger one is shown as 9223372036854775807 with
+//! `total-addresses-saturated` (the text and CSV add a `+`). The CLI
 //! (`src/bin/bmc-pool-report.rs`) reads the same [`Report`] back and prints
 //! it as text or CSV.
 
@@ -114,9 +115,9 @@ pub struct LeaseSeen {
 pub struct PoolUsage {
     /// As Kea writes it: `first-last`.
     pub pool: String,
-    /// At most u64::MAX: see `total_addresses_saturated`.
+    /// At most `MAX_REPORTED`: see `total_addresses_saturated`.
     pub total_addresses: u64,
-    /// The pool holds more than u64::MAX addresses (IPv6); the level and
+    /// The pool holds more than `MAX_REPORTED` addresses (IPv6); the level and
     /// percentage were judged on its exact size.
     #[serde(default)]
     pub total_addresses_saturated: bool,
@@ -135,7 +136,7 @@ pub struct SubnetUsage {
     #[serde(default)]
     pub site: Option<String>,
     pub opted_in: bool,
-    /// Addresses in all pools (at most u64::MAX, see
+    /// Addresses in all pools (at most `MAX_REPORTED`, see
     /// `total_addresses_saturated`), and how many of them are leased.
     pub total_addresses: u64,
     #[serde(default)]
@@ -198,11 +199,15 @@ fn size((first, last): (IpAddr, IpAddr)) -> u128 {
     (n(last) - n(first)).saturating_add(1)
 }
 
+/// The largest size the report carries: Kea parses a command's answer into
+/// its own JSON, whose integers are i64.
+pub const MAX_REPORTED: u64 = i64::MAX as u64;
+
 /// A size as the report carries it, and whether it was cut to fit.
 fn reported(total: u128) -> (u64, bool) {
     match u64::try_from(total) {
-        Ok(t) => (t, false),
-        Err(_) => (u64::MAX, true),
+        Ok(t) if t <= MAX_REPORTED => (t, false),
+        _ => (MAX_REPORTED, true),
     }
 }
 
@@ -705,7 +710,7 @@ mod tests {
         let r = build(&[&small], &leases, &HashMap::new(), Levels::default());
         assert_eq!(r.subnets[0].level, Level::Warning);
 
-        // A /64 pool is 2^64 addresses, one more than u64 holds; two of
+        // A /64 pool is 2^64 addresses, more than Kea's i64 holds; two of
         // them, 2^65; a ::/0, 2^128 (saturated at u128::MAX inside).
         let big = subnet6(
             2,
@@ -714,13 +719,13 @@ mod tests {
         let leases = [lease("2001:db8:2::10", 2, true, 3600)];
         let r = build(&[&big], &leases, &HashMap::new(), Levels::default());
         let b = &r.subnets[0];
-        assert_eq!(b.pools[0].total_addresses, u64::MAX);
+        assert_eq!(b.pools[0].total_addresses, MAX_REPORTED);
         assert!(b.pools[0].total_addresses_saturated);
         assert_eq!(b.pools[2].total_addresses, 65536);
         assert!(!b.pools[2].total_addresses_saturated);
         assert_eq!(
             (b.total_addresses, b.total_addresses_saturated),
-            (u64::MAX, true)
+            (MAX_REPORTED, true)
         );
         assert_eq!(b.assigned_addresses, 1);
         assert_eq!(b.utilisation_percent, 0.0);
@@ -728,10 +733,16 @@ mod tests {
         assert!(b.recommendations.is_empty(), "{:?}", b.recommendations);
         let t = text(&r);
         assert!(
-            t.contains("1/18446744073709551615+ addresses leased (0.0 %) OK"),
+            t.contains("1/9223372036854775807+ addresses leased (0.0 %) OK"),
             "{t}"
         );
-        assert!(csv(&r).contains(",all,18446744073709551615+,1,0.0,ok,"));
+        assert!(csv(&r).contains(",all,9223372036854775807+,1,0.0,ok,"));
+        // 2^63 - 1 is carried as it is; one more saturates.
+        let edge = subnet6(4, &["::1 - 7fff:ffff:ffff:ffff::"]);
+        let r = build(&[&edge], &[], &HashMap::new(), Levels::default());
+        assert!(r.subnets[0].total_addresses_saturated);
+        assert_eq!(reported(u128::from(MAX_REPORTED)), (MAX_REPORTED, false));
+        assert_eq!(reported(u128::from(MAX_REPORTED) + 1), (MAX_REPORTED, true));
         let all = subnet6(3, &["::/0"]);
         let r = build(&[&all], &[], &HashMap::new(), Levels::default());
         assert!(r.subnets[0].total_addresses_saturated);
