@@ -95,6 +95,8 @@ pub struct NetBoxConfig {
     /// What happens to the leased address or the BMC's MAC when NetBox
     /// has it on another device's interface: moved, or a conflict.
     pub address_moves: crate::netbox::AddressMoves,
+    /// Which of a dual-stack BMC's addresses is its device's `oob_ip`.
+    pub oob_ip_family: crate::netbox::OobIpFamily,
 }
 
 /// The `redfish` map: how workers reach and trust BMCs.
@@ -418,6 +420,7 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
         batch_window_ms: defaults::NETBOX_BATCH_WINDOW_MS.default,
         place_by_bmc_hostname: defaults::NETBOX_PLACE_BY_BMC_HOSTNAME.default,
         address_moves: crate::netbox::AddressMoves::default(),
+        oob_ip_family: crate::netbox::OobIpFamily::default(),
         placement_from_switch: defaults::NETBOX_PLACEMENT_FROM_SWITCH.default,
     };
     for entry in entries(map, "netbox") {
@@ -463,6 +466,13 @@ fn netbox(value: &Value) -> Result<NetBoxConfig, ConfigError> {
                     &defaults::NETBOX_ADDRESS_MOVES,
                     value,
                     crate::netbox::AddressMoves::parse,
+                )?
+            }
+            "oob-ip-family" => {
+                c.oob_ip_family = choice(
+                    &defaults::NETBOX_OOB_IP_FAMILY,
+                    value,
+                    crate::netbox::OobIpFamily::parse,
                 )?
             }
             "placement-pattern" => {
@@ -954,6 +964,21 @@ mod tests {
             .unwrap()
             .netbox
             .unwrap();
+        assert_eq!(n.oob_ip_family, crate::netbox::OobIpFamily::Ipv4);
+        let c = Config::from_json(
+            r#"{"netbox": {"url": "https://n", "token-file": "t", "oob-ip-family": "ipv6"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.netbox.unwrap().oob_ip_family,
+            crate::netbox::OobIpFamily::Ipv6
+        );
+        assert_eq!(
+            error_of(
+                r#"{"netbox": {"url": "http://n", "token-file": "t", "oob-ip-family": "v6"}}"#
+            ),
+            "parameter 'netbox.oob-ip-family' must be \"ipv4\" or \"ipv6\", got \"v6\""
+        );
         assert!(!n.placement_from_switch, "off unless asked for");
         let c = Config::from_json(
             r#"{"netbox": {"url": "https://n", "token-file": "t", "placement-from-switch": true}}"#,
@@ -1031,6 +1056,12 @@ mod tests {
             assert!(
                 crate::netbox::AddressMoves::parse(moves).is_some(),
                 "{moves}"
+            );
+        }
+        for family in defaults::NETBOX_OOB_IP_FAMILY.choices {
+            assert!(
+                crate::netbox::OobIpFamily::parse(family).is_some(),
+                "{family}"
             );
         }
         for fields in defaults::NETBOX_CUSTOM_FIELDS.choices {

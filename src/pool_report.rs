@@ -3,13 +3,19 @@
 //! what to change before BMCs stop getting addresses.
 //!
 //! Pure: the command gathers the subnets, the active leases and the BMCs the
-//! state file knows; this module counts and judges. The CLI
+//! state file knows; this module counts and judges. Pools of a subnet4 and
+//! of a subnet6 alike: pool sizes are counted in u128 (a subnet6 pool can
+//! hold up to 2^128 addresses) and levels judged on the exact size; the
+//! report carries sizes as Kea's JSON can (a signed 64-bit integer: Kea
+//! refuses the whole answer with "Number overflow" beyond that), and a
+//! larger one is shown as 9223372036854775807 with
+//! `total-addresses-saturated` (the text and CSV add a `+`). The CLI
 //! (`src/bin/bmc-pool-report.rs`) reads the same [`Report`] back and prints
 //! it as text or CSV.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -63,9 +69,18 @@ impl Level {
 
 impl Levels {
     /// The level of `used` addresses out of `total`. Exact (no rounding):
-    /// 80 % of 20 addresses is 16, and 16 is the warning level.
-    pub fn level(&self, used: u64, total: u64) -> Level {
-        let at = |pct: u8| total > 0 && used * 100 >= u64::from(pct) * total;
+    /// 80 % of 20 addresses is 16, and 16 is the warning level. A total
+    /// whose share overflows u128 (an IPv6 pool near 2^128) is beyond any
+    /// count of leases.
+    pub fn level(&self, used: u128, total: u128) -> Level {
+        let at = |pct: u8| {
+            total > 0
+                && used.checked_mul(100).is_some_and(|u| {
+                    u128::from(pct)
+                        .checked_mul(total)
+                        .is_some_and(|share| u >= share)
+                })
+        };
         if at(self.critical) {
             Level::Critical
         } else if at(self.high) {
@@ -88,7 +103,7 @@ pub const SUGGESTED_LIFETIME_S: u32 = 86_400;
 /// One active lease, as the report needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct LeaseSeen {
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     pub subnet_id: u32,
     /// A BMC: the hook's filter accepts it or the state file knows its MAC.
     pub bmc: bool,
@@ -100,7 +115,12 @@ pub struct LeaseSeen {
 pub struct PoolUsage {
     /// As Kea writes it: `first-last`.
     pub pool: String,
+    /// At most `MAX_REPORTED`: see `total_addresses_saturated`.
     pub total_addresses: u64,
+    /// The pool holds more than `MAX_REPORTED` addresses (IPv6); the level and
+    /// percentage were judged on its exact size.
+    #[serde(default)]
+    pub total_addresses_saturated: bool,
     pub assigned_addresses: u64,
     pub utilisation_percent: f64,
     pub level: Level,
@@ -116,8 +136,11 @@ pub struct SubnetUsage {
     #[serde(default)]
     pub site: Option<String>,
     pub opted_in: bool,
-    /// Addresses in all pools, and how many of them are leased.
+    /// Addresses in all pools (at most `MAX_REPORTED`, see
+    /// `total_addresses_saturated`), and how many of them are leased.
     pub total_addresses: u64,
+    #[serde(default)]
+    pub total_addresses_saturated: bool,
     pub assigned_addresses: u64,
     pub utilisation_percent: f64,
     pub level: Level,
@@ -159,19 +182,48 @@ impl Report {
 }
 
 /// Percent with one decimal, rounded half up, without float noise.
-fn percent(used: u64, total: u64) -> f64 {
+fn percent(used: u64, total: u128) -> f64 {
     if total == 0 {
         return 0.0;
     }
-    ((used * 1000 + total / 2) / total) as f64 / 10.0
+    // used * 1000 < 2^74 and total / 2 < 2^127: no overflow.
+    ((u128::from(used) * 1000 + total / 2) / total) as f64 / 10.0
 }
 
-fn size((first, last): (Ipv4Addr, Ipv4Addr)) -> u64 {
-    u64::from(u32::from(last)) - u64::from(u32::from(first)) + 1
+/// Addresses in a pool; ::/0 (2^128) saturates at u128::MAX.
+fn size((first, last): (IpAddr, IpAddr)) -> u128 {
+    let n = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    (n(last) - n(first)).saturating_add(1)
 }
 
-fn contains((first, last): (Ipv4Addr, Ipv4Addr), ip: Ipv4Addr) -> bool {
-    first <= ip && ip <= last
+/// The largest size the report carries: Kea parses a command's answer into
+/// its own JSON, whose integers are i64.
+pub const MAX_REPORTED: u64 = i64::MAX as u64;
+
+/// A size as the report carries it, and whether it was cut to fit.
+fn reported(total: u128) -> (u64, bool) {
+    match u64::try_from(total) {
+        Ok(t) if t <= MAX_REPORTED => (t, false),
+        _ => (MAX_REPORTED, true),
+    }
+}
+
+fn contains((first, last): (IpAddr, IpAddr), ip: IpAddr) -> bool {
+    // Addresses of different families compare as unequal in Ord, but a
+    // v4 lease must never count into a v6 pool.
+    first.is_ipv4() == ip.is_ipv4() && first <= ip && ip <= last
+}
+
+/// A total for text and CSV: `+` after a saturated one.
+fn shown_total(total: u64, saturated: bool) -> String {
+    if saturated {
+        format!("{total}+")
+    } else {
+        total.to_string()
+    }
 }
 
 /// The value most of `values` have (the larger one on a tie).
@@ -207,18 +259,24 @@ pub fn build(
             .map(|&range| {
                 let total = size(range);
                 let assigned = here.iter().filter(|l| contains(range, l.ip)).count() as u64;
+                let (shown, saturated) = reported(total);
                 PoolUsage {
                     pool: format!("{}-{}", range.0, range.1),
-                    total_addresses: total,
+                    total_addresses: shown,
+                    total_addresses_saturated: saturated,
                     assigned_addresses: assigned,
                     utilisation_percent: percent(assigned, total),
-                    level: levels.level(assigned, total),
+                    level: levels.level(u128::from(assigned), total),
                 }
             })
             .collect();
         // Pools of one subnet never overlap (Kea refuses that), so the
         // subnet's figures are the sums.
-        let total: u64 = pools.iter().map(|p| p.total_addresses).sum();
+        let total: u128 = info
+            .pools
+            .iter()
+            .fold(0u128, |sum, &r| sum.saturating_add(size(r)));
+        let (shown_total, saturated) = reported(total);
         let assigned: u64 = pools.iter().map(|p| p.assigned_addresses).sum();
         let bmc_leases = here.iter().filter(|l| l.bmc).count() as u64;
         let lifetime = most_common(here.iter().filter(|l| l.bmc).map(|l| l.valid_lifetime_s))
@@ -232,10 +290,11 @@ pub fn build(
             shared_network: info.shared_network.clone(),
             site: info.site.clone(),
             opted_in: info.opted_in,
-            total_addresses: total,
+            total_addresses: shown_total,
+            total_addresses_saturated: saturated,
             assigned_addresses: assigned,
             utilisation_percent: percent(assigned, total),
-            level: levels.level(assigned, total),
+            level: levels.level(u128::from(assigned), total),
             bmc_leases,
             other_leases: here.len() as u64 - bmc_leases,
             out_of_pool_leases: here.len() as u64 - assigned,
@@ -278,7 +337,7 @@ fn recommend(s: &SubnetUsage, levels: Levels) -> Vec<String> {
     // Size the pools for every BMC this subnet has seen, not only those
     // leased now: powered-off servers come back.
     let needed = s.assigned_addresses.max(s.bmcs_seen);
-    if levels.level(needed, s.total_addresses) > Level::Ok {
+    if levels.level(u128::from(needed), u128::from(s.total_addresses)) > Level::Ok {
         let target = (needed * 100).div_ceil(u64::from(levels.warning));
         let grow = target.saturating_sub(s.total_addresses).max(1);
         out.push(format!(
@@ -331,7 +390,7 @@ pub fn text(report: &Report) -> String {
             s.subnet_id,
             s.subnet,
             s.assigned_addresses,
-            s.total_addresses,
+            shown_total(s.total_addresses, s.total_addresses_saturated),
             s.utilisation_percent,
             s.level.as_str().to_uppercase()
         );
@@ -341,7 +400,7 @@ pub fn text(report: &Report) -> String {
                 "  pool {:<33} {:>7}/{:<7} {:>5.1} %  {}",
                 p.pool,
                 p.assigned_addresses,
-                p.total_addresses,
+                shown_total(p.total_addresses, p.total_addresses_saturated),
                 p.utilisation_percent,
                 p.level.as_str()
             );
@@ -400,7 +459,7 @@ pub fn csv(report: &Report) -> String {
                 s.subnet.clone(),
                 site.clone(),
                 p.pool.clone(),
-                p.total_addresses.to_string(),
+                shown_total(p.total_addresses, p.total_addresses_saturated),
                 p.assigned_addresses.to_string(),
                 format!("{:.1}", p.utilisation_percent),
                 p.level.as_str().into(),
@@ -416,7 +475,7 @@ pub fn csv(report: &Report) -> String {
             s.subnet.clone(),
             site,
             "all".into(),
-            s.total_addresses.to_string(),
+            shown_total(s.total_addresses, s.total_addresses_saturated),
             s.assigned_addresses.to_string(),
             format!("{:.1}", s.utilisation_percent),
             s.level.as_str().into(),
@@ -436,7 +495,7 @@ pub fn csv(report: &Report) -> String {
 mod tests {
     use super::*;
 
-    fn ip(s: &str) -> Ipv4Addr {
+    fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
@@ -613,5 +672,94 @@ mod tests {
         let mut quoted = String::new();
         csv_field(&mut quoted, "a, \"b\"");
         assert_eq!(quoted, "\"a, \"\"b\"\"\"");
+    }
+
+    fn subnet6(id: u32, pools: &[&str]) -> SubnetInfo {
+        SubnetInfo {
+            id,
+            prefix: format!("2001:db8:{id}::/48"),
+            shared_network: String::new(),
+            opted_in: true,
+            site: None,
+            pools: pools
+                .iter()
+                .map(|p| crate::subnets::parse_pool(p).unwrap())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn ipv6_pools_count_in_u128_and_saturate_in_the_report() {
+        // 2001:db8:1::10 - ::29 is 26 addresses; 20 leased is 76.9 %.
+        let small = subnet6(1, &["2001:db8:1::10 - 2001:db8:1::29"]);
+        let mut leases: Vec<LeaseSeen> = (0x10..0x24)
+            .map(|i| lease(&format!("2001:db8:1::{i:x}"), 1, true, 3600))
+            .collect();
+        // Same subnet id, other family, and out of the pool: not assigned.
+        leases.push(lease("10.1.0.16", 1, true, 3600));
+        leases.push(lease("2001:db8:1::1:0", 1, true, 3600));
+        let r = build(&[&small], &leases, &HashMap::new(), Levels::default());
+        let a = &r.subnets[0];
+        assert_eq!((a.total_addresses, a.assigned_addresses), (26, 20));
+        assert!(!a.total_addresses_saturated);
+        assert_eq!(a.utilisation_percent, 76.9);
+        assert_eq!(a.level, Level::Ok);
+        assert_eq!(a.out_of_pool_leases, 2);
+        // 21 of 26 is 80.8 %: warning, as for IPv4.
+        leases.push(lease("2001:db8:1::24", 1, true, 3600));
+        let r = build(&[&small], &leases, &HashMap::new(), Levels::default());
+        assert_eq!(r.subnets[0].level, Level::Warning);
+
+        // A /64 pool is 2^64 addresses, more than Kea's i64 holds; two of
+        // them, 2^65; a ::/0, 2^128 (saturated at u128::MAX inside).
+        let big = subnet6(
+            2,
+            &["2001:db8:2::/64", "2001:db8:2:1::/64", "2001:db8:2:2::/112"],
+        );
+        let leases = [lease("2001:db8:2::10", 2, true, 3600)];
+        let r = build(&[&big], &leases, &HashMap::new(), Levels::default());
+        let b = &r.subnets[0];
+        assert_eq!(b.pools[0].total_addresses, MAX_REPORTED);
+        assert!(b.pools[0].total_addresses_saturated);
+        assert_eq!(b.pools[2].total_addresses, 65536);
+        assert!(!b.pools[2].total_addresses_saturated);
+        assert_eq!(
+            (b.total_addresses, b.total_addresses_saturated),
+            (MAX_REPORTED, true)
+        );
+        assert_eq!(b.assigned_addresses, 1);
+        assert_eq!(b.utilisation_percent, 0.0);
+        assert_eq!(b.level, Level::Ok);
+        assert!(b.recommendations.is_empty(), "{:?}", b.recommendations);
+        let t = text(&r);
+        assert!(
+            t.contains("1/9223372036854775807+ addresses leased (0.0 %) OK"),
+            "{t}"
+        );
+        assert!(csv(&r).contains(",all,9223372036854775807+,1,0.0,ok,"));
+        // 2^63 - 1 is carried as it is; one more saturates.
+        let edge = subnet6(4, &["::1 - 7fff:ffff:ffff:ffff::"]);
+        let r = build(&[&edge], &[], &HashMap::new(), Levels::default());
+        assert!(r.subnets[0].total_addresses_saturated);
+        assert_eq!(reported(u128::from(MAX_REPORTED)), (MAX_REPORTED, false));
+        assert_eq!(reported(u128::from(MAX_REPORTED) + 1), (MAX_REPORTED, true));
+        let all = subnet6(3, &["::/0"]);
+        let r = build(&[&all], &[], &HashMap::new(), Levels::default());
+        assert!(r.subnets[0].total_addresses_saturated);
+        assert_eq!(r.subnets[0].level, Level::Ok);
+        let back: Report = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn levels_take_u128_sizes_without_overflow() {
+        let l = Levels::default();
+        let max = u128::from(u64::MAX);
+        assert_eq!(l.level(max, u128::MAX), Level::Ok);
+        assert_eq!(l.level(max, max), Level::Critical);
+        assert_eq!(l.level(max / 2, max), Level::Ok);
+        assert_eq!(l.level(u128::MAX, u128::MAX), Level::Ok, "beyond any count");
+        assert_eq!(percent(u64::MAX, u128::MAX), 0.0);
+        assert_eq!(percent(1, 3), 33.3);
     }
 }

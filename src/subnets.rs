@@ -5,7 +5,7 @@
 //! `subnet-ids` parameter into a sorted table that the packet path searches
 //! without allocating.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Mutex;
@@ -26,10 +26,10 @@ pub struct SubnetInfo {
     pub opted_in: bool,
     /// `user-context.site`, which overrides the site parsed from hostnames.
     pub site: Option<String>,
-    /// The IPv4 address pools, as Kea reports them (first, last), in
-    /// configuration order: what `bmc-pool-report` measures (a subnet6's
-    /// pools are not measured yet: empty).
-    pub pools: Vec<(Ipv4Addr, Ipv4Addr)>,
+    /// The address pools (IPv4 of a subnet4, IPv6 of a subnet6; not a
+    /// subnet6's delegated-prefix pools), as Kea reports them (first,
+    /// last), in configuration order: what `bmc-pool-report` measures.
+    pub pools: Vec<(IpAddr, IpAddr)>,
 }
 
 /// The opted-in decision for every configured subnet, sorted by id.
@@ -80,23 +80,37 @@ struct RawPool {
     pool: String,
 }
 
-/// Parses a pool as Kea writes it: `first - last`, `first-last` or
-/// `prefix/length`.
-pub fn parse_pool(text: &str) -> Option<(Ipv4Addr, Ipv4Addr)> {
+/// Parses a pool as Kea writes it, IPv4 or IPv6: `first - last`,
+/// `first-last` or `prefix/length`. Both ends of a range are of one family.
+pub fn parse_pool(text: &str) -> Option<(IpAddr, IpAddr)> {
     if let Some((addr, len)) = text.split_once('/') {
-        let addr: Ipv4Addr = addr.trim().parse().ok()?;
+        let addr: IpAddr = addr.trim().parse().ok()?;
         let len: u32 = len.trim().parse().ok()?;
-        if len > 32 {
-            return None;
-        }
-        let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
-        let first = u32::from(addr) & mask;
-        return Some((Ipv4Addr::from(first), Ipv4Addr::from(first | !mask)));
+        return match addr {
+            IpAddr::V4(a) if len <= 32 => {
+                let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+                let first = u32::from(a) & mask;
+                Some((
+                    Ipv4Addr::from(first).into(),
+                    Ipv4Addr::from(first | !mask).into(),
+                ))
+            }
+            IpAddr::V6(a) if len <= 128 => {
+                let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                let first = u128::from(a) & mask;
+                Some((
+                    Ipv6Addr::from(first).into(),
+                    Ipv6Addr::from(first | !mask).into(),
+                ))
+            }
+            _ => None,
+        };
     }
+    // An IPv6 address has no '-', so the range splits at the only one.
     let (first, last) = text.split_once('-')?;
-    let first: Ipv4Addr = first.trim().parse().ok()?;
-    let last: Ipv4Addr = last.trim().parse().ok()?;
-    (first <= last).then_some((first, last))
+    let first: IpAddr = first.trim().parse().ok()?;
+    let last: IpAddr = last.trim().parse().ok()?;
+    (first.is_ipv4() == last.is_ipv4() && first <= last).then_some((first, last))
 }
 
 impl SubnetTable {
@@ -170,8 +184,6 @@ impl SubnetTable {
             for raw in &subnet.pools {
                 match parse_pool(&raw.pool) {
                     Some(range) => pools.push(range),
-                    // IPv6 pools: not measured (yet), not an error.
-                    None if raw.pool.contains(':') => {}
                     None => warnings.push(format!(
                         "{label}: pool '{}' is not understood; bmc-pool-report leaves it out",
                         raw.pool
@@ -336,7 +348,7 @@ mod tests {
 
     #[test]
     fn pools_in_every_form_kea_writes() {
-        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(
             parse_pool("127.1.0.10 - 127.1.0.29"),
             Some((ip("127.1.0.10"), ip("127.1.0.29")))
@@ -357,7 +369,28 @@ mod tests {
             parse_pool("0.0.0.0/0"),
             Some((ip("0.0.0.0"), ip("255.255.255.255")))
         );
-        for bad in ["", "10.0.0.9-10.0.0.1", "10.0.0.0/33", "x-y", "10.0.0.1"] {
+        assert_eq!(
+            parse_pool("2001:db8:61::10 - 2001:db8:61::ff"),
+            Some((ip("2001:db8:61::10"), ip("2001:db8:61::ff")))
+        );
+        assert_eq!(
+            parse_pool("2001:db8:62::/120"),
+            Some((ip("2001:db8:62::"), ip("2001:db8:62::ff")))
+        );
+        assert_eq!(
+            parse_pool("::/0"),
+            Some((ip("::"), ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")))
+        );
+        for bad in [
+            "",
+            "10.0.0.9-10.0.0.1",
+            "10.0.0.0/33",
+            "x-y",
+            "10.0.0.1",
+            "2001:db8::/129",
+            "10.0.0.1-2001:db8::1",
+            "2001:db8::ff-2001:db8::1",
+        ] {
             assert_eq!(parse_pool(bad), None, "{bad}");
         }
         let (t, warnings) = SubnetTable::from_json(
@@ -395,7 +428,8 @@ mod tests {
             (s.prefix.as_str(), s.site.as_deref()),
             ("2001:db8:61::/64", Some("us3"))
         );
-        assert!(s.pools.is_empty(), "IPv6 pools are not measured");
+        assert_eq!(s.pools.len(), 1, "address pools only, not pd-pools");
+        assert_eq!(t.get(62).unwrap().pools.len(), 1);
         assert_eq!(t.get(63).unwrap().shared_network, "oob6");
     }
 

@@ -3,7 +3,8 @@
 //! emulator serving the real vendor payloads on the leased addresses), the
 //! leases of another subnet6 are filtered, SOLICIT/ADVERTISE (fake
 //! allocations) count for nothing, a client asking again for the address it
-//! holds is seen (Kea runs no lease6 callout for it: leases6_committed), and
+//! holds is seen (Kea runs no lease6 callout for it: leases6_committed), the
+//! pool report measures the subnet6 pools (a /64 saturating), and
 //! bad parameters and the shipped example are judged by `kea-dhcp6 -t`.
 //!
 //! Needs root (network namespaces), kea-dhcp6 and perfdhcp: tests/setup.sh.
@@ -35,7 +36,14 @@ fn bmcs_in_an_opted_in_subnet6_are_discovered_and_the_others_filtered() {
     );
     let dir = TempDir::new("dhcp6");
     let params = json!({"workers": 8, "redfish": redfish_params(dir.path(), &emu, PASS)});
-    let cfg = kea6::config(&net, dir.path(), &[hook(params)], "INFO");
+    let mut cfg = kea6::config(&net, dir.path(), &[hook(params)], "INFO");
+    // A subnet whose pool is all of a /64: 2^64 addresses, more than the
+    // pool report carries (Kea's JSON integers are i64).
+    let whole = format!("{}/64", net.subnet(3));
+    cfg["Dhcp6"]["subnet6"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": 3, "subnet": whole, "pools": [{"pool": whole}]}));
     let kea = kea6::start(&dir, &net, &cfg);
     assert!(
         kea.log().contains("DHCPv6 leases (kea-dhcp6)"),
@@ -84,6 +92,56 @@ fn bmcs_in_an_opted_in_subnet6_are_discovered_and_the_others_filtered() {
     // find leases of BMCs still in flight, as with kea-dhcp4.)
     assert_eq!(status["callout-cost"]["count"], seen, "{status}");
     assert_eq!(status["subnets"]["opted-in"], json!([1]), "{status}");
+
+    // The pool report measures the subnet6 pools: ::10-::ffff is 65520
+    // addresses; the /64 is saturated, and says so.
+    let a = kea.command("bmc-pool-report", Some(json!({"all": true})));
+    assert_eq!(a["result"], 0, "{a}");
+    let subnets = a["arguments"]["subnets"].as_array().unwrap();
+    let of = |id: u32| subnets.iter().find(|s| s["subnet-id"] == id).unwrap();
+    let one = of(1);
+    assert_eq!(one["total-addresses"], 65520, "{one}");
+    assert_eq!(one["total-addresses-saturated"], false, "{one}");
+    assert_eq!(one["assigned-addresses"], bmcs + macless as u32, "{one}");
+    assert_eq!(one["utilisation-percent"], 0.2, "{one}");
+    assert_eq!(one["level"], "ok", "{one}");
+    assert_eq!(one["bmc-leases"], bmcs, "{one}");
+    assert_eq!(
+        one["pools"][0]["pool"],
+        format!(
+            "{}-{}",
+            net.pool_addr(1, 0),
+            format_args!("{}ffff", net.subnet(1))
+        )
+    );
+    assert_eq!(of(2)["assigned-addresses"], others, "{a}");
+    let three = of(3);
+    assert_eq!(three["total-addresses"], i64::MAX, "{three}");
+    assert_eq!(three["total-addresses-saturated"], true, "{three}");
+    assert_eq!(three["assigned-addresses"], 0, "{three}");
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_bmc-pool-report"))
+        .args([
+            "--socket",
+            dir.path().join("kea.sock").to_str().unwrap(),
+            "--all",
+        ])
+        .output()
+        .expect("run bmc-pool-report");
+    let text = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        text.contains(&format!(
+            "subnet 1 {}/64, site us3: {}/65520 addresses leased (0.2 %) OK",
+            net.subnet(1),
+            bmcs + macless as u32
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "subnet 3 {whole}: 0/9223372036854775807+ addresses leased (0.0 %) OK"
+        )),
+        "{text}"
+    );
     let cost = &status["callout-cost"];
     eprintln!(
         "kea-dhcp6 callout cost over {} leases: p50 {} ns, p99 {} ns, max {} ns",

@@ -12,7 +12,8 @@ use std::time::Duration;
 use bmc_test_support::emulator;
 use bmc_test_support::netbox::{empty_netbox, get};
 use dhcp_bmc_discovery::netbox::{
-    register, AddressMoves, NetBox, ObjectId, Options, Outcome, RegisterError, Registration,
+    register, AddressMoves, NetBox, ObjectId, OobIpFamily, Options, Outcome, RegisterError,
+    Registration,
 };
 use dhcp_bmc_discovery::placement::PlacementPattern;
 use dhcp_bmc_discovery::redfish::{Credentials, Discoverer, Inventory, Limits, Target, TlsPolicy};
@@ -482,4 +483,77 @@ fn a_moved_object_someone_made_keeps_its_fields_and_is_never_removed() {
         "10.51.0.61/24"
     );
     assert_rerun_writes_nothing(&nb, &a2, &opts);
+}
+
+/// A dual-stack BMC registered by kea-dhcp4's hook and by kea-dhcp6's: one
+/// device with both addresses, `oob_ip` by `oob_ip_family` in either
+/// order; when its IPv6 address moves to another server it keeps the IPv4
+/// one, which becomes its `oob_ip`.
+#[test]
+fn a_dual_stack_bmc_keeps_its_other_address_when_one_moves() {
+    let invs = servers(2);
+    let (_guard, _, nb) = empty_netbox();
+    let opts = Options {
+        oob_ip_family: OobIpFamily::Ipv6,
+        ..options(AddressMoves::Move)
+    };
+    let v4 = Ipv4Addr::new(10, 91, 0, 20);
+    let v6: std::net::Ipv6Addr = "fd00:91:5::20".parse().unwrap();
+    let a4 = lease(&invs[0], v4, "us3-cab1-ru1-a");
+    let mut a6 = lease(&invs[0], v6, "us3-cab1-ru1-a");
+    a6.prefix_len = 64;
+    // IPv6 preferred, IPv4 registered first: its address is oob_ip until
+    // the IPv6 one comes.
+    let (a_out, _) = registered(&nb, &a4, &opts);
+    assert_eq!(
+        device(&nb, a_out.device_id)["oob_ip"]["address"],
+        "10.91.0.20/24"
+    );
+    let (out, _) = registered(&nb, &a6, &opts);
+    assert_eq!(out.device_id, a_out.device_id, "one device");
+    let mut addrs = on_bmc_iface(&nb, a_out.device_id);
+    addrs.0.sort();
+    assert_eq!(
+        addrs,
+        (
+            vec!["10.91.0.20/24".into(), "fd00:91:5::20/64".into()],
+            vec![a4.bmc_mac.clone()]
+        )
+    );
+    assert_eq!(
+        device(&nb, a_out.device_id)["oob_ip"]["address"],
+        "fd00:91:5::20/64"
+    );
+    assert_rerun_writes_nothing(&nb, &a4, &opts);
+    assert_rerun_writes_nothing(&nb, &a6, &opts);
+
+    // A's IPv6 lease expired; the pool hands its address to B.
+    let mut b6 = lease(&invs[1], v6, "us3-cab1-ru3-b");
+    b6.prefix_len = 64;
+    let (b_out, _) = registered(&nb, &b6, &opts);
+    assert_ne!(b_out.device_id, a_out.device_id);
+    assert_eq!(
+        device(&nb, b_out.device_id)["oob_ip"]["address"],
+        "fd00:91:5::20/64"
+    );
+    let a_dev = device(&nb, a_out.device_id);
+    assert_eq!(a_dev["oob_ip"]["address"], "10.91.0.20/24", "{a_dev}");
+    assert_eq!(
+        on_bmc_iface(&nb, a_out.device_id).0,
+        vec!["10.91.0.20/24".to_string()]
+    );
+    let a_journal = journal(&nb, a_out.device_id);
+    let moved = a_journal
+        .iter()
+        .find(|t| t.contains("moved to device"))
+        .unwrap_or_else(|| panic!("{a_journal:?}"));
+    assert!(
+        moved.contains(
+            "IP address fd00:91:5::20/64 from interface bmc (oob_ip cleared first); its \
+             oob_ip is now 10.91.0.20/24, its other address"
+        ),
+        "{moved}"
+    );
+    assert_rerun_writes_nothing(&nb, &a4, &opts);
+    assert_rerun_writes_nothing(&nb, &b6, &opts);
 }

@@ -344,6 +344,15 @@ pub const NETBOX_ADDRESS_MOVES: Choice = Choice {
     choices: &["move", "conflict"],
 };
 
+/// "ipv4": a dual-stack BMC's device keeps its IPv4 address as `oob_ip`
+/// whichever of kea-dhcp4 and kea-dhcp6 registered it first (IPv4 is what
+/// most out-of-band tooling still reaches first).
+pub const NETBOX_OOB_IP_FAMILY: Choice = Choice {
+    name: "netbox.oob-ip-family",
+    default: "ipv4",
+    choices: &["ipv4", "ipv6"],
+};
+
 /// Off: LLDP is what the BMC says it heard; a server whose hostname names
 /// no rack is placed by the switch it says it is cabled to only when asked.
 pub const NETBOX_PLACEMENT_FROM_SWITCH: Flag = Flag {
@@ -405,6 +414,7 @@ pub const PARAMETERS: &[Parameter] = &[
     Parameter::Integer(NETBOX_BATCH_WINDOW_MS),
     Parameter::Flag(NETBOX_PLACE_BY_BMC_HOSTNAME),
     Parameter::Choice(NETBOX_ADDRESS_MOVES),
+    Parameter::Choice(NETBOX_OOB_IP_FAMILY),
     Parameter::Flag(NETBOX_PLACEMENT_FROM_SWITCH),
 ];
 
@@ -439,7 +449,7 @@ mod tests {
         assert_eq!(keys("")[..3], ["workers", "queue-capacity", "subnet-ids"]);
         assert!(keys("").contains(&"netbox") && !keys("").contains(&"port"));
         assert_eq!(keys("redfish")[..2], ["credentials-file", "port"]);
-        assert_eq!(keys("netbox").len(), 16);
+        assert_eq!(keys("netbox").len(), 17);
     }
 
     /// The parameter tables of docs/CONFIGURATION.md say what this table

@@ -3,7 +3,6 @@
 //! leases of BMCs to the scheduler, and the pool report.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 use std::time::Instant;
 
 use super::Hook;
@@ -130,20 +129,17 @@ impl Hook {
             *seen.entry(*subnet).or_insert(0) += 1;
         }
         let known: HashSet<String> = known.into_iter().map(|(mac, _)| mac).collect();
-        // The report measures IPv4 pools only (SubnetInfo::pools); a
-        // kea-dhcp6's leases are left out until it measures subnet6 pools.
+        // kea-dhcp4's leases, or kea-dhcp6's address leases (the shim
+        // leaves delegated prefixes out).
         let leases: Vec<LeaseSeen> = shim::active_leases()?
             .iter()
             .filter(|ev| chosen.iter().any(|s| s.id == ev.subnet_id()))
-            .filter_map(|ev| match ev.ip() {
-                IpAddr::V4(ip) => Some(LeaseSeen {
-                    ip,
-                    subnet_id: ev.subnet_id(),
-                    bmc: self.intake.verdict(Some(table), ev) == Verdict::Accept
-                        || known.contains(&ev.mac_string()),
-                    valid_lifetime_s: ev.0.valid_lifetime,
-                }),
-                IpAddr::V6(_) => None,
+            .map(|ev| LeaseSeen {
+                ip: ev.ip(),
+                subnet_id: ev.subnet_id(),
+                bmc: self.intake.verdict(Some(table), ev) == Verdict::Accept
+                    || known.contains(&ev.mac_string()),
+                valid_lifetime_s: ev.0.valid_lifetime,
             })
             .collect();
         Ok(crate::pool_report::build(

@@ -11,5 +11,6 @@ mod shared;
 pub use client::{BatchCounts, NetBox, NetBoxError, ObjectId};
 pub use register::cables::Unmatched;
 pub use register::{
-    register, AddressMoves, CustomFields, Identity, Options, Outcome, RegisterError, Registration,
+    register, AddressMoves, CustomFields, Identity, OobIpFamily, Options, Outcome, RegisterError,
+    Registration,
 };

@@ -161,6 +161,44 @@ pub struct Options {
     /// the switch its host ports' LLDP neighbours are
     /// (`netbox.placement-from-switch`).
     pub placement_from_switch: bool,
+    /// Which family's address is the device's `oob_ip` when its BMC
+    /// interface holds both (a dual-stack BMC registered by kea-dhcp4 and
+    /// kea-dhcp6; `netbox.oob-ip-family`).
+    pub oob_ip_family: OobIpFamily,
+}
+
+/// The family of the address a dual-stack BMC's device has as `oob_ip`.
+/// A BMC with an address of one family only has that one, whatever this
+/// says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OobIpFamily {
+    Ipv4,
+    Ipv6,
+}
+
+impl Default for OobIpFamily {
+    fn default() -> OobIpFamily {
+        OobIpFamily::parse(defaults::NETBOX_OOB_IP_FAMILY.default).expect("the default is a choice")
+    }
+}
+
+impl OobIpFamily {
+    /// The `netbox.oob-ip-family` parameter's value: "ipv4", "ipv6".
+    pub fn parse(text: &str) -> Option<OobIpFamily> {
+        match text {
+            "ipv4" => Some(OobIpFamily::Ipv4),
+            "ipv6" => Some(OobIpFamily::Ipv6),
+            _ => None,
+        }
+    }
+
+    /// Whether `ip` is of this family.
+    pub fn holds(self, ip: IpAddr) -> bool {
+        match self {
+            OobIpFamily::Ipv4 => ip.is_ipv4(),
+            OobIpFamily::Ipv6 => ip.is_ipv6(),
+        }
+    }
 }
 
 /// What a registration does with the leased address, or the BMC's MAC,
@@ -268,6 +306,7 @@ impl Default for Options {
             place_by_bmc_hostname: defaults::NETBOX_PLACE_BY_BMC_HOSTNAME.default,
             address_moves: AddressMoves::default(),
             placement_from_switch: defaults::NETBOX_PLACEMENT_FROM_SWITCH.default,
+            oob_ip_family: OobIpFamily::default(),
         }
     }
 }
@@ -445,6 +484,7 @@ fn register_with(cx: &mut Ctx, reg: &Registration, opts: &Options) -> Result<Don
         tag,
         new_device,
         stale: Stale::of(new_device, matched.verified),
+        oob_ip_family: opts.oob_ip_family,
     };
     let moved = addresses::attach(cx, reg, &on, found.macs, found.ip)?;
     let host = host_ports::Device {

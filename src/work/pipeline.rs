@@ -223,6 +223,7 @@ impl Registrar {
                 journal: c.journal,
                 place_by_bmc_hostname: c.place_by_bmc_hostname,
                 address_moves: c.address_moves,
+                oob_ip_family: c.oob_ip_family,
                 placement_from_switch: c.placement_from_switch,
             },
             dry_run: c.dry_run,

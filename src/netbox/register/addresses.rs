@@ -5,6 +5,12 @@
 //! interface is moved here (`moves`; a conflict was raised earlier when
 //! moves are off).
 //!
+//! A dual-stack BMC leases from kea-dhcp4 and kea-dhcp6, whose hooks
+//! register it independently: each keeps (and replaces) only its own
+//! family's address on the interface, and `oob_ip` is the address of the
+//! family `netbox.oob-ip-family` names whenever the interface holds one,
+//! whichever daemon registers first or last.
+//!
 //! The hook's tag goes on the MAC and IP objects it creates, and only
 //! those are ever removed as stale. An object someone else made (or
 //! another server's, moved here) is used as it is, tags and all, so the
@@ -15,7 +21,7 @@ use serde_json::{json, Map, Value};
 use super::identity::list_macs;
 use super::moves::{self, Holder, Moved};
 use super::writes::{id, joined, oldest, Ctx};
-use super::{RegisterError, Registration};
+use super::{OobIpFamily, RegisterError, Registration};
 use crate::netbox::client::ObjectId;
 use crate::netbox::items::{self, has_tag};
 
@@ -52,6 +58,7 @@ pub(super) struct Attached<'v> {
     /// The device was created by this registration: nothing is on it yet.
     pub new_device: bool,
     pub stale: Stale,
+    pub oob_ip_family: OobIpFamily,
 }
 
 /// Three chains need only the device and the interface, not each other:
@@ -115,12 +122,13 @@ fn mac_steps(
         iface_id,
         Some(mac_id),
         ("MAC address", "mac_address", &reg.bmc_mac),
+        &|_| true,
         on,
     )?;
     Ok(moved)
 }
 
-/// The IP address, then the device's out-of-band IP.
+/// The IP address, then the device's out-of-band IP (`oob_object`).
 fn ip_steps(
     cx: &mut Ctx,
     reg: &Registration,
@@ -128,11 +136,51 @@ fn ip_steps(
     iface_id: ObjectId,
     on: &Attached,
 ) -> Result<Option<Moved>, RegisterError> {
-    let (ip, moved) = ip_object(cx, reg, found, iface_id, on)?;
+    let (ip, moved, on_iface) = ip_object(cx, reg, found, iface_id, on)?;
+    let oob = oob_object(&ip, reg.bmc_ip, on.oob_ip_family, on.device, &on_iface);
     let mut want = Map::new();
-    want.insert("oob_ip".into(), json!(ObjectId::of(&ip)));
+    want.insert("oob_ip".into(), json!(ObjectId::of(oob)));
     cx.update("dcim/devices", on.device, &want, "device oob_ip")?;
     Ok(moved)
+}
+
+/// The address the device's `oob_ip` should be: this BMC's `ip` (its
+/// object `this`) when it is of the `family` asked for; else an address
+/// of that family on the BMC interface (`on_iface`, the other daemon's
+/// registration: the device's current `oob_ip` if it is one of them, else
+/// the oldest); else `this`. Both daemons so agree on the same address,
+/// whichever registered first.
+fn oob_object<'v>(
+    this: &'v Value,
+    ip: std::net::IpAddr,
+    family: OobIpFamily,
+    device: &Value,
+    on_iface: &'v [Value],
+) -> &'v Value {
+    if family.holds(ip) {
+        return this;
+    }
+    let wanted: Vec<&Value> = on_iface
+        .iter()
+        .filter(|o| host_of(o).is_some_and(|h| family.holds(h)))
+        .collect();
+    let current = device.get("oob_ip").and_then(ObjectId::of);
+    wanted
+        .iter()
+        .find(|o| current.is_some() && ObjectId::of(o) == current)
+        .copied()
+        .or_else(|| oldest(wanted.iter().copied()))
+        .unwrap_or(this)
+}
+
+/// The host part of an IP address object's `address` (`ip/len`).
+fn host_of(obj: &Value) -> Option<std::net::IpAddr> {
+    obj.get("address")
+        .and_then(Value::as_str)?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The MAC's object on the interface: of those `existing` (read with the
@@ -192,14 +240,15 @@ fn mac_object(
 
 /// The BMC's address on the interface: `found` (the object NetBox had for
 /// the address, read with the other lookups) updated (moved here if
-/// another device holds it), else created.
+/// another device holds it), else created. Also the addresses left on the
+/// interface (none looked for on a device just created).
 fn ip_object(
     cx: &mut Ctx,
     reg: &Registration,
     found: Option<Value>,
     iface_id: ObjectId,
     on: &Attached,
-) -> Result<(Value, Option<Moved>), RegisterError> {
+) -> Result<(Value, Option<Moved>, Vec<Value>), RegisterError> {
     let ip = reg.bmc_ip.to_string();
     let address = format!("{ip}/{}", reg.prefix_len);
     let mut want = Map::new();
@@ -242,32 +291,39 @@ fn ip_object(
         &want,
         &format!("IP address {address}"),
     )?;
-    // The BMC's earlier addresses on this interface, if the hook made them,
-    // are gone from DHCP: remove them.
-    remove_stale(
+    // The BMC's earlier addresses of this family on this interface, if the
+    // hook made them, are gone from DHCP: remove them. The other family's
+    // address is the other daemon's lease (a dual-stack BMC): it stays.
+    let family = reg.bmc_ip.is_ipv4();
+    let left = remove_stale(
         cx,
         "ipam/ip-addresses",
         iface_id,
         ObjectId::of(&obj),
         ("IP address", "address", &ip),
+        &|o| host_of(o).is_some_and(|h| h.is_ipv4() == family),
         on,
     )?;
-    Ok((obj, moved))
+    Ok((obj, moved, left))
 }
 
-/// Removes objects at `endpoint` on the interface that carry the hook's tag
-/// and are not `keep` (with `Stale::Duplicates`, only those whose `label`
-/// field is this BMC's `value`: `what` names them).
+/// Removes objects at `endpoint` on the interface that carry the hook's tag,
+/// are `of_this_kind` and are not `keep` (with `Stale::Duplicates`, only
+/// those whose `label` field is this BMC's `value`: `what` names them).
+/// The objects left on the interface (none looked for with `Stale::Keep`).
+#[allow(clippy::too_many_arguments)]
 fn remove_stale(
     cx: &mut Ctx,
     endpoint: &str,
     iface_id: ObjectId,
     keep: Option<ObjectId>,
     (what, label, value): (&str, &str, &str),
+    of_this_kind: &dyn Fn(&Value) -> bool,
     on: &Attached,
-) -> Result<(), RegisterError> {
+) -> Result<Vec<Value>, RegisterError> {
+    let mut left = Vec::new();
     if on.stale == Stale::Keep {
-        return Ok(());
+        return Ok(left);
     }
     for old in cx.on_interface(endpoint, iface_id)? {
         let shown = old.get(label).and_then(Value::as_str).unwrap_or("?");
@@ -278,11 +334,77 @@ fn remove_stale(
             .is_some_and(|v| v.eq_ignore_ascii_case(value));
         if ObjectId::of(&old) != keep
             && has_tag(&old, on.tag)
+            && of_this_kind(&old)
             && (on.stale == Stale::Remove || same)
         {
             cx.remove(endpoint, &old)?;
             cx.changes.push(format!("removed old {what} {shown}"));
+        } else {
+            left.push(old);
         }
     }
-    Ok(())
+    Ok(left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{oob_object, OobIpFamily};
+    use crate::netbox::client::ObjectId;
+    use serde_json::{json, Value};
+
+    fn ip(id: u64, address: &str) -> Value {
+        json!({"id": id, "address": address})
+    }
+
+    #[test]
+    fn oob_ip_is_the_policy_family_whichever_daemon_registers() {
+        let v4 = ip(7, "127.1.0.10/16");
+        let v6 = ip(9, "fd00:91:1::10/64");
+        let none = json!({"oob_ip": null});
+        let id = |v: &Value| ObjectId::of(v);
+        let v4_ip = "127.1.0.10".parse().unwrap();
+        let v6_ip = "fd00:91:1::10".parse().unwrap();
+        let both = [v4.clone(), v6.clone()];
+        // Preferring IPv4: the v6 daemon alone takes its own; once the
+        // v4 address is on the interface, both daemons pick the v4 one.
+        let v4_pref = OobIpFamily::Ipv4;
+        assert_eq!(
+            id(oob_object(
+                &v6,
+                v6_ip,
+                v4_pref,
+                &none,
+                std::slice::from_ref(&v6)
+            )),
+            id(&v6)
+        );
+        assert_eq!(id(oob_object(&v6, v6_ip, v4_pref, &none, &both)), id(&v4));
+        assert_eq!(id(oob_object(&v4, v4_ip, v4_pref, &none, &both)), id(&v4));
+        // Preferring IPv6, the other way round.
+        let v6_pref = OobIpFamily::Ipv6;
+        assert_eq!(id(oob_object(&v4, v4_ip, v6_pref, &none, &both)), id(&v6));
+        assert_eq!(id(oob_object(&v4, v4_ip, v6_pref, &none, &[])), id(&v4));
+        assert_eq!(id(oob_object(&v6, v6_ip, v6_pref, &none, &both)), id(&v6));
+        // Of two v4 addresses (one someone added), the current oob_ip
+        // stays; without it the oldest.
+        let other = ip(3, "127.1.0.99/16");
+        let three = [v4.clone(), v6.clone(), other.clone()];
+        let current = json!({"oob_ip": {"id": 7}});
+        assert_eq!(
+            id(oob_object(&v6, v6_ip, v4_pref, &current, &three)),
+            id(&v4)
+        );
+        assert_eq!(
+            id(oob_object(&v6, v6_ip, v4_pref, &none, &three)),
+            id(&other)
+        );
+    }
+
+    #[test]
+    fn the_family_names_parse() {
+        assert_eq!(OobIpFamily::parse("ipv4"), Some(OobIpFamily::Ipv4));
+        assert_eq!(OobIpFamily::parse("ipv6"), Some(OobIpFamily::Ipv6));
+        assert_eq!(OobIpFamily::parse("IPv6"), None);
+        assert_eq!(OobIpFamily::default(), OobIpFamily::Ipv4);
+    }
 }

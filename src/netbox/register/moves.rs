@@ -131,12 +131,17 @@ pub(super) struct Moved {
     pub what: String,
     /// What the other side let go of first ("oob_ip", "primary MAC").
     pub cleared: Vec<&'static str>,
+    /// The other device's `oob_ip` now: its other address on that
+    /// interface (a dual-stack BMC's other family), if it has one.
+    pub oob_now: Option<String>,
 }
 
 /// The IP address object `ip`, held by another device's interface, made
-/// free to move: that device's `oob_ip` and `primary_ip4`, where they are
-/// this address, are cleared (one PATCH). Its interface assignment moves
-/// with the caller's update.
+/// free to move: that device's `oob_ip`, `primary_ip4` and `primary_ip6`,
+/// where they are this address, are cleared (one PATCH). A dual-stack
+/// device losing one family's address keeps its other address on that
+/// interface as `oob_ip` (the oldest, if it has several) rather than none.
+/// Its interface assignment moves with the caller's update.
 pub(super) fn release_ip(
     cx: &mut Ctx,
     from: Holder,
@@ -149,10 +154,21 @@ pub(super) fn release_ip(
         .get(&format!("/api/dcim/devices/{}/", from.device.wire()))?;
     let mut clear = Map::new();
     let mut cleared = Vec::new();
-    for field in ["oob_ip", "primary_ip4"] {
+    for field in ["oob_ip", "primary_ip4", "primary_ip6"] {
         if device.get(field).and_then(ObjectId::of) == ip_id && ip_id.is_some() {
             clear.insert(field.into(), Value::Null);
             cleared.push(field);
+        }
+    }
+    let mut oob_now = None;
+    if clear.contains_key("oob_ip") {
+        let others = cx.on_interface("ipam/ip-addresses", from.iface)?;
+        if let Some(other) = oldest(others.iter().filter(|o| ObjectId::of(o) != ip_id)) {
+            clear.insert("oob_ip".into(), json!(ObjectId::of(other)));
+            oob_now = other
+                .get("address")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
     }
     if !clear.is_empty() {
@@ -161,7 +177,9 @@ pub(super) fn release_ip(
             &Value::Object(clear),
         )?;
     }
-    moved_here(cx, from, what, cleared)
+    let mut moved = moved_here(cx, from, what, cleared)?;
+    moved.oob_now = oob_now;
+    Ok(moved)
 }
 
 /// The MAC object `mac`, held by another interface, made free to move:
@@ -204,6 +222,7 @@ fn moved_here(
         from,
         what,
         cleared,
+        oob_now: None,
     })
 }
 
@@ -237,6 +256,9 @@ pub(super) fn journal(
             ));
             if !m.cleared.is_empty() {
                 text.push_str(&format!(" ({} cleared first)", m.cleared.join(", ")));
+            }
+            if let Some(now) = &m.oob_now {
+                text.push_str(&format!("; its oob_ip is now {now}, its other address"));
             }
         }
         cx.nb.post(

@@ -8,7 +8,8 @@
 //! them through a route to the BMC subnet via the clients' end. Nothing
 //! touches the host's own interfaces.
 //!
-//! Addresses of block N (2001:db8::/32 is the documentation prefix):
+//! Addresses of block N (2001:db8::/32 is the documentation prefix; a test
+//! may use another /48 of its own, [`Net6::named`]):
 //!   link     2001:db8:N:ff::/64   server ::1, relay of the BMCs ::2, of the others ::3
 //!   subnet 1 2001:db8:N:1::/64    opted in through user-context
 //!   subnet 2 2001:db8:N:2::/64    not opted in
@@ -30,6 +31,11 @@ pub struct Net6 {
     pub kea_ns: String,
     /// Where perfdhcp and the emulated BMCs are.
     pub client_ns: String,
+    /// The first three groups of every address (`2001:db8:N`).
+    prefix: String,
+    /// Kea's end of the veth pair (in `kea_ns`), and the clients' end.
+    pub kea_if: String,
+    client_if: String,
 }
 
 fn ip(args: &[&str]) {
@@ -51,11 +57,27 @@ impl Net6 {
     /// usable at once), and waits for Kea's side to have its link-local
     /// address.
     pub fn new(block: u8) -> Net6 {
-        let base = format!("bmc6-{block}-{}", std::process::id());
+        Net6::create(block, "bmc6", &format!("2001:db8:{block}"), ["v6k", "v6c"])
+    }
+
+    /// As [`Net6::new`], with namespaces `<name>-N-<pid>-k` and `-c`, veth
+    /// ends `<name>k` and `<name>c` (`name` at most 14 bytes) and
+    /// addresses under `prefix` (three groups, e.g. `fd00:91`) instead of
+    /// `2001:db8:N`.
+    pub fn named(block: u8, name: &str, prefix: &str) -> Net6 {
+        let ends = [format!("{name}k"), format!("{name}c")];
+        Net6::create(block, name, prefix, [&ends[0], &ends[1]])
+    }
+
+    fn create(block: u8, name: &str, prefix: &str, [kea_if, client_if]: [&str; 2]) -> Net6 {
+        let base = format!("{name}-{block}-{}", std::process::id());
         let net = Net6 {
             block,
             kea_ns: format!("{base}-k"),
             client_ns: format!("{base}-c"),
+            prefix: prefix.to_string(),
+            kea_if: kea_if.to_string(),
+            client_if: client_if.to_string(),
         };
         for ns in [&net.kea_ns, &net.client_ns] {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
@@ -71,19 +93,19 @@ impl Net6 {
         ip(&[
             "link",
             "add",
-            "v6k",
+            &net.kea_if,
             "netns",
             &net.kea_ns,
             "type",
             "veth",
             "peer",
             "name",
-            "v6c",
+            &net.client_if,
             "netns",
             &net.client_ns,
         ]);
-        ip(&["-n", &net.kea_ns, "link", "set", "v6k", "up"]);
-        ip(&["-n", &net.client_ns, "link", "set", "v6c", "up"]);
+        ip(&["-n", &net.kea_ns, "link", "set", &net.kea_if, "up"]);
+        ip(&["-n", &net.client_ns, "link", "set", &net.client_if, "up"]);
         let link = |host: u8| format!("{}/64", net.link_addr(host));
         ip(&[
             "-n",
@@ -92,7 +114,7 @@ impl Net6 {
             "add",
             &link(1),
             "dev",
-            "v6k",
+            &net.kea_if,
             "nodad",
         ]);
         for host in [2, 3] {
@@ -103,7 +125,7 @@ impl Net6 {
                 "add",
                 &link(host),
                 "dev",
-                "v6c",
+                &net.client_if,
                 "nodad",
             ]);
         }
@@ -130,7 +152,7 @@ impl Net6 {
                         "addr",
                         "show",
                         "dev",
-                        "v6k",
+                        &net.kea_if,
                         "scope",
                         "link",
                     ])
@@ -144,7 +166,7 @@ impl Net6 {
     }
 
     fn link_addr(&self, host: u8) -> String {
-        format!("2001:db8:{}:ff::{host}", self.block)
+        format!("{}:ff::{host}", self.prefix)
     }
     /// Kea's unicast address on the link.
     pub fn server(&self) -> String {
@@ -160,12 +182,12 @@ impl Net6 {
     }
     /// Subnet `n`'s prefix address (`2001:db8:N:n::`).
     pub fn subnet(&self, n: u8) -> String {
-        format!("2001:db8:{}:{n}::", self.block)
+        format!("{}:{n}::", self.prefix)
     }
     /// The `i`-th address of subnet `n`'s pool: Kea's iterative allocator
     /// hands them out in order.
     pub fn pool_addr(&self, n: u8, i: u32) -> Ipv6Addr {
-        let first: Ipv6Addr = format!("2001:db8:{}:{n}::10", self.block).parse().unwrap();
+        let first: Ipv6Addr = format!("{}:{n}::10", self.prefix).parse().unwrap();
         Ipv6Addr::from(u128::from(first) + u128::from(i))
     }
 
@@ -228,11 +250,11 @@ pub fn config(net: &Net6, dir: &Path, hooks: &[Hook], log_severity: &str) -> Val
         format!(
             "{} - {}",
             net.pool_addr(n, 0),
-            format_args!("2001:db8:{}:{n}::ffff", net.block)
+            format_args!("{}:{n}::ffff", net.prefix)
         )
     };
     json!({"Dhcp6": {
-        "interfaces-config": {"interfaces": [format!("v6k/{}", net.server())]},
+        "interfaces-config": {"interfaces": [format!("{}/{}", net.kea_if, net.server())]},
         "control-socket": {"socket-type": "unix", "socket-name": dir.join("kea.sock").to_str().unwrap()},
         "lease-database": {"type": "memfile", "persist": true,
                            "name": dir.join("leases6.csv").to_str().unwrap(), "lfc-interval": 0},

@@ -133,6 +133,8 @@ pub struct Emulator {
     /// A listener in another network namespace ([`Emulator::start_in_netns`]):
     /// a connection from here cannot reach it, so Drop shuts it down instead.
     listener_in_netns: Option<TcpListener>,
+    /// Listeners added by [`Emulator::also_in_netns`], shut down likewise.
+    extra: Vec<(TcpListener, JoinHandle<()>)>,
 }
 
 impl Emulator {
@@ -147,26 +149,33 @@ impl Emulator {
     /// on addresses of that namespace: a thread enters it only to create
     /// the socket, which stays there.
     pub fn start_in_netns(port: u16, netns: &str) -> Emulator {
-        let path = format!("/var/run/netns/{netns}");
-        let listener = std::thread::spawn(move || {
-            let ns =
-                std::fs::File::open(&path).unwrap_or_else(|e| panic!("emulator: open {path}: {e}"));
-            // SAFETY: setns on a namespace file we hold open; it moves only
-            // this short-lived thread.
-            let rc =
-                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
-            assert_eq!(
-                rc,
-                0,
-                "emulator: setns {path}: {}",
-                std::io::Error::last_os_error()
-            );
-            TcpListener::bind(("::", port)).expect("emulator: bind [::]")
-        })
-        .join()
-        .expect("emulator: listener thread");
+        let listener = bind_in_netns(port, netns);
         let keep = listener.try_clone().expect("emulator: clone listener");
         Emulator::serve(listener, Some(keep))
+    }
+
+    /// Serves the same BMCs on [::]:`self.port` inside the network
+    /// namespace `netns` too, besides where it already listens: a
+    /// dual-stack BMC reached by kea-dhcp4's hook on an IPv4 address here
+    /// and by kea-dhcp6's on an IPv6 address there ([`Emulator::alias`]).
+    pub fn also_in_netns(&mut self, netns: &str) {
+        let listener = bind_in_netns(self.port, netns);
+        let keep = listener.try_clone().expect("emulator: clone listener");
+        let sh = self.shared.clone();
+        let accept = std::thread::spawn(move || accept_loop(listener, sh));
+        self.extra.push((keep, accept));
+    }
+
+    /// Makes the BMC at `addr` answer on `also` too (one BMC, its
+    /// sessions, counters and serials shared), with a certificate naming
+    /// both addresses.
+    pub fn alias(&self, addr: impl Into<IpAddr>, also: impl Into<IpAddr>) {
+        let (addr, also) = (addr.into(), also.into());
+        let (tls, fp) = self.server_config_for(&[addr, also]);
+        let b = self.bmc(addr);
+        *b.tls.lock().unwrap() = tls;
+        *b.fingerprint.lock().unwrap() = fp;
+        self.shared.bmcs.write().unwrap().insert(also, b);
     }
 
     fn serve(listener: TcpListener, listener_in_netns: Option<TcpListener>) -> Emulator {
@@ -193,6 +202,7 @@ impl Emulator {
             shared,
             accept: Some(accept),
             listener_in_netns,
+            extra: Vec::new(),
         }
     }
 
@@ -344,9 +354,18 @@ impl Emulator {
     }
 
     fn server_config(&self, addr: IpAddr) -> (Arc<rustls::ServerConfig>, String) {
+        self.server_config_for(&[addr])
+    }
+
+    /// A certificate naming `addrs`, the first in its common name.
+    fn server_config_for(&self, addrs: &[IpAddr]) -> (Arc<rustls::ServerConfig>, String) {
+        let addr = addrs[0];
         let key = rcgen::KeyPair::generate().expect("BMC key");
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.subject_alt_names = vec![rcgen::SanType::IpAddress(addr)];
+        params.subject_alt_names = addrs
+            .iter()
+            .map(|a| rcgen::SanType::IpAddress(*a))
+            .collect();
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, format!("bmc {addr}"));
@@ -386,7 +405,34 @@ impl Drop for Emulator {
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
+        for (listener, accept) in self.extra.drain(..) {
+            // SAFETY: as above, on a socket this struct owns.
+            unsafe { libc::shutdown(std::os::fd::AsRawFd::as_raw_fd(&listener), libc::SHUT_RDWR) };
+            let _ = accept.join();
+        }
     }
+}
+
+/// A listener on [::]:`port` inside the network namespace `netns`: a
+/// thread enters it only to create the socket, which stays there.
+fn bind_in_netns(port: u16, netns: &str) -> TcpListener {
+    let path = format!("/var/run/netns/{netns}");
+    std::thread::spawn(move || {
+        let ns =
+            std::fs::File::open(&path).unwrap_or_else(|e| panic!("emulator: open {path}: {e}"));
+        // SAFETY: setns on a namespace file we hold open; it moves only
+        // this short-lived thread.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "emulator: setns {path}: {}",
+            std::io::Error::last_os_error()
+        );
+        TcpListener::bind(("::", port)).expect("emulator: bind [::]")
+    })
+    .join()
+    .expect("emulator: listener thread")
 }
 
 fn norm(path: &str) -> String {
