@@ -20,7 +20,7 @@ use bmc_test_support::discovery::{
 use bmc_test_support::kea::{hook, kea_version, Kea, Net};
 use bmc_test_support::postgres::Postgres;
 use bmc_test_support::reconciliation::{full_queue_recovered, killed_mid_burst_recovered};
-use bmc_test_support::{perfdhcp, TempDir};
+use bmc_test_support::{perfdhcp, wait_for, TempDir};
 use serde_json::json;
 
 fn postgres(port: u16) -> Postgres {
@@ -119,4 +119,70 @@ fn kea_killed_mid_burst_with_leases_in_postgresql_recovers_every_bmc() {
     let pg = postgres(15483);
     let store = LeaseStore::Postgres(pg.database("server1"));
     killed_mid_burst_recovered(Net::new(83), "pg-sigkill", 200, &store);
+}
+
+/// The database unreachable when reconciliation should recover a full
+/// queue's drops: the walk fails (Kea's error answered and logged), and
+/// once PostgreSQL is back the hook tries again by itself (no timed
+/// reconciliation here) and recovers every dropped BMC.
+#[test]
+fn drops_are_recovered_after_the_lease_database_comes_back() {
+    let net = Net::new(84);
+    let mut pg = postgres(15484);
+    let store = LeaseStore::Postgres(pg.database("server1"));
+    let dir = TempDir::new("pg-outage");
+    let n = 20u32;
+    // ~15 requests of 400 ms a discovery: the 4 workers and the queue of
+    // 8 stay busy for seconds after the burst, before the tick's own
+    // reconciliation of the drops (queue half empty) could run.
+    let emu = good_bmcs_on_pool(n, Duration::from_millis(400));
+    let params = json!({
+        "workers": 4,
+        "queue-capacity": 8,
+        "reconcile-interval-s": 0,
+        "redfish": redfish_params(dir.path(), &emu, PASS),
+    });
+    let kea = Kea::start(
+        &dir,
+        &store.config(net, dir.path(), &[hook(params)], "INFO"),
+    );
+    // The start-up walk first: after the burst it would find the dropped
+    // leases itself.
+    wait_for(
+        "the start-up reconciliation",
+        Duration::from_secs(10),
+        || (kea.bmc_status()["events"]["reconciliations"] == 1).then_some(()),
+    );
+    let run = perfdhcp::avalanche(net, &net.relay_bmc(), n as usize, "14:18:77:84:00:00");
+    assert!(run.success, "perfdhcp failed:\n{}", run.output);
+    let status = kea.bmc_status();
+    let drops = status["events"]["dropped-queue-full"].as_u64().unwrap_or(0);
+    assert!(
+        drops > 0,
+        "the burst should overflow a queue of 8: {status}"
+    );
+
+    pg.stop();
+    let a = kea.command("bmc-reconcile", None);
+    assert_eq!(a["result"], 1, "a walk of a stopped database: {a}");
+    eprintln!("bmc-reconcile with PostgreSQL stopped: {}", a["text"]);
+    let status = kea.bmc_status();
+    assert_eq!(
+        status["events"]["reconciliations"], 1,
+        "only the start-up walk may have run before the outage (else this test \
+         proves nothing; slow the BMCs down): {status}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    pg.start_again();
+
+    let status = all_in_state(&kea, "discovered", n as u64, Duration::from_secs(90));
+    eprintln!(
+        "{drops} drops, recovered after the outage: {}",
+        status["events"]
+    );
+    let per_mac = discoveries_per_mac(&kea.log());
+    for mac in store.leases(&kea).values() {
+        assert_eq!(per_mac.get(mac), Some(&1), "{mac}");
+    }
+    assert!(kea.child_alive());
 }

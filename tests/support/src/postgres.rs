@@ -75,10 +75,12 @@ fn postgres_user() -> (u32, u32) {
 
 /// A running PostgreSQL cluster of one test, stopped on drop.
 pub struct Postgres {
-    child: Child,
+    /// The server; None between [`Postgres::stop`] and [`Postgres::start_again`].
+    child: Option<Child>,
     pub port: u16,
     bin: PathBuf,
     dir: TempDir,
+    user: (u32, u32),
     kea: (u32, u32, u32),
 }
 
@@ -87,23 +89,24 @@ impl Postgres {
     /// a unix socket in its own directory), for Kea `kea` (the version
     /// decides whether [`LeaseDb::use_in`] loads [`PGSQL_HOOK`]).
     pub fn start(port: u16, kea: (u32, u32, u32)) -> Postgres {
-        let bin = bin_dir();
         let (uid, gid) = postgres_user();
         let dir = TempDir::new(&format!("pg-{port}"));
         std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
             .unwrap_or_else(|e| panic!("chown {} to postgres: {e}", dir.path().display()));
-        let data = dir.path().join("data");
-        let as_postgres = |program: &str| {
-            let mut c = Command::new(bin.join(program));
-            // cwd: the test's own may be closed to the postgres user.
-            c.uid(uid).gid(gid).current_dir("/").env_remove("PGDATA");
-            c
+        let mut pg = Postgres {
+            child: None,
+            port,
+            bin: bin_dir(),
+            dir,
+            user: (uid, gid),
+            kea,
         };
         // Local (socket) connections trusted: the test's own setup as
         // superuser. TCP, which Kea and kea-admin use, needs the password.
-        let out = as_postgres("initdb")
+        let out = pg
+            .as_postgres("initdb")
             .arg("-D")
-            .arg(&data)
+            .arg(pg.data())
             .args([
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
@@ -117,22 +120,54 @@ impl Postgres {
         assert!(
             out.status.success(),
             "initdb -D {} failed: {}{}",
-            data.display(),
+            pg.data().display(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let log = std::fs::File::create(dir.path().join("postgres.log")).unwrap();
-        std::os::unix::fs::chown(dir.path().join("postgres.log"), Some(uid), Some(gid)).unwrap();
-        // Durability settings off: the tests kill Kea, never PostgreSQL,
-        // and a throwaway cluster need not wait on the disk.
-        let child = as_postgres("postgres")
+        pg.start_again();
+        pg
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `program` of the server's binaries, to run as the postgres user.
+    fn as_postgres(&self, program: &str) -> Command {
+        let mut c = Command::new(self.bin.join(program));
+        // cwd: the test's own may be closed to the postgres user.
+        c.uid(self.user.0)
+            .gid(self.user.1)
+            .current_dir("/")
+            .env_remove("PGDATA");
+        c
+    }
+
+    /// Starts the server (again, after [`Postgres::stop`]) on the same
+    /// data and port, and waits until it takes connections.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "PostgreSQL is running already");
+        let log_file = self.dir.path().join("postgres.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_file)
+            .unwrap();
+        std::os::unix::fs::chown(&log_file, Some(self.user.0), Some(self.user.1)).unwrap();
+        // Durability settings off: a throwaway cluster need not wait on
+        // the disk, and it is only ever stopped cleanly or thrown away.
+        let child = self
+            .as_postgres("postgres")
             .arg("-D")
-            .arg(&data)
+            .arg(self.data())
             .arg("-p")
-            .arg(port.to_string())
+            .arg(self.port.to_string())
             .args(["-c", "listen_addresses=127.0.0.1"])
             .arg("-c")
-            .arg(format!("unix_socket_directories={}", dir.path().display()))
+            .arg(format!(
+                "unix_socket_directories={}",
+                self.dir.path().display()
+            ))
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off", "-c", "max_connections=200"])
             .stdin(Stdio::null())
@@ -140,29 +175,45 @@ impl Postgres {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("start postgres");
-        let mut pg = Postgres {
-            child,
-            port,
-            bin,
-            dir,
-            kea,
-        };
+        self.child = Some(child);
+        let port = self.port;
         wait_for(
             "PostgreSQL to accept connections",
             Duration::from_secs(30),
             || {
-                if let Ok(Some(status)) = pg.child.try_wait() {
+                if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
                     panic!(
                         "postgres on port {port} exited with {status} (port taken?):\n{}",
-                        pg.log()
+                        self.log()
                     );
                 }
-                pg.try_sql("postgres", "SELECT 1")
+                self.try_sql("postgres", "SELECT 1")
                     .ok()
                     .filter(|o| o.status.success())
             },
         );
-        pg
+    }
+
+    /// Stops the server (fast shutdown: clients are cut off) and waits for
+    /// it: the database is unreachable until [`Postgres::start_again`].
+    pub fn stop(&mut self) {
+        self.signal_and_wait(libc::SIGINT);
+    }
+
+    fn signal_and_wait(&mut self, signal: i32) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let stopped = (0..500).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
+        if !stopped {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// The server's log.
@@ -238,16 +289,7 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         // SIGQUIT: immediate shutdown; the cluster is thrown away.
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGQUIT) };
-        let stopped = (0..250).any(|_| {
-            std::thread::sleep(Duration::from_millis(20));
-            matches!(self.child.try_wait(), Ok(Some(_)))
-        });
-        if !stopped {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.signal_and_wait(libc::SIGQUIT);
     }
 }
 
@@ -296,7 +338,9 @@ pub struct LeaseDb {
 }
 
 impl LeaseDb {
-    /// Kea's `lease-database` for this database.
+    /// Kea's `lease-database` for this database. Kea reconnects when it
+    /// loses the database (every 0.5 s, for a minute) instead of its
+    /// default of none, which makes it exit at the first lost connection.
     pub fn lease_database(&self) -> Value {
         json!({
             "type": "postgresql",
@@ -305,6 +349,8 @@ impl LeaseDb {
             "port": self.port,
             "user": self.name,
             "password": self.name,
+            "max-reconnect-tries": 120,
+            "reconnect-wait-time": 500,
         })
     }
 
