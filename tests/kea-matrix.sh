@@ -48,11 +48,14 @@ read -ra steps <<<"${KEA_MATRIX_STEPS:-root build kea_hook kea_discovery kea_dhc
 # What each root holds. kea-admin brings perfdhcp; libssl-dev is Kea 3.0's
 # undeclared build dependency; clang/libclang-dev are bindgen's; dpkg-dev
 # (dpkg-shlibdeps), lintian, socat and python3 are cargo-deb's and
-# packaging/check-deb.sh's; prometheus brings promtool for the metrics test.
+# packaging/check-deb.sh's; prometheus brings promtool for the metrics test;
+# postgresql (server, psql, the postgres user) the lease-database test's
+# own cluster (tests/kea_postgresql.rs).
 packages=(
   kea-dev kea-dhcp4-server kea-dhcp6-server kea-admin kea-ctrl-agent
   g++ libboost-dev pkg-config libssl-dev clang libclang-dev
   iproute2 ca-certificates dpkg-dev lintian socat python3 procps prometheus
+  postgresql
 )
 
 # The kea_discovery step's test files: discovery through Kea with emulated
@@ -61,7 +64,7 @@ packages=(
 # kea_ha's NetBox test (skipped below), its discovery-only twin is.
 discovery_tests=(
   kea_lease_discovery kea_retries_and_state kea_reconciliation kea_tls_pins
-  kea_ctrl_agent kea_pool_report kea_metrics_page kea_ha
+  kea_ctrl_agent kea_pool_report kea_metrics_page kea_ha kea_postgresql
 )
 # Their tests that only check files no Kea reads, or need NetBox.
 discovery_skip=(

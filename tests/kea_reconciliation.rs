@@ -1,139 +1,25 @@
 //! Reconciliation inside the real kea-dhcp4 brings back every BMC whose
 //! lease the hook did not finish: leases dropped by a full queue, and work
-//! lost when Kea is killed mid-burst.
+//! lost when Kea is killed mid-burst. Leases in Kea's memfile; the same
+//! scenarios with leases in PostgreSQL are in tests/kea_postgresql.rs.
 //!
 //! Needs root (loopback addresses), kea-dhcp4 and perfdhcp: see README.md.
 
-use std::time::Duration;
-
-use bmc_test_support::discovery::{
-    all_in_state, count, discoveries_per_mac, good_bmcs_on_pool, leases, redfish_params, PASS,
-};
-use bmc_test_support::kea::{config, hook, Kea, Net};
-use bmc_test_support::{perfdhcp, wait_for, TempDir};
-use serde_json::json;
+use bmc_test_support::discovery::LeaseStore;
+use bmc_test_support::kea::Net;
+use bmc_test_support::reconciliation::{full_queue_recovered, killed_mid_burst_recovered};
 
 #[test]
 fn a_full_queue_loses_nothing_reconciliation_recovers_every_bmc() {
-    let net = Net::new(26);
-    let dir = TempDir::new("discovery-queue-full");
-    let n = 500u32;
-    let emu = good_bmcs_on_pool(n, Duration::ZERO);
-    // Queue of 8 and no timed reconciliation: what the burst drops comes
-    // back only through the reconciliation the drops trigger.
-    let params = json!({
-        "workers": 4,
-        "queue-capacity": 8,
-        "reconcile-interval-s": 0,
-        "redfish": redfish_params(dir.path(), &emu, PASS),
-    });
-    let kea = Kea::start(&dir, &config(net, dir.path(), &[hook(params)], "INFO"));
-    let run = perfdhcp::avalanche(net, &net.relay_bmc(), n as usize, "14:18:77:00:05:00");
-    assert!(run.success, "perfdhcp failed:\n{}", run.output);
-    assert_eq!(leases(&kea).len(), n as usize);
-
-    let status = all_in_state(&kea, "discovered", n as u64, Duration::from_secs(180));
-    let events = &status["events"];
-    let drops = events["dropped-queue-full"].as_u64().unwrap_or(0);
-    eprintln!("queue drops during the burst: {drops}; {events}");
-    assert!(
-        drops > 0,
-        "the burst should overflow a queue of 8: {status}"
+    full_queue_recovered(
+        Net::new(26),
+        "discovery-queue-full",
+        500,
+        &LeaseStore::Memfile,
     );
-    assert!(events["reconciliations"].as_u64() >= Some(2), "{status}");
-    assert_eq!(
-        count(&status, "failed") + count(&status, "dead"),
-        0,
-        "{status}"
-    );
-
-    // Every leased MAC discovered exactly once: none lost, none twice.
-    let log = kea.log();
-    let per_mac = discoveries_per_mac(&log);
-    let leased = leases(&kea);
-    for mac in leased.values() {
-        assert_eq!(per_mac.get(mac), Some(&1), "{mac}");
-    }
-    assert!(log.contains("reconciliation:"), "{}", kea.log_tail(20));
-
-    // The statistics Kea publishes agree (the tick writes them every second).
-    let stats = wait_for("statistics published", Duration::from_secs(5), || {
-        let a = kea.command("statistic-get-all", None);
-        let a = &a["arguments"];
-        (a["bmc-discovery.bmcs.discovered"][0][0] == n).then(|| a.clone())
-    });
-    assert_eq!(stats["bmc-discovery.queue-drops"][0][0], drops);
-    assert_eq!(stats["bmc-discovery.lease-to-done-ms.count"][0][0], n);
-    assert_eq!(stats["bmc-discovery.lease-to-done-ms.le-inf"][0][0], n);
-    assert_eq!(stats["bmc-discovery.queue-capacity"][0][0], 8);
-
-    // Asked again, reconciliation finds nothing to do.
-    let a = kea.command("bmc-reconcile", None);
-    assert_eq!(a["result"], 0, "{a}");
-    assert_eq!(a["arguments"]["leases"], n, "{a}");
-    assert_eq!(a["arguments"]["up-to-date"], n, "{a}");
-    assert_eq!(a["arguments"]["queued"], 0, "{a}");
-    let a = kea.command("bmc-reconcile", Some(json!({"subnet": 1})));
-    assert_eq!(a["result"], 1, "{a}");
-    assert!(kea.child_alive());
 }
 
 #[test]
 fn kea_killed_mid_burst_discovers_every_bmc_after_restart() {
-    let net = Net::new(27);
-    let dir = TempDir::new("discovery-sigkill");
-    let n = 200u32;
-    // ~15 requests per discovery at 20 ms each: the burst takes a while.
-    let emu = good_bmcs_on_pool(n, Duration::from_millis(20));
-    let params = json!({
-        "workers": 4,
-        "redfish": redfish_params(dir.path(), &emu, PASS),
-    });
-    let cfg = config(net, dir.path(), &[hook(params)], "INFO");
-    let mut kea = Kea::start(&dir, &cfg);
-    let run = perfdhcp::avalanche(net, &net.relay_bmc(), n as usize, "14:18:77:00:06:00");
-    assert!(run.success, "perfdhcp failed:\n{}", run.output);
-    // Half-way: SIGKILL, no unload, queued work lost with the process.
-    let before = all_in_state(&kea, "discovered", n as u64 / 4, Duration::from_secs(120));
-    kea.child.kill().unwrap();
-    kea.child.wait().unwrap();
-    let first_log_len = kea.log().len();
-    let done_before = count(&before, "discovered");
-    assert!(done_before < n as u64, "killed too late: {before}");
-    drop(kea);
-
-    let kea = Kea::start(&dir, &cfg);
-    let status = all_in_state(&kea, "discovered", n as u64, Duration::from_secs(180));
-    assert_eq!(
-        count(&status, "failed") + count(&status, "dead"),
-        0,
-        "{status}"
-    );
-    // Kea appends to its log: both runs are in it.
-    let log = kea.log();
-    assert!(
-        log[first_log_len..].contains("reconciliation:"),
-        "{}",
-        kea.log_tail(20)
-    );
-    // Only what was in a worker's hands at the kill is done twice: the
-    // kill came between discovery and its record.
-    let per_mac = discoveries_per_mac(&log);
-    let leased = leases(&kea);
-    assert_eq!(leased.len(), n as usize);
-    let twice: Vec<_> = leased
-        .values()
-        .filter(|m| per_mac.get(*m).copied().unwrap_or(0) != 1)
-        .collect();
-    for mac in leased.values() {
-        assert!(per_mac.contains_key(mac), "{mac} never discovered");
-    }
-    assert!(
-        twice.len() <= 4,
-        "more than the 4 workers' BMCs twice: {twice:?}"
-    );
-    eprintln!(
-        "killed with {done_before}/{n} discovered; after restart all {n}, {} discovered twice",
-        twice.len()
-    );
+    killed_mid_burst_recovered(Net::new(27), "discovery-sigkill", 200, &LeaseStore::Memfile);
 }

@@ -24,12 +24,18 @@ impl Hook {
         &self,
         reply: Option<crossbeam_channel::Sender<Result<Reconciled, String>>>,
     ) -> Result<usize, String> {
-        {
+        // The drops this walk answers for count as seen only once the
+        // scheduler has its leases: a walk that fails (a PostgreSQL or
+        // MySQL lease database can be unreachable; a memfile cannot) or a
+        // busy scheduler leaves them unseen, so the tick tries again
+        // RECONCILE_AFTER_DROPS_EVERY later instead of waiting for the next
+        // reconcile-interval-s.
+        let drops = {
             let mut t = self.tick_state();
             t.requested = false;
             t.last = Some(Instant::now());
-            t.drops_seen = self.stats.counters().dropped_queue_full;
-        }
+            self.stats.counters().dropped_queue_full
+        };
         let active = shim::active_leases()?;
         let walked = active.len();
         let subnets = self.subnets();
@@ -61,6 +67,7 @@ impl Hook {
                 "earlier reconciliations are still being recorded; try again shortly".into(),
             );
         }
+        self.tick_state().drops_seen = drops;
         Ok(walked)
     }
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::emulator::{Emulator, Faults};
-use crate::kea::Kea;
+use crate::kea::{config, Hook, Kea, Net};
+use crate::postgres::LeaseDb;
 
 /// The password of the BMCs [`bmcs_on_pool`] and [`good_bmcs_on_pool`] set
 /// up (but BMC `i % 7 == 3` of the former).
@@ -112,6 +113,33 @@ pub fn redfish_params(dir: &Path, emu: &Emulator, password: &str) -> Value {
         "request-timeout-ms": 2000,
         "deadline-ms": 20000,
     })
+}
+
+/// Where a test's Kea keeps its leases: the memfile of
+/// [`crate::kea::config`], or a PostgreSQL database ([`crate::postgres`]).
+pub enum LeaseStore {
+    Memfile,
+    Postgres(LeaseDb),
+}
+
+impl LeaseStore {
+    /// [`crate::kea::config`] with its leases here.
+    pub fn config(&self, net: Net, dir: &Path, hooks: &[Hook], log_severity: &str) -> Value {
+        let mut cfg = config(net, dir, hooks, log_severity);
+        if let LeaseStore::Postgres(db) = self {
+            db.use_in(&mut cfg, dir);
+        }
+        cfg
+    }
+
+    /// Leased address -> MAC, read from the store itself (not through
+    /// Kea or the hook).
+    pub fn leases(&self, kea: &Kea) -> BTreeMap<String, String> {
+        match self {
+            LeaseStore::Memfile => leases(kea),
+            LeaseStore::Postgres(db) => db.leases4(),
+        }
+    }
 }
 
 /// Leased address -> MAC, from Kea's memfile.

@@ -3,7 +3,9 @@
 //! own loopback addresses ([`kea`]), perfdhcp ([`perfdhcp`]), the shared
 //! NetBox ([`netbox`]) and a proxy that cuts it ([`proxy`]), the Redfish
 //! emulator ([`emulator`]), BMC fleets behind a test Kea ([`discovery`]),
-//! the hook's Prometheus page ([`prometheus`]), and the team's shared folder
+//! the hook's Prometheus page ([`prometheus`]), a throwaway PostgreSQL for
+//! Kea's lease database ([`postgres`]), the reconciliation scenarios on any
+//! lease store ([`reconciliation`]), and the team's shared folder
 //! ([`shared`]).
 //!
 //! Each Kea gets a block 127.0.N.0/24 of its own (server .1, relays .2/.3),
@@ -17,8 +19,10 @@ pub mod kea;
 pub mod kea6;
 pub mod netbox;
 pub mod perfdhcp;
+pub mod postgres;
 pub mod prometheus;
 pub mod proxy;
+pub mod reconciliation;
 pub mod shared;
 
 /// A benchmark setting: the environment variable `name` as a number, else
