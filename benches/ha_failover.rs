@@ -98,12 +98,14 @@ fn run(
         "bench-ha-steady"
     };
     let pair = Pair::new(block, Mode::HotStandby, tag, n, |dir| {
+        let token_file = dir.path().join("netbox-token");
+        std::fs::write(&token_file, format!("{}\n", inst.token)).expect("write the token file");
         json!({
             "workers": workers,
             "reconcile-interval-s": 0,
             "retry-backoff-s": 1,
             "redfish": redfish_params(dir.path(), &emu, PASS),
-            "netbox": {"url": inst.url, "token": inst.token, "create-missing": true},
+            "netbox": {"url": inst.url, "token-file": token_file, "create-missing": true},
         })
     });
     let (mut primary, standby) = pair.start();
