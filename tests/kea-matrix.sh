@@ -61,7 +61,7 @@ packages=(
 # The kea_discovery step's test files: discovery through Kea with emulated
 # BMCs, one feature a file. tests/kea_netbox.rs is not among them: NetBox is
 # not reachable in a root (the host run of tests/run.sh covers it); nor is
-# kea_ha's NetBox test (skipped below), its discovery-only twin is.
+# kea_ha's NetBox tests (skipped below), their discovery-only twins are.
 discovery_tests=(
   kea_lease_discovery kea_retries_and_state kea_reconciliation kea_tls_pins
   kea_ctrl_agent kea_pool_report kea_metrics_page kea_ha kea_postgresql
@@ -70,6 +70,7 @@ discovery_tests=(
 discovery_skip=(
   packaged_alert_rules_and_dashboard_are_valid
   hot_standby_primary_killed_mid_burst_every_bmc_registered_once
+  load_balancing_each_registers_its_share_the_survivor_the_rest
 )
 
 say() { echo "kea-matrix: $*" >&2; }

@@ -28,12 +28,19 @@ pub struct HaRole {
     pub state: String,
     /// The scopes (server names) whose clients this server answers now.
     pub scopes: Vec<String>,
-    /// When this server last took over scopes it did not serve before
-    /// (Unix seconds), and how often it has since the hook loaded.
+    /// When this server last took over its partner's scopes (Unix
+    /// seconds), and how often it has since the hook loaded: gaining
+    /// scopes in a state that serves the partner's clients
+    /// ([`TAKEOVER_STATES`]). Taking up its own scope (start-up, the
+    /// partner back) is no takeover, though it reconciles too.
     #[serde(rename = "took-over-at", skip_serializing_if = "Option::is_none")]
     pub took_over_at: Option<u64>,
     pub takeovers: u64,
 }
+
+/// The HA hook's states in which a server answers its partner's clients
+/// (Kea's `serveFailoverScopes`, the same in 2.2 to 3.x).
+const TAKEOVER_STATES: [&str; 2] = ["partner-down", "partner-in-maintenance"];
 
 /// What changed between two polls.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,7 +49,11 @@ pub(super) enum Change {
     Nothing,
     /// The state changed without new scopes.
     State { from: String },
-    /// Scopes served now that were not before: reconcile.
+    /// Scopes served now that were not before: reconcile. A takeover of
+    /// the partner's scope, or this server's own again (start-up,
+    /// `waiting` → `load-balancing` or → `hot-standby` as the primary;
+    /// the partner back): the lease database then holds the leases the
+    /// partner made meanwhile, which no lease callout here saw.
     TookOver { from: String, gained: Vec<String> },
 }
 
@@ -79,8 +90,10 @@ impl HaWatch {
         let from = std::mem::replace(&mut role.state, state);
         role.scopes = scopes;
         if !gained.is_empty() {
-            role.took_over_at = Some(now_s);
-            role.takeovers += 1;
+            if TAKEOVER_STATES.contains(&role.state.as_str()) {
+                role.took_over_at = Some(now_s);
+                role.takeovers += 1;
+            }
             Change::TookOver { from, gained }
         } else if from != role.state {
             Change::State { from }
@@ -187,5 +200,54 @@ mod tests {
             lb.observe("partner-down".into(), scopes(&["server2", "server1"]), 3),
             Change::Nothing
         );
+        let role = lb.role.clone().unwrap();
+        assert_eq!((role.took_over_at, role.takeovers), (Some(2), 1));
+    }
+
+    #[test]
+    fn taking_up_its_own_scope_reconciles_but_is_no_takeover() {
+        // A load-balancing server starting: waiting serves no scope, then
+        // its own (seen on Kea 2.2: waiting, syncing, ready, load-balancing).
+        let mut w = HaWatch::default();
+        assert_eq!(w.observe("waiting".into(), vec![], 1), Change::Nothing);
+        assert_eq!(
+            w.observe("ready".into(), vec![], 2),
+            Change::State {
+                from: "waiting".into()
+            }
+        );
+        // Leases synced from a partner that served alone are in the lease
+        // database now: reconciled, but not counted as a takeover.
+        assert_eq!(
+            w.observe("load-balancing".into(), scopes(&["server1"]), 3),
+            Change::TookOver {
+                from: "ready".into(),
+                gained: scopes(&["server1"])
+            }
+        );
+        let role = w.role.clone().unwrap();
+        assert_eq!((role.took_over_at, role.takeovers), (None, 0));
+        // The partner goes into maintenance: its scope is taken over.
+        assert_eq!(
+            w.observe(
+                "partner-in-maintenance".into(),
+                scopes(&["server1", "server2"]),
+                4
+            ),
+            Change::TookOver {
+                from: "load-balancing".into(),
+                gained: scopes(&["server2"])
+            }
+        );
+        let role = w.role.clone().unwrap();
+        assert_eq!((role.took_over_at, role.takeovers), (Some(4), 1));
+        // Back to load-balancing, the partner's scope given back.
+        assert_eq!(
+            w.observe("load-balancing".into(), scopes(&["server1"]), 5),
+            Change::State {
+                from: "partner-in-maintenance".into()
+            }
+        );
+        assert_eq!(w.role.clone().unwrap().takeovers, 1);
     }
 }

@@ -3,10 +3,10 @@
 //! own loopback addresses ([`kea`]), perfdhcp ([`perfdhcp`]), the shared
 //! NetBox ([`netbox`]) and a proxy that cuts it ([`proxy`]), the Redfish
 //! emulator ([`emulator`]), BMC fleets behind a test Kea ([`discovery`]),
-//! the hook's Prometheus page ([`prometheus`]), a throwaway PostgreSQL for
-//! Kea's lease database ([`postgres`]), the reconciliation scenarios on any
-//! lease store ([`reconciliation`]), and the team's shared folder
-//! ([`shared`]).
+//! the hook's Prometheus page ([`prometheus`]), a Kea HA pair ([`ha`]), a
+//! throwaway PostgreSQL for Kea's lease database ([`postgres`]), the
+//! reconciliation scenarios on any lease store ([`reconciliation`]), and
+//! the team's shared folder ([`shared`]).
 //!
 //! Each Kea gets a block 127.0.N.0/24 of its own (server .1, relays .2/.3),
 //! so tests in one binary can run in parallel. Traffic never leaves 127/8.
@@ -15,6 +15,7 @@
 
 pub mod discovery;
 pub mod emulator;
+pub mod ha;
 pub mod kea;
 pub mod kea6;
 pub mod netbox;
