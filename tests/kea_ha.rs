@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 
 use bmc_test_support::discovery::{count, redfish_params, PASS};
 use bmc_test_support::ha::{fleet, in_netbox, kill_when, none_dead, wait_ha_state, Mode, Pair};
-use bmc_test_support::kea::Kea;
+use bmc_test_support::kea::{kea_version, Kea};
 use bmc_test_support::netbox::{netbox, reset};
+use bmc_test_support::postgres::Postgres;
 use bmc_test_support::wait_for;
 use serde_json::{json, Value};
 
@@ -192,15 +193,48 @@ fn hot_standby_primary_killed_mid_burst_every_bmc_registered_once() {
 /// the standby, which saw none of them as a lease callout, discovers all.
 #[test]
 fn hot_standby_takeover_discovers_the_bmcs_the_dead_primary_left() {
+    hot_standby_takeover(69, None);
+}
+
+/// The same with each server's leases in a PostgreSQL database of its own
+/// (one cluster): the standby's reconciliation reads them through Kea's
+/// lease manager.
+#[test]
+fn hot_standby_takeover_with_leases_in_postgresql() {
+    let pg = Postgres::start(15475, kea_version(env!("BMC_KEA_VERSION")));
+    hot_standby_takeover(75, Some(&pg));
+}
+
+fn hot_standby_takeover(block: u8, pg: Option<&Postgres>) {
     let n = 60;
     // 100 ms a Redfish request: a discovery takes a second or two, so the
     // primary dies with most of the burst still to do.
     let emu = fleet(n, Duration::from_millis(100), false);
-    let pair = Pair::new(69, Mode::HotStandby, "ha-discovery", n, |dir| {
+    let what = if pg.is_some() {
+        "ha-pg"
+    } else {
+        "ha-discovery"
+    };
+    let mut pair = Pair::new(block, Mode::HotStandby, what, n, |dir| {
         params(dir, &emu, 2, None)
     });
+    let dbs = pg.map(|pg| (pg.database("server1"), pg.database("server2")));
+    if let Some((db_a, db_b)) = &dbs {
+        db_a.use_in(&mut pair.cfg_a, pair.dir_a.path());
+        db_b.use_in(&mut pair.cfg_b, pair.dir_b.path());
+    }
     let (mut primary, standby) = pair.start();
-    pair.burst(&primary, &standby, n, "14:18:77:69:00:00");
+    let base_mac = format!("14:18:77:{block}:00:00");
+    match &dbs {
+        None => {
+            pair.burst(&primary, &standby, n, &base_mac);
+        }
+        Some((db_a, db_b)) => {
+            pair.send_burst(n, &base_mac);
+            assert_eq!(db_a.leases4().len(), n as usize, "server1's leases");
+            assert_eq!(db_b.leases4().len(), n as usize, "server2's leases");
+        }
+    }
     let killed_at = kill_when(
         &mut primary,
         "20 discovered by the primary",
