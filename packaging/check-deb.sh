@@ -145,7 +145,7 @@ for example in "$doc"/examples/*.conf; do
   # only validates.
   if ((kea_n >= 20400)); then
     (in_ns "$daemon" -T "$example") >"$work/check.log" 2>&1 || { tail -5 "$work/check.log"; fail "$daemon -T $example"; }
-    grep -q "kea-dhcp4 -T check: nothing started" "$work/check.log" || fail "$daemon -T $example: the hook did not check: $(tail -5 "$work/check.log")"
+    grep -q "$daemon -T check: nothing started" "$work/check.log" || fail "$daemon -T $example: the hook did not check: $(tail -5 "$work/check.log")"
     checks="-t and -T"
   fi
   say "$name: passes $daemon $checks"

@@ -50,13 +50,27 @@ pub fn full_queue_recovered(net: Net, tag: &str, n: u32, store: &LeaseStore) {
         "{status}"
     );
 
-    // Every leased MAC discovered exactly once: none lost, none twice.
+    // Every leased MAC discovered: none lost, and none twice unless Kea
+    // itself sent its lease again. Seen with PostgreSQL on Kea 3.0: a slow
+    // lease insert makes perfdhcp resend its REQUEST, and that second lease
+    // event (counted in `seen`) may come after the first discovery ended.
     let log = kea.log();
     let per_mac = discoveries_per_mac(&log);
     let leased = store.leases(&kea);
+    let resent = events["seen"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_sub(n as u64);
+    let mut again = 0;
     for mac in leased.values() {
-        assert_eq!(per_mac.get(mac), Some(&1), "{mac}");
+        let times = per_mac.get(mac).copied().unwrap_or(0);
+        assert!(times >= 1, "{mac} never discovered");
+        again += times as u64 - 1;
     }
+    assert!(
+        again <= resent,
+        "{again} BMCs discovered again, but Kea sent only {resent} lease events beyond one a BMC"
+    );
     assert!(log.contains("reconciliation:"), "{}", kea.log_tail(20));
 
     // The statistics Kea publishes agree (the tick writes them every second).
