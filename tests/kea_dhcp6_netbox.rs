@@ -7,7 +7,7 @@
 //! (tests/support/src/kea6.rs) and reaches NetBox through a forwarder
 //! listening in there.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bmc_test_support::discovery::{redfish_params, settled, PASS};
@@ -33,12 +33,7 @@ fn ipv6_bmcs_are_registered_with_their_ipv6_address() {
         &Default::default(),
         |_| PASS,
     );
-    let upstream: SocketAddr = nb
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("the tests' NetBox URL is http://127.0.0.1:PORT");
+    let upstream = nb.socket_addr();
     let proxy = Proxy::start_in_netns(upstream, &net.kea_ns);
     let dir = TempDir::new("dhcp6-netbox");
     let token_file = dir.path().join("netbox-token");

@@ -16,7 +16,7 @@
 //! Needs root, kea-dhcp4, kea-dhcp6, perfdhcp and the tests' NetBox.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use bmc_test_support::discovery::{self, handled, pool_addr, redfish_params, settled, PASS};
@@ -102,12 +102,7 @@ fn a_dual_stack_bmc_is_one_device_with_both_addresses() {
         .map(|i| json!({"hw-address": mac(i), "ip-address": nth_addr(IpAddr::V4(pool_addr(0)), i).to_string()}))
         .collect();
 
-    let upstream: SocketAddr = nb
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("the tests' NetBox URL is http://127.0.0.1:PORT");
+    let upstream = nb.socket_addr();
     let proxy = Proxy::start_in_netns(upstream, &net6.kea_ns);
     let dir6 = TempDir::new("dual-stack-6");
     let params6 = json!({

@@ -16,6 +16,18 @@ pub struct Instance {
     pub token_v1: String,
 }
 
+impl Instance {
+    /// NetBox's listening address, for a proxy that forwards to it (from a
+    /// network namespace that cannot reach the host's loopback).
+    pub fn socket_addr(&self) -> std::net::SocketAddr {
+        self.url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("the tests' NetBox URL is http://127.0.0.1:PORT")
+    }
+}
+
 /// The port the tests' NetBox listens on: NETBOX_PORT, else 18000 (8000,
 /// NetBox's default, is also kea-ctrl-agent's). tests/setup.sh agrees.
 pub fn port() -> String {
