@@ -739,12 +739,19 @@ impl Store {
         Ok(rows)
     }
 
-    /// One BMC by MAC (any case) or IPv4 address.
+    /// One BMC by MAC (any case) or address of either family (canonical
+    /// text): the BMC whose current address it is first, else the one that
+    /// last held it in that family (a dual-stack BMC found by its other
+    /// address).
     pub fn get(&self, key: &str) -> Result<Option<Bmc>, StoreError> {
         let key = key.trim().to_ascii_lowercase();
         self.conn()
             .query_row(
-                &format!("SELECT {COLUMNS} FROM bmc WHERE mac = ?1 OR ip = ?1 LIMIT 1"),
+                &format!(
+                    "SELECT {COLUMNS} FROM bmc WHERE mac = ?1 OR ip = ?1 OR ipv4 = ?1 \
+                     OR ipv6 = ?1 ORDER BY mac = ?1 DESC, ip = ?1 DESC, updated_at DESC \
+                     LIMIT 1"
+                ),
                 params![key],
                 from_row,
             )
@@ -1138,6 +1145,21 @@ mod tests {
         let ev = b.lease_event().unwrap();
         assert!(ev.is_v6());
         assert_eq!(ev.ip().to_string(), "2001:db8:61::11");
+        // Found by either family's address.
+        for key in ["2001:db8:61::11", "10.0.0.6"] {
+            assert_eq!(
+                s.get(key).unwrap().map(|b| b.mac),
+                Some(mac.into()),
+                "{key}"
+            );
+        }
+        // Another BMC leased 10.0.0.6 since: the address is its now.
+        let other = "aa:bb:cc:00:00:07";
+        s.begin(&lease(other, "10.0.0.6"), 3, true).unwrap();
+        assert_eq!(
+            s.get("10.0.0.6").unwrap().map(|b| b.mac),
+            Some(other.into())
+        );
         drop(s);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -181,6 +181,12 @@ fn bmcs_in_an_opted_in_subnet6_are_discovered_and_the_others_filtered() {
     assert_eq!(bmc["arguments"]["ip"], addr.as_str(), "{bmc}");
     assert_eq!(bmc["arguments"]["ipv6"], addr.as_str(), "{bmc}");
     assert!(bmc["arguments"].get("ipv4").is_none(), "{bmc}");
+    // Asked by its address, written out in full and in capitals: the same BMC.
+    let v6: std::net::Ipv6Addr = addr.parse().unwrap();
+    let spelled: Vec<String> = v6.segments().iter().map(|s| format!("{s:04X}")).collect();
+    let by_ip = kea.command("bmc-get", Some(json!({"ip": spelled.join(":")})));
+    assert_eq!(by_ip["result"], 0, "{by_ip}");
+    assert_eq!(by_ip["arguments"]["mac"], "14:18:77:06:00:00", "{by_ip}");
 
     // The same BMCs again (the same DUIDs): each REQUESTs the address it
     // holds, which passes no lease6 callout; the hook sees it through

@@ -122,7 +122,7 @@ fn failures_are_retried_then_dead_and_the_state_survives_a_restart() {
         (
             "bmc-get",
             json!({"ip": "10.0.0.300"}),
-            "'ip' must be an IPv4 address",
+            "'ip' must be an IPv4 or IPv6 address",
         ),
         (
             "bmc-retry",

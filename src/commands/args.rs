@@ -84,7 +84,8 @@ pub fn key_argument_and(
     let pick = |k: &str| map.and_then(|m| m.get(k));
     let usage = |why: String| {
         Answer::error(format!(
-            "{name}: {why}; e.g. {{\"mac\": \"14:18:77:0a:0b:0c\"}} or {{\"ip\": \"10.0.5.17\"}}"
+            "{name}: {why}; e.g. {{\"mac\": \"14:18:77:0a:0b:0c\"}}, {{\"ip\": \"10.0.5.17\"}} \
+             or {{\"ip\": \"2001:db8:5::17\"}}"
         ))
     };
     match (pick("mac"), pick("ip")) {
@@ -94,12 +95,68 @@ pub fn key_argument_and(
                 "'mac' must be like 14:18:77:0a:0b:0c, got {m:?}"
             ))),
         },
-        (None, Some(Value::String(ip))) => match ip.parse::<std::net::Ipv4Addr>() {
+        // Canonical text (RFC 5952 for IPv6), as the lease put it in the
+        // state file, whichever way the operator spelled it.
+        (None, Some(Value::String(ip))) => match ip.trim().parse::<std::net::IpAddr>() {
             Ok(a) => Ok(a.to_string()),
-            Err(_) => Err(usage(format!("'ip' must be an IPv4 address, got {ip:?}"))),
+            Err(_) => Err(usage(format!(
+                "'ip' must be an IPv4 or IPv6 address, got {ip:?}"
+            ))),
         },
         (None, None) => Err(usage("needs 'mac' or 'ip'".into())),
         (Some(_), Some(_)) => Err(usage("takes 'mac' or 'ip', not both".into())),
         (Some(v), None) | (None, Some(v)) => Err(usage(format!("expects a string, got {v}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(arguments: Value) -> Result<String, String> {
+        key_argument("bmc-get", Some(&arguments)).map_err(|a| a.text)
+    }
+
+    #[test]
+    fn an_address_of_either_family_is_keyed_in_its_canonical_text() {
+        assert_eq!(key(json!({"ip": "10.0.5.17"})).unwrap(), "10.0.5.17");
+        assert_eq!(
+            key(json!({"ip": "2001:DB8:0005:0000:0000:0000:0000:0017"})).unwrap(),
+            "2001:db8:5::17"
+        );
+        assert_eq!(key(json!({"ip": " fd00::1 "})).unwrap(), "fd00::1");
+        assert_eq!(
+            key(json!({"mac": "14:18:77:0A:0B:0C"})).unwrap(),
+            "14:18:77:0a:0b:0c"
+        );
+    }
+
+    #[test]
+    fn a_bad_key_is_refused_naming_what_it_must_be() {
+        for (arguments, expected) in [
+            (
+                json!({"ip": "10.0.0.300"}),
+                "'ip' must be an IPv4 or IPv6 address",
+            ),
+            (
+                json!({"ip": "fe80::1%eth0"}),
+                "'ip' must be an IPv4 or IPv6 address",
+            ),
+            (json!({"ip": 17}), "expects a string, got 17"),
+            (json!({"mac": "14:18:77"}), "'mac' must be like"),
+            (json!({}), "needs 'mac' or 'ip'"),
+            (
+                json!({"mac": "14:18:77:0a:0b:0c", "ip": "fd00::1"}),
+                "not both",
+            ),
+        ] {
+            let e = key(arguments.clone()).unwrap_err();
+            assert!(e.contains(expected), "{arguments}: {e}");
+            assert!(
+                e.contains("2001:db8:5::17"),
+                "the usage shows an IPv6 key: {e}"
+            );
+        }
     }
 }
