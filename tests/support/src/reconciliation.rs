@@ -15,10 +15,9 @@ use crate::{perfdhcp, wait_for, TempDir};
 
 /// A burst of `n` BMCs into a queue of 8 with no timed reconciliation:
 /// what the full queue drops comes back only through the reconciliation
-/// the drops trigger. Every BMC ends discovered, a second time only where
-/// Kea sent its lease again, Kea's
-/// statistics agree, and `bmc-reconcile` then finds all `n` leases up to
-/// date.
+/// the drops trigger. Every BMC ends discovered (a second time only where
+/// Kea sent its lease again), Kea's statistics agree, and `bmc-reconcile`
+/// then finds all `n` leases up to date.
 pub fn full_queue_recovered(net: Net, tag: &str, n: u32, store: &LeaseStore) {
     let dir = TempDir::new(tag);
     let emu = good_bmcs_on_pool(n, Duration::ZERO);
